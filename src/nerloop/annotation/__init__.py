@@ -1,0 +1,20 @@
+"""Annotation backends behind one interface: the simulated annotator and Doccano."""
+
+from __future__ import annotations
+
+from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
+from nerloop.params import Params
+
+__all__ = ["Annotation", "AnnotationBackend", "FetchResult", "get_backend"]
+
+
+def get_backend(params: Params, entity_types: list[str]) -> AnnotationBackend:
+    """The backend chosen by ``annotation.backend`` in params.yaml."""
+    p = params.annotation
+    if p.backend == "simulated":
+        from nerloop.annotation.simulated import SimulatedBackend
+
+        return SimulatedBackend(p.simulated.answers, p.simulated.state_dir)
+    from nerloop.annotation.doccano import DoccanoBackend
+
+    return DoccanoBackend.from_params(p.doccano, entity_types)

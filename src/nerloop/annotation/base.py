@@ -1,0 +1,77 @@
+"""The annotation backend interface shared by the simulated annotator and Doccano.
+
+A backend is "the outside world" of the pipeline: stage ``export`` sends it a batch of
+selected sentences with the model's pre-annotations, and stage ``import`` later asks it
+for every annotation that is finished. Keeping both behind one small interface means
+the loop, the ledger and the effort figures do not care who annotated.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from nerloop.records import Record
+from nerloop.tags import tags_to_spans
+
+
+@dataclass
+class Annotation:
+    """A finished annotation of one exported sentence.
+
+    ``record.tags`` holds the annotator's IOB2 tags; ``pre_tags`` the model's
+    pre-annotation that was shown (None if none was), used for the effort figure.
+    """
+
+    record: Record
+    cycle: int
+    annotator: str
+    pre_tags: list[str] | None = None
+
+
+@dataclass
+class FetchResult:
+    """What ``AnnotationBackend.fetch`` found: finished work, what still waits, and why."""
+
+    done: list[Annotation] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # sentence ids exported and not finished
+    problems: list[str] = field(default_factory=list)  # examples held back, one message each
+    metrics: dict[str, Any] = field(default_factory=dict)  # e.g. inter-annotator agreement
+
+
+class AnnotationBackend(ABC):
+    """Where selected sentences go to be annotated, and where annotations come back from.
+
+    Batch records carry in ``meta``: ``cycle``, ``pre_tags`` (predicted IOB2 tags),
+    ``pre_spans`` ([char_start, char_end, label, confidence] lists) and ``scores``.
+    """
+
+    name: str = "base"
+
+    @abstractmethod
+    def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
+        """Send a batch; return {sentence id: backend example id}.
+
+        Must be idempotent: a sentence already in the backend is not sent again.
+        """
+
+    @abstractmethod
+    def fetch(self, known: set[str]) -> FetchResult:
+        """Return every finished annotation whose sentence id is not in ``known``."""
+
+
+def edit_counts(pre_tags: list[str] | None, final_tags: list[str]) -> dict[str, int]:
+    """How much of the pre-annotation the annotator changed: the manual-effort figure.
+
+    Spans with the same boundaries and label are kept; same boundaries with another
+    label are relabelled; pre-annotated spans with no same-boundary final span are
+    deleted; final spans with no same-boundary pre span are added.
+    """
+    final = {(s, e): lab for s, e, lab in tags_to_spans(final_tags)}
+    pre = {(s, e): lab for s, e, lab in tags_to_spans(pre_tags)} if pre_tags else {}
+    kept = sum(1 for k, lab in pre.items() if final.get(k) == lab)
+    relabelled = sum(1 for k, lab in pre.items() if k in final and final[k] != lab)
+    deleted = sum(1 for k in pre if k not in final)
+    added = sum(1 for k in final if k not in pre)
+    return {"kept": kept, "added": added, "deleted": deleted, "relabelled": relabelled}

@@ -1,0 +1,59 @@
+"""The simulated annotator: answers exported sentences from held-apart gold labels.
+
+It stands in for humans in the demo, the tests and the benchmarks, so the whole loop
+runs unattended. Its "server" is a JSONL file of exported examples under ``state_dir``
+(committed with each cycle, like a Doccano database would persist); it answers every
+exported sentence at the next import, as an annotator who confirms everything would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
+from nerloop.formats import atomic_write, read_any
+from nerloop.records import Record
+
+
+class SimulatedBackend(AnnotationBackend):
+    name = "simulated"
+
+    def __init__(self, answers: str | Path, state_dir: str | Path) -> None:
+        self.answers_path = Path(answers)
+        self.exported_path = Path(state_dir) / "exported.jsonl"
+
+    def _exported(self) -> list[dict]:
+        if not self.exported_path.exists():
+            return []
+        with self.exported_path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
+        exported = self._exported()
+        have = {e["id"] for e in exported}
+        new = [{"id": r.id, "cycle": cycle, "record": r.to_dict()} for r in batch if r.id not in have]
+        if new:
+            with atomic_write(self.exported_path) as fh:
+                for e in exported + new:
+                    fh.write(json.dumps(e, ensure_ascii=False) + "\n")
+        return {r.id: r.id for r in batch}
+
+    def fetch(self, known: set[str]) -> FetchResult:
+        exported = [e for e in self._exported() if e["id"] not in known]
+        result = FetchResult()
+        if not exported:
+            return result
+        answers = {r.id: r for r in read_any(self.answers_path)}
+        for e in exported:
+            rec = Record.from_dict(e["record"])
+            gold = answers.get(rec.id)
+            if gold is None or gold.tokens != rec.tokens:
+                result.pending.append(rec.id)
+                result.problems.append(f"{rec.id}: no gold answer in {self.answers_path}; stays pending")
+                continue
+            pre_tags = rec.meta.get("pre_tags")
+            rec.tags = gold.tags
+            rec.meta = {}
+            result.done.append(Annotation(record=rec, cycle=e["cycle"], annotator="simulated", pre_tags=pre_tags))
+        return result

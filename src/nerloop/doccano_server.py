@@ -1,0 +1,459 @@
+"""A local Doccano 1.8.4 server for ``nerloop doccano up|down|status``.
+
+Why it is built this way:
+
+* The server lives in its own virtual environment (``<home>/venv``): it pins Django 4.2, pandas<2,
+  SQLAlchemy<2 and pydantic>=2, none of which fit beside doccano-client (pydantic<2) and the
+  training stack in the project environment. Versions are pinned (``SERVER_REQUIREMENTS``);
+  ``numpy<2`` and ``setuptools<81`` are needed for it to import at all.
+* gunicorn is started directly, bound to 127.0.0.1: ``doccano webserver`` would bind 0.0.0.0.
+* Celery tasks (file upload and dataset export, which nerloop uses for both stages) run *eagerly*
+  inside the web process, through a small settings module written into ``<home>``. A separate
+  ``doccano task`` worker would be one more process to start, watch and stop by pid, and it polls
+  its sqlite broker in the same database file as the web server on a 2-core machine; eager tasks
+  also make an upload finish inside its HTTP request, so the client knows when it is done. The
+  cost is that a large upload holds one web worker for its duration (gunicorn's timeout is raised).
+* The admin password is generated (``secrets.token_urlsafe``) and written only to
+  ``<home>/credentials.json`` (mode 0600; ``.doccano/`` is git-ignored). Passwords are passed to
+  the server's Python on stdin, never on a command line (visible in ``ps``) or in a log.
+* All state is under ``home``: sqlite database, media, upload temp files, logs, ``server.json``
+  (pid, port, url). Tests pass a temporary ``home`` and a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from nerloop.errors import NerloopError
+
+DEFAULT_HOME = Path(".doccano")
+DOCCANO_VERSION = "1.8.4"
+SERVER_REQUIREMENTS = [f"doccano=={DOCCANO_VERSION}", "numpy<2", "setuptools<81", "marshmallow<4"]
+VENV_ENV = "NERLOOP_DOCCANO_VENV"  # where an already-installed server venv is (CI caches, tests)
+PAGE_SIZE = 1000  # DOCCANO_PAGE_SIZE: the server default of 5 makes every list call page
+SETTINGS_MODULE = "nerloop_doccano_settings"
+ADMIN_USER = "admin"
+STOP_GRACE_S = 10.0
+
+_SETTINGS_TEXT = '''"""Written by nerloop: Doccano production settings with Celery tasks run inline (eager)."""
+import os
+
+from config.settings.production import *  # noqa: F401,F403
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_STORE_EAGER_RESULT = True  # the export download looks the finished task up by id
+# upload temp files under the nerloop home, not inside site-packages (filepond must be told that is allowed)
+DJANGO_DRF_FILEPOND_UPLOAD_TMP = os.environ["NERLOOP_DOCCANO_UPLOAD_TMP"]
+DJANGO_DRF_FILEPOND_ALLOW_EXTERNAL_UPLOAD_DIR = True
+'''
+
+# Run by the server venv's Python with DJANGO_SETTINGS_MODULE set; reads "username\npassword\nsuperuser".
+_USER_SCRIPT = """
+import sys
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+username, password, superuser = sys.stdin.read().split("\\n")[:3]
+user, _ = get_user_model().objects.get_or_create(username=username)
+user.set_password(password)
+user.is_superuser = user.is_staff = superuser == "1"
+user.save()
+print("user ready:", username)
+"""
+
+
+class DoccanoServerError(NerloopError):
+    """The local Doccano server could not be installed, started, stopped or reached."""
+
+
+# ---------------------------------------------------------------- paths and small helpers
+
+
+def venv_path(home: Path = DEFAULT_HOME) -> Path:
+    """The server's virtual environment: ``$NERLOOP_DOCCANO_VENV`` if set, else ``<home>/venv``."""
+    env = os.environ.get(VENV_ENV)
+    return Path(env) if env else Path(home) / "venv"
+
+
+def _python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def _site_packages(venv: Path) -> Path:
+    found = sorted((venv / "lib").glob("python3*/site-packages"))
+    if not found:
+        raise DoccanoServerError(f"{venv} has no site-packages; run `nerloop doccano up` to install the server")
+    return found[0]
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON readable by the owner only (the file is created 0600, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise DoccanoServerError(f"{path} is corrupt ({exc}); delete it and run `nerloop doccano up` again") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # a zombie (our exited child not yet reaped) counts as dead
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (for tests and benchmarks)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _log_tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
+
+
+def probe(url: str, timeout_s: float = 2.0) -> bool:
+    """True when a Doccano API answers at ``url``.
+
+    Uses ``GET /v1/projects`` (403 before login means "up"); ``/v1/health/`` blocks for seconds
+    and queues a Celery task on every call.
+    """
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/v1/projects", timeout=timeout_s) as resp:
+            return resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code in (401, 403)
+    except (OSError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------- install
+
+
+def installed_version(venv: Path) -> str | None:
+    """The doccano version installed in ``venv``, or None if there is no usable install."""
+    if not (_python(venv).exists() and (venv / "bin" / "gunicorn").exists()):
+        return None
+    try:
+        dist = next((_site_packages(venv)).glob("doccano-*.dist-info"), None)
+    except DoccanoServerError:
+        return None
+    return dist.name.removeprefix("doccano-").removesuffix(".dist-info") if dist else None
+
+
+def _marker(venv: Path) -> Path:
+    return venv / "nerloop-requirements.txt"
+
+
+def is_installed(venv: Path) -> bool:
+    """True when ``venv`` holds Doccano installed by :func:`install` with today's pins.
+
+    A marker written after a successful install records the pins, so a venv made with older pins
+    (e.g. before ``marshmallow<4`` was needed) is brought up to date instead of failing at start.
+    """
+    marker = _marker(venv)
+    return (
+        installed_version(venv) == DOCCANO_VERSION
+        and marker.exists()
+        and marker.read_text(encoding="utf-8").split() == SERVER_REQUIREMENTS
+    )
+
+
+def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool = True) -> Path:
+    """Create the server venv with the project's Python and install the pinned Doccano (once; ~1-2 min).
+
+    Returns the venv path. Does nothing when the pinned requirements are already installed.
+    """
+    venv = Path(venv) if venv else venv_path(home)
+    if is_installed(venv):
+        return venv
+    log = Path(home) / "install.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    steps = [[str(_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *SERVER_REQUIREMENTS]]
+    if not _python(venv).exists():
+        steps.insert(0, [sys.executable, "-m", "venv", str(venv)])
+    with log.open("a", encoding="utf-8") as fh:
+        for cmd in steps:
+            fh.write(f"$ {' '.join(cmd)}\n")
+            fh.flush()
+            proc = subprocess.run(cmd, stdout=fh if quiet else None, stderr=subprocess.STDOUT, check=False)
+            if proc.returncode != 0:
+                raise DoccanoServerError(
+                    f"installing the Doccano server into {venv} failed (exit {proc.returncode}); "
+                    f"see {log}:\n{_log_tail(log)}"
+                )
+    if installed_version(venv) != DOCCANO_VERSION:
+        raise DoccanoServerError(f"doccano {DOCCANO_VERSION} is not importable from {venv} after install; see {log}")
+    _marker(venv).write_text("\n".join(SERVER_REQUIREMENTS) + "\n", encoding="utf-8")
+    return venv
+
+
+# ---------------------------------------------------------------- server environment
+
+
+def _server_env(home: Path, venv: Path) -> dict[str, str]:
+    """Environment for every server-side process: all state under ``home``, our settings module."""
+    home = Path(home).resolve()
+    secret = _read_json(home / "secret.json")
+    if secret is None:
+        secret = {"secret_key": secrets.token_urlsafe(50)}  # not Doccano's public default key
+        _write_private(home / "secret.json", secret)
+    (home / "media").mkdir(parents=True, exist_ok=True)
+    (home / "upload-tmp").mkdir(parents=True, exist_ok=True)
+    (home / f"{SETTINGS_MODULE}.py").write_text(_SETTINGS_TEXT, encoding="utf-8")
+    backend = _site_packages(venv) / "backend"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NERLOOP_DOCCANO_", "DJANGO_", "CELERY_"))}
+    env.update(
+        {
+            "DOCCANO_HOME": str(home),
+            "STANDALONE": "True",
+            "DEBUG": "False",
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+            "PYTHONPATH": os.pathsep.join([str(home), str(backend)]),
+            "DATABASE_URL": f"sqlite:///{home / 'db.sqlite3'}",
+            "MEDIA_ROOT": str(home / "media"),
+            "NERLOOP_DOCCANO_UPLOAD_TMP": str(home / "upload-tmp"),
+            "SECRET_KEY": secret["secret_key"],
+            "DOCCANO_PAGE_SIZE": str(PAGE_SIZE),
+            "IMPORT_BATCH_SIZE": "1000",
+            "PYTHONUNBUFFERED": "1",
+            "VIRTUAL_ENV": str(venv),
+            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+def _run_server_cmd(home: Path, venv: Path, argv: list[str], *, what: str, stdin: str = "", log_name: str) -> None:
+    """Run a command of the server venv with the server environment; its output goes to a log."""
+    log = Path(home) / log_name
+    with log.open("a", encoding="utf-8") as fh:
+        proc = subprocess.run(
+            argv,
+            input=stdin,
+            text=True,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=_server_env(home, venv),
+            cwd=str(_site_packages(venv) / "backend"),
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise DoccanoServerError(f"Doccano {what} failed (exit {proc.returncode}); see {log}:\n{_log_tail(log)}")
+
+
+def _init_db(home: Path, venv: Path) -> None:
+    """``doccano init`` (migrate + roles) once per home; a marker makes a half-done init run again."""
+    marker = Path(home) / "initialised"
+    if marker.exists():
+        return
+    _run_server_cmd(home, venv, [str(venv / "bin" / "doccano"), "init"], what="`init`", log_name="init.log")
+    marker.write_text(DOCCANO_VERSION, encoding="utf-8")
+
+
+def create_user(home: Path, username: str, password: str, *, superuser: bool = False, venv: Path | None = None) -> None:
+    """Create (or reset the password of) a Doccano user through Django, the password passed on stdin.
+
+    Used by ``up`` for the admin and by tests for a second annotator. The user still has to be
+    added to a project (``DoccanoClient.add_member``) to see it.
+    """
+    if "\n" in username or "\n" in password:
+        raise DoccanoServerError("a Doccano username or password must not contain a newline")
+    venv = Path(venv) if venv else venv_path(home)
+    _init_db(home, venv)
+    _run_server_cmd(
+        home,
+        venv,
+        [str(_python(venv)), "-c", _USER_SCRIPT],
+        what=f"user creation for {username!r}",
+        stdin=f"{username}\n{password}\n{'1' if superuser else '0'}",
+        log_name="init.log",
+    )
+
+
+# ---------------------------------------------------------------- up / down / status
+
+
+def up(
+    home: Path = DEFAULT_HOME,
+    port: int = 8000,
+    *,
+    venv: Path | None = None,
+    workers: int = 2,
+    wait_s: float = 90.0,
+    install_if_missing: bool = True,
+) -> dict[str, Any]:
+    """Start Doccano on 127.0.0.1:``port`` and wait until it answers; return the state dict.
+
+    Installs the server venv if missing, initialises the database and the admin account (password
+    generated once and kept in ``credentials.json``). A server already running from this ``home``
+    is left alone and its state returned.
+    """
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    current = status(home)
+    if current["running"]:
+        return current
+    venv = Path(venv) if venv else venv_path(home)
+    if not is_installed(venv):
+        if not install_if_missing:
+            raise DoccanoServerError(f"no Doccano {DOCCANO_VERSION} in {venv}; run `nerloop doccano up` to install it")
+        install(home, venv=venv)
+    if _port_in_use(port):
+        raise DoccanoServerError(f"port {port} on 127.0.0.1 is already in use; choose another port (--port)")
+
+    creds_path = home / "credentials.json"
+    creds = _read_json(creds_path)
+    url = f"http://127.0.0.1:{port}"
+    if creds is None:
+        creds = {"url": url, "username": ADMIN_USER, "password": secrets.token_urlsafe(24)}
+    creds["url"] = url
+    _init_db(home, venv)
+    create_user(home, creds["username"], creds["password"], superuser=True, venv=venv)
+    _write_private(creds_path, creds)
+
+    log = home / "gunicorn.log"
+    cmd = [
+        str(venv / "bin" / "gunicorn"),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--timeout", "600",  # eager upload/export tasks run inside the request
+        "--chdir", str(_site_packages(venv) / "backend"),
+        "--access-logfile", "-",
+        "--capture-output",
+        "config.wsgi",
+    ]  # fmt: skip
+    with log.open("a", encoding="utf-8") as fh:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_server_env(home, venv),
+            cwd=str(home),
+            start_new_session=True,  # own process group: down() can reach the workers too
+        )
+    state = {"pid": proc.pid, "port": port, "url": url, "started_at": time.time(), "log": str(log.resolve())}
+    _write_private(home / "server.json", state)
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            (home / "server.json").unlink(missing_ok=True)
+            raise DoccanoServerError(f"Doccano exited at start (code {proc.returncode}); see {log}:\n{_log_tail(log)}")
+        if probe(url, timeout_s=1.0):
+            return {**state, "running": True}
+        time.sleep(0.25)
+    _stop_pid(proc.pid)
+    (home / "server.json").unlink(missing_ok=True)
+    raise DoccanoServerError(f"Doccano did not answer at {url} within {wait_s:.0f} s; see {log}:\n{_log_tail(log)}")
+
+
+def _stop_pid(pid: int, grace_s: float = STOP_GRACE_S) -> bool:
+    """SIGTERM the gunicorn master (it stops its workers), SIGKILL its process group after ``grace_s``.
+
+    Returns True if the process was running.
+    """
+    if not _pid_alive(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:  # reap it if it is our child (tests start and stop in one process)
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            pass
+        if not _pid_alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # start_new_session made pid the group id
+        except (ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # workers left behind share its group
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def down(home: Path = DEFAULT_HOME, *, grace_s: float = STOP_GRACE_S) -> bool:
+    """Stop the server started from ``home`` by its process id; remove the state file.
+
+    Returns True if a server was running. The database and credentials are kept.
+    """
+    home = Path(home)
+    state = _read_json(home / "server.json")
+    if state is None:
+        return False
+    was_running = _stop_pid(int(state["pid"]), grace_s)
+    (home / "server.json").unlink(missing_ok=True)
+    return was_running
+
+
+def status(home: Path = DEFAULT_HOME) -> dict[str, Any]:
+    """State of the server started from ``home``: running, pid, port, url, responding, venv version.
+
+    ``running`` means the recorded process is alive; ``responding`` that the API answers.
+    """
+    home = Path(home)
+    state = _read_json(home / "server.json") or {}
+    pid = state.get("pid")
+    alive = bool(pid) and _pid_alive(int(pid))
+    out: dict[str, Any] = {
+        "running": alive,
+        "pid": pid if alive else None,
+        "port": state.get("port"),
+        "url": state.get("url"),
+        "responding": bool(alive and state.get("url") and probe(state["url"])),
+        "installed": installed_version(venv_path(home)),  # doccano version in the server venv, or None
+        "home": str(home.resolve()),
+    }
+    if state and not alive:
+        out["stale_state"] = True  # recorded server is gone (crash, reboot): `up` starts a new one
+        (home / "server.json").unlink(missing_ok=True)
+    return out

@@ -1,0 +1,314 @@
+"""Readers and writers for the formats users bring, all producing canonical ``Record``s.
+
+Supported inputs:
+- CoNLL-style columns (token first, tag last; tab or space separated; ``-DOCSTART-``
+  lines start a new document; IOB1 or IOB2, converted to IOB2).
+- JSONL, one sentence per line: ``{"tokens": [...], "tags": [...]}``, or
+  ``{"text": "...", "spans": [[start, end, "TYPE"], ...]}``, or either without labels.
+- Plain text for the unlabelled pool: one sentence per line, or one document per line
+  that is split into sentences here.
+
+Every error names the file and line. Writes go to a temporary file that replaces the
+target only when complete, so an interrupted stage never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from nerloop.errors import DataError, TagError
+from nerloop.records import Record, sentence_id
+from nerloop.tags import char_to_token_spans, check_iob2, iob1_to_iob2, spans_to_tags
+
+Scheme = Literal["auto", "iob1", "iob2"]
+
+_TOKEN = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_LANG_PREFIX = re.compile(r"^[a-z]{2,3}:(?=.)")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; move it over ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write pretty JSON atomically."""
+    with atomic_write(path) as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
+
+
+def write_records(path: str | Path, records: Iterable[Record]) -> None:
+    """Write canonical records as JSONL, atomically."""
+    with atomic_write(path) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec.to_dict(), ensure_ascii=False) + "\n")
+
+
+def write_conll(path: str | Path, records: Iterable[Record]) -> None:
+    """Write labelled records as ``token<TAB>tag`` lines, a blank line between sentences."""
+    with atomic_write(path) as fh:
+        for rec in records:
+            if rec.tags is None:
+                raise DataError(path, None, f"record {rec.id} has no tags; cannot write CoNLL")
+            for tok, tag in zip(rec.tokens, rec.tags, strict=True):
+                fh.write(f"{tok}\t{tag}\n")
+            fh.write("\n")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text) with a per-line UTF-8 check and BOM removal."""
+    if not path.exists():
+        raise DataError(path, None, "file not found")
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(path, n, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            if n == 1:
+                line = line.lstrip("\ufeff")
+            yield n, line.rstrip("\r\n")
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read canonical JSONL written by ``write_records``."""
+    path = Path(path)
+    out = []
+    for n, line in _lines(path):
+        if line.strip():
+            try:
+                out.append(Record.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise DataError(path, n, f"not a canonical record: {exc}") from None
+    return out
+
+
+def _finish_tags(
+    path: Path, line: int, tags: list[str], scheme: Scheme, label_set: Iterable[str] | None
+) -> list[str]:
+    """Convert to IOB2 when allowed and validate against the scheme and the label set."""
+    if scheme in ("auto", "iob1"):
+        try:
+            tags = iob1_to_iob2(tags)
+        except TagError as exc:
+            raise DataError(path, line, str(exc)) from None
+    try:
+        check_iob2(tags, label_set)
+    except TagError as exc:
+        raise DataError(path, line + max(exc.index, 0), str(exc)) from None
+    return tags
+
+
+def read_conll(
+    path: str | Path, scheme: Scheme = "auto", label_set: Iterable[str] | None = None
+) -> list[Record]:
+    """Read a CoNLL-style file: token in the first column, tag in the last.
+
+    Columns are split on tabs when the line has one, else on runs of spaces. Every
+    non-blank line must have the same number of columns as the first one. A language
+    prefix on tokens (``en:Paris``) is removed when every token of the file has one.
+    """
+    path = Path(path)
+    label_set = list(label_set) if label_set is not None else None
+    sentences: list[tuple[int, list[str], list[str], str | None]] = []
+    ncols: int | None = None
+    doc = 0
+    toks: list[str] = []
+    tags: list[str] = []
+    start = 0
+    for n, line in _lines(path):
+        cols = line.split("\t") if "\t" in line else line.split()
+        cols = [c.strip() for c in cols]
+        if not line.strip():
+            if toks:
+                sentences.append((start, toks, tags, f"doc{doc}" if doc else None))
+            toks, tags = [], []
+            continue
+        if cols[0] == "-DOCSTART-":
+            if toks:
+                sentences.append((start, toks, tags, f"doc{doc}" if doc else None))
+            toks, tags = [], []
+            doc += 1
+            continue
+        if ncols is None:
+            ncols = len(cols)
+            if ncols < 2:
+                raise DataError(path, n, f"expected at least 2 columns (token and tag), found {ncols}")
+        if len(cols) != ncols:
+            raise DataError(path, n, f"expected {ncols} columns like the first line, found {len(cols)}")
+        if not toks:
+            start = n
+        toks.append(cols[0])
+        tags.append(cols[-1])
+    if toks:
+        sentences.append((start, toks, tags, f"doc{doc}" if doc else None))
+    if not sentences:
+        raise DataError(path, None, "empty file: no sentences found")
+
+    strip_prefix = all(_LANG_PREFIX.match(t) for _, toks, _, _ in sentences for t in toks)
+    records = []
+    for start, toks, tags, doc_id in sentences:
+        if strip_prefix:
+            toks = [_LANG_PREFIX.sub("", t) for t in toks]
+        tags = _finish_tags(path, start, tags, scheme, label_set)
+        records.append(Record.from_tokens(toks, tags, source=f"{path}:{start}", doc_id=doc_id))
+    return records
+
+
+def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Split text into word and punctuation tokens, keeping each token's character span."""
+    matches = list(_TOKEN.finditer(text))
+    return [m.group() for m in matches], [m.span() for m in matches]
+
+
+def split_sentences(text: str) -> list[tuple[int, str]]:
+    """Split a document into sentences: (character offset in the document, sentence text)."""
+    out, pos = [], 0
+    for m in _SENT_END.finditer(text):
+        out.append((pos, text[pos : m.start()]))
+        pos = m.end()
+    out.append((pos, text[pos:]))
+    return [(p, s) for p, s in out if s.strip()]
+
+
+def record_from_text(
+    text: str, spans: list[tuple[int, int, str]] | None = None, *, source: str = "", doc_id: str | None = None
+) -> Record:
+    """Tokenise raw text (keeping offsets) and turn character spans into IOB2 tags.
+
+    Raises TagError if a span does not fall on token boundaries or spans overlap.
+    """
+    tokens, offsets = tokenize(text)
+    tags = None
+    if spans is not None:
+        tags = spans_to_tags(len(tokens), char_to_token_spans(offsets, spans))
+    return Record(
+        id=sentence_id(text), tokens=tokens, text=text, offsets=offsets, tags=tags, source=source, doc_id=doc_id
+    )
+
+
+def _parse_spans(raw: Any) -> list[tuple[int, int, str]]:
+    spans = []
+    for s in raw:
+        if isinstance(s, dict):
+            spans.append((int(s["start"]), int(s["end"]), str(s["label"])))
+        else:
+            start, end, label = s
+            spans.append((int(start), int(end), str(label)))
+    return spans
+
+
+def read_jsonl(
+    path: str | Path, scheme: Scheme = "auto", label_set: Iterable[str] | None = None
+) -> list[Record]:
+    """Read JSONL with tokens (+tags) or text (+character spans) per line."""
+    path = Path(path)
+    label_set = list(label_set) if label_set is not None else None
+    records = []
+    for n, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, n, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(path, n, "each line must be a JSON object")
+        src, doc_id = f"{path}:{n}", obj.get("doc_id")
+        if "tokens" in obj:
+            tokens = obj["tokens"]
+            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
+                raise DataError(path, n, "'tokens' must be a non-empty list of non-empty strings")
+            tags = obj.get("tags", obj.get("ner_tags"))
+            if tags is not None:
+                if len(tags) != len(tokens):
+                    raise DataError(path, n, f"{len(tokens)} tokens but {len(tags)} tags")
+                tags = _finish_tags(path, n, [str(t) for t in tags], scheme, label_set)
+            records.append(Record.from_tokens(tokens, tags, source=src, doc_id=doc_id))
+        elif "text" in obj:
+            raw_spans = obj.get("spans", obj.get("label", obj.get("entities")))
+            try:
+                spans = _parse_spans(raw_spans) if raw_spans is not None else None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(path, n, f"spans must be [start, end, label] triples: {exc}") from None
+            if spans and label_set is not None:
+                for s in spans:
+                    if s[2] not in label_set:
+                        raise DataError(path, n, f"span {list(s)}: label {s[2]!r} is not in the label set")
+            try:
+                rec = record_from_text(obj["text"], spans, source=src, doc_id=doc_id)
+            except TagError as exc:
+                raise DataError(path, n, str(exc)) from None
+            if not rec.tokens:
+                raise DataError(path, n, "empty text")
+            records.append(rec)
+        else:
+            raise DataError(path, n, "a line needs 'tokens' or 'text'")
+    if not records:
+        raise DataError(path, None, "empty file: no sentences found")
+    return records
+
+
+def read_text(path: str | Path, mode: Literal["sentence", "document"] = "sentence") -> list[Record]:
+    """Read an unlabelled pool: one sentence per line, or one document per line."""
+    path = Path(path)
+    records = []
+    for n, line in _lines(path):
+        if not line.strip():
+            continue
+        pieces = split_sentences(line) if mode == "document" else [(0, line)]
+        for _, sent in pieces:
+            rec = record_from_text(sent.strip(), source=f"{path}:{n}", doc_id=f"line{n}" if mode == "document" else None)
+            if rec.tokens:
+                records.append(rec)
+    if not records:
+        raise DataError(path, None, "empty file: no sentences found")
+    return records
+
+
+def read_any(
+    path: str | Path,
+    fmt: Literal["auto", "conll", "jsonl", "text"] = "auto",
+    scheme: Scheme = "auto",
+    label_set: Iterable[str] | None = None,
+    text_mode: Literal["sentence", "document"] = "sentence",
+) -> list[Record]:
+    """Read any supported input; ``auto`` picks by extension (.jsonl/.json, .txt, else CoNLL)."""
+    if fmt == "auto":
+        suffix = Path(path).suffix.lower()
+        fmt = "jsonl" if suffix in (".jsonl", ".json") else "text" if suffix == ".txt" else "conll"
+    if fmt == "jsonl":
+        return read_jsonl(path, scheme, label_set)
+    if fmt == "text":
+        return read_text(path, text_mode)
+    return read_conll(path, scheme, label_set)

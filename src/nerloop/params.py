@@ -1,0 +1,152 @@
+"""Load and validate ``params.yaml``: one section per stage, unknown keys rejected.
+
+Validation happens up front so that a typo (``learnig_rate``) or an out-of-range value
+(``alpha: 1.5``) stops the stage with a message naming the key, before any output is
+touched. The schema is written with pydantic models (``extra = forbid``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, root_validator
+
+from nerloop.errors import ParamsError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class Section(BaseModel):
+    class Config:
+        extra = "forbid"
+        validate_assignment = True
+
+
+class DataParams(Section):
+    """Where the raw inputs are and how to read them (stage ``prepare``)."""
+
+    seed: str
+    pool: str
+    gold: str
+    format: Literal["auto", "conll", "jsonl", "text"] = "auto"
+    scheme: Literal["auto", "iob1", "iob2"] = "auto"
+    text_mode: Literal["sentence", "document"] = "sentence"
+    labels: list[str] | None = None  # entity types; None = inferred from seed + gold, then fixed
+
+
+class ModelParams(Section):
+    """The base encoder every cycle starts from."""
+
+    base: str = "minilm"  # "minilm" = the bundled all-MiniLM-L6-v2; or a local checkpoint folder
+    max_length: conint(ge=8, le=4096) = 128  # type: ignore[valid-type]
+
+
+class TrainParams(Section):
+    seed: int = 42
+    learning_rate: confloat(gt=0, lt=1) = 1e-4  # type: ignore[valid-type]
+    epochs: conint(ge=1, le=100) = 10  # type: ignore[valid-type]
+    batch_size: conint(ge=1, le=1024) = 16  # type: ignore[valid-type]
+    validation_share: confloat(gt=0, lt=1) = 0.2  # type: ignore[valid-type]
+    early_stopping_patience: conint(ge=0) = 2  # type: ignore[valid-type]
+    weight_decay: confloat(ge=0, lt=1) = 0.01  # type: ignore[valid-type]
+    warmup_ratio: confloat(ge=0, lt=1) = 0.1  # type: ignore[valid-type]
+    class_weighting: Literal["none", "inverse_sqrt", "inverse"] = "inverse_sqrt"
+
+
+class EvaluateParams(Section):
+    batch_size: conint(ge=1) = 64  # type: ignore[valid-type]
+
+
+class ScoreParams(Section):
+    batch_size: conint(ge=1) = 64  # type: ignore[valid-type]
+    subsample: conint(ge=0) = 0  # type: ignore[valid-type]  # 0 = score the whole pool
+    mc_dropout_passes: conint(ge=0, le=100) = 0  # type: ignore[valid-type]  # 0 = no BALD
+    seed: int = 42
+
+
+class SelectParams(Section):
+    strategy: str = "hybrid"
+    measure: str = "mnlp"
+    alpha: confloat(ge=0, le=1) = 0.7  # type: ignore[valid-type]
+    batch_size: conint(ge=1) = 100  # type: ignore[valid-type]
+    token_budget: conint(ge=1) | None = None  # type: ignore[valid-type]
+    k: conint(ge=1) = 20  # type: ignore[valid-type]
+    rare_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]
+    rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
+    seed: int = 42
+
+
+class SimulatedParams(Section):
+    answers: str  # a labelled corpus the simulated annotator answers from
+    state_dir: str = "annotation/simulated"
+
+
+class DoccanoParams(Section):
+    url: str = "http://127.0.0.1:8000"  # NERLOOP_DOCCANO_URL overrides; credentials only from env / .doccano
+    project: str = "nerloop"
+    qc_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
+    disagreement_policy: Literal["reviewer", "hold"] = "hold"
+    reviewer: str | None = None
+    page_size: conint(ge=1, le=10000) = 1000  # type: ignore[valid-type]
+    timeout_s: confloat(gt=0) = 30.0  # type: ignore[valid-type]
+
+
+class AnnotationParams(Section):
+    backend: Literal["simulated", "doccano"] = "simulated"
+    simulated: SimulatedParams | None = None
+    doccano: DoccanoParams = Field(default_factory=DoccanoParams)
+
+    @root_validator(skip_on_failure=True)
+    def _backend_configured(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if values["backend"] == "simulated" and values.get("simulated") is None:
+            raise ValueError("backend 'simulated' needs an annotation.simulated section with 'answers'")
+        return values
+
+
+class FinalParams(Section):
+    include_gold: bool = True
+    ratios: list[confloat(gt=0, lt=1)] = [0.8, 0.1, 0.1]  # type: ignore[valid-type]
+    seed: int = 42
+    conflict_policy: Literal["majority", "latest", "review"] = "review"
+    train_final_model: bool = True
+    license: str = "cc-by-4.0"
+    language: str = "en"
+    pretty_name: str = "nerloop dataset"
+
+    @root_validator(skip_on_failure=True)
+    def _ratios_sum_to_one(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        ratios = values["ratios"]
+        if len(ratios) != 3 or abs(sum(ratios) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must be three numbers (train, validation, test) summing to 1, got {ratios}")
+        return values
+
+
+class Params(Section):
+    data: DataParams
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    score: ScoreParams = Field(default_factory=ScoreParams)
+    select: SelectParams = Field(default_factory=SelectParams)
+    annotation: AnnotationParams
+    final: FinalParams = Field(default_factory=FinalParams)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming the first bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ParamsError("(file)", f"{path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError("(file)", f"{path} is not valid YAML: {exc}") from None
+    try:
+        return Params.parse_obj(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        msg = "unknown key" if err["type"] == "value_error.extra" else err["msg"]
+        raise ParamsError(key or "(top level)", msg) from None

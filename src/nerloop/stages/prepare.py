@@ -1,0 +1,70 @@
+"""Stage ``prepare``: read seed, pool and gold; validate; deduplicate; write canonical JSONL.
+
+The gold set is the fixed yardstick of every cycle, so nothing in it may be selected,
+trained on or left in the pool; exact duplicates inside the pool would be asked twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nerloop import paths
+from nerloop.errors import DataError
+from nerloop.formats import read_any, write_json, write_records
+from nerloop.params import load_params
+from nerloop.records import Record
+from nerloop.stages import run
+from nerloop.tags import entity_types
+
+log = logging.getLogger(__name__)
+
+
+def dedupe(records: list[Record], exclude: set[str] = frozenset()) -> tuple[list[Record], int]:
+    """Keep the first copy of each sentence id not in ``exclude``; return kept and dropped count."""
+    seen = set(exclude)
+    kept = []
+    for r in records:
+        if r.id not in seen:
+            seen.add(r.id)
+            kept.append(r)
+    return kept, len(records) - len(kept)
+
+
+def main() -> None:
+    p = load_params().data
+    labels = p.labels
+    seed = read_any(p.seed, p.format, p.scheme, labels, p.text_mode)
+    gold = read_any(p.gold, p.format, p.scheme, labels, p.text_mode)
+    for name, recs, path in (("seed", seed, p.seed), ("gold", gold, p.gold)):
+        unlabelled = [r.source for r in recs if r.tags is None]
+        if unlabelled:
+            raise DataError(path, None, f"the {name} set must be labelled; {unlabelled[0]} has no tags")
+    pool = read_any(p.pool, p.format, p.scheme, labels, p.text_mode)
+    for r in pool:
+        r.tags = None  # labels in a pool file are never used: they would leak answers into selection
+    if labels is None:
+        labels = entity_types(r.tags for r in seed + gold)
+        log.info("label set inferred from seed and gold: %s", labels)
+
+    gold, gold_dups = dedupe(gold)
+    seed, seed_dups = dedupe(seed, exclude={r.id for r in gold})
+    pool, pool_dropped = dedupe(pool, exclude={r.id for r in gold} | {r.id for r in seed})
+
+    write_records(paths.SEED, seed)
+    write_records(paths.GOLD, gold)
+    write_records(paths.POOL, pool)
+    write_json(paths.LABELS, {"entity_types": labels})
+    stats = {
+        "seed_sentences": len(seed),
+        "pool_sentences": len(pool),
+        "gold_sentences": len(gold),
+        "dropped_gold_duplicates": gold_dups,
+        "dropped_seed_duplicates_or_in_gold": seed_dups,
+        "dropped_pool_duplicates_or_labelled": pool_dropped,
+    }
+    write_json(paths.METRICS / "prepare.json", stats)
+    print(", ".join(f"{k}={v}" for k, v in stats.items()))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,122 @@
+"""Stage ``select``: choose the next batch to annotate with the strategy set in params.
+
+Never picks a sentence that is labelled (seed or ledger), already exported in an
+earlier cycle, or in the gold set. Writes the batch with the model's pre-annotations
+and a readable report of why each sentence was chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from nerloop import paths
+from nerloop.errors import ParamsError
+from nerloop.formats import atomic_write, read_records, write_records
+from nerloop.labelled import exported_before, labelled_records
+from nerloop.ledger import Ledger
+from nerloop.params import SelectParams, load_params
+from nerloop.records import Record
+from nerloop.stages import run
+from nerloop.stages.score import EMBEDDINGS_FILE, SCORES_FILE
+from nerloop.strategies import SelectConfig, select, validate_config
+from nerloop.tags import tags_to_spans
+
+log = logging.getLogger(__name__)
+
+REPORT = paths.SELECTION / "report.md"
+
+
+def rare_types(labelled: list[Record], share: float) -> set[str]:
+    """Entity types that make up less than ``share`` of the labelled entities so far."""
+    counts = Counter(lab for r in labelled for _, _, lab in tags_to_spans(r.tags or []))
+    total = sum(counts.values()) or 1
+    types = json.loads(paths.LABELS.read_text(encoding="utf-8"))["entity_types"]
+    return {t for t in types if counts.get(t, 0) / total < share}
+
+
+def config_from(p: SelectParams) -> SelectConfig:
+    cfg = SelectConfig(p.strategy, p.measure, p.alpha, p.batch_size, p.token_budget, p.k, p.rare_bonus, p.seed)
+    try:
+        validate_config(cfg)
+    except ValueError as exc:
+        key = str(exc).split()[0] if str(exc).startswith("select.") else "select"
+        raise ParamsError(key, str(exc)) from None
+    return cfg
+
+
+def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg: SelectConfig) -> pd.DataFrame:
+    """Drop excluded sentences, then run the strategy; an over-large batch takes what is left."""
+    keep = ~table["id"].isin(excluded).to_numpy()
+    cands, emb = table[keep].reset_index(drop=True), embeddings[keep]
+    if cands.empty:
+        log.warning("the pool is empty: every sentence is labelled, exported or in the gold set")
+        return cands.assign(rank=[], score=[], cluster=[], reason=[])
+    if cfg.batch_size > len(cands):
+        log.warning("select.batch_size=%d but only %d sentences are left in the pool: selecting all of them",
+                    cfg.batch_size, len(cands))
+    if cfg.strategy == "hybrid" and cfg.k > len(cands):
+        raise ParamsError("select.k", f"k={cfg.k} is larger than the {len(cands)} candidate sentences left")
+    return select(cands, emb.astype(np.float32), cfg)
+
+
+def write_report(chosen: pd.DataFrame, cfg: SelectConfig, cycle: int, n_candidates: int) -> None:
+    lines = [
+        f"# Batch for cycle {cycle}",
+        "",
+        f"Strategy `{cfg.strategy}`, measure `{cfg.measure}`, alpha {cfg.alpha}, k {cfg.k}: "
+        f"{len(chosen)} of {n_candidates} candidate sentences, {int(chosen['n_tokens'].sum()) if len(chosen) else 0} tokens.",
+        "",
+        "| rank | sentence id | tokens | score | cluster | why |",
+        "| ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in chosen.itertuples():
+        lines.append(f"| {row.rank} | {row.id} | {row.n_tokens} | {row.score:.3f} | {row.cluster} | {row.reason} |")
+    with atomic_write(REPORT) as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    params = load_params()
+    cfg = config_from(params.select)
+    ledger = Ledger(paths.LEDGER)
+    cycle = ledger.cycle + 1
+    labelled = labelled_records(ledger)
+    gold = {r.id for r in read_records(paths.GOLD)}
+    excluded = {r.id for r in labelled} | exported_before(cycle) | gold
+
+    table = pd.read_parquet(SCORES_FILE)
+    embeddings = np.load(EMBEDDINGS_FILE, mmap_mode="r")
+    rare = rare_types(labelled, params.select.rare_share)
+    predicted_types = [json.loads(ts) for ts in table["pred_types"]] if "pred_types" in table else []
+    table["rare"] = [sum(t in rare for t in ts) / len(ts) if ts else 0.0 for ts in predicted_types]
+    chosen = choose(table, np.asarray(embeddings), excluded, cfg)
+
+    pool = {r.id: r for r in read_records(paths.POOL)}
+    batch = []
+    measures = [c for c in chosen.columns if c in ("entropy_mean", "entropy_max", "least_confidence", "margin",
+                                                      "mnlp", "boundary", "bald")]
+    for row in chosen.to_dict("records"):
+        rec = pool[row["id"]]
+        rec.meta = {
+            "cycle": cycle,
+            "rank": int(row["rank"]),
+            "cluster": int(row["cluster"]),
+            "reason": row["reason"],
+            "scores": {m: round(float(row[m]), 5) for m in measures},
+            "pre_tags": json.loads(row["pred_tags"]),
+            "pre_spans": json.loads(row["pred_spans"]),
+        }
+        batch.append(rec)
+    write_records(paths.BATCH, batch)
+    write_report(chosen, cfg, cycle, int((~table["id"].isin(excluded)).sum()) if len(table) else 0)
+    print(f"cycle {cycle}: selected {len(batch)} sentences ({sum(len(r.tokens) for r in batch)} tokens) "
+          f"with strategy {cfg.strategy}; report in {REPORT}")
+
+
+if __name__ == "__main__":
+    run(main)

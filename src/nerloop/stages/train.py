@@ -1,0 +1,31 @@
+"""Stage ``train``: fine-tune the base model on everything labelled so far.
+
+Always from the base model (never from the previous cycle's), on seed + ledger, with a
+random validation share held out for early stopping. The gold set is never seen here.
+"""
+
+from __future__ import annotations
+
+from nerloop import paths
+from nerloop.formats import write_json
+from nerloop.labelled import entity_types, labelled_records
+from nerloop.model import split_validation, train
+from nerloop.params import load_params
+from nerloop.stages import run
+from nerloop.tags import label_list
+
+
+def main() -> None:
+    params = load_params()
+    records = labelled_records()
+    train_recs, val_recs = split_validation(records, params.train.validation_share, params.train.seed)
+    summary = train(
+        train_recs, val_recs, label_list(entity_types()), params.model, params.train, paths.MODEL
+    )
+    write_json(paths.METRICS / "train.json", summary)
+    print(f"trained on {summary['train_sentences']} sentences: best validation F1 {summary['best_validation_f1']:.3f}, "
+          f"{summary['train_sentences_per_second']} sentences/s")
+
+
+if __name__ == "__main__":
+    run(main)

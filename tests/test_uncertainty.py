@@ -1,0 +1,108 @@
+import math
+
+import numpy as np
+import pytest
+
+from nerloop import uncertainty as u
+
+LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+
+
+def one_hot(indices: list[int], n_labels: int = len(LABELS), confidence: float = 1.0) -> np.ndarray:
+    """Rows putting ``confidence`` on the given label and spreading the rest evenly."""
+    rest = (1.0 - confidence) / (n_labels - 1)
+    probs = np.full((len(indices), n_labels), rest)
+    probs[np.arange(len(indices)), indices] = confidence
+    return probs
+
+
+def test_entropy_of_uniform_and_one_hot_rows():
+    uniform = np.array([[0.5, 0.5]])
+    assert u.entropy_mean(uniform) == pytest.approx(math.log(2))
+    assert u.entropy_mean(np.array([[1.0, 0.0]])) == pytest.approx(0.0)
+    two_words = np.array([[0.5, 0.5], [1.0, 0.0]])
+    assert u.entropy_mean(two_words) == pytest.approx(math.log(2) / 2)
+    assert u.entropy_max(two_words) == pytest.approx(math.log(2))
+
+
+def test_least_confidence_and_mnlp_by_hand():
+    probs = np.array([[0.9, 0.1], [0.4, 0.6]])
+    assert u.least_confidence(probs) == pytest.approx(1 - 0.9 * 0.6)
+    assert u.mnlp(probs) == pytest.approx(-(math.log(0.9) + math.log(0.6)) / 2)
+
+
+def test_margin_uses_the_smallest_margin_in_the_sentence():
+    probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.1, 0.4]])  # margins 0.5 and 0.1
+    assert u.margin(probs) == pytest.approx(1 - 0.1)
+    assert u.margin(one_hot([0, 0])) == pytest.approx(0.0)
+
+
+def test_all_measures_rank_the_confused_sentence_higher():
+    sure = one_hot([0, 1, 2, 0], confidence=0.98)
+    unsure = one_hot([0, 1, 2, 0], confidence=0.5)
+    for name, measure in u.MEASURES.items():
+        assert measure(unsure, LABELS) > measure(sure, LABELS), name
+
+
+def test_log_of_zero_is_guarded():
+    probs = np.array([[1.0, 0.0, 0.0]])
+    assert np.isfinite(u.mnlp(probs))
+    assert u.entropy_mean(probs) == 0.0
+    assert np.isfinite(u.mnlp(np.array([[0.0, 0.0, 0.0]])))
+
+
+def test_empty_sentence_scores_zero():
+    empty = np.zeros((0, len(LABELS)))
+    assert u.score_sentence(empty, LABELS, mc_probs=np.zeros((3, 0, len(LABELS)))) == {
+        name: 0.0 for name in [*u.MEASURES, "bald"]
+    }
+    assert u.mnlp(np.array([])) == 0.0
+
+
+def test_boundary_averages_entropy_next_to_entity_edges():
+    # Argmax tags: O O B-Chemical I-Chemical O O -> entity on words 2..3; boundary words 1..4.
+    probs = one_hot([0, 0, 1, 2, 0, 0])
+    probs[0] = [0.5, 0.5, 0, 0, 0]  # far from the entity: must not count
+    probs[1] = [0.5, 0.5, 0, 0, 0]  # next to the entity start: counts
+    expected = (math.log(2) + 0 + 0 + 0) / 4
+    assert u.boundary(probs, LABELS) == pytest.approx(expected)
+
+
+def test_boundary_is_zero_without_predicted_entities():
+    probs = one_hot([0, 0, 0], confidence=0.6)
+    assert u.boundary(probs, LABELS) == 0.0
+
+
+def test_boundary_treats_a_stray_inside_tag_as_an_entity():
+    assert u.boundary_words(["O", "O", "I-Disease", "O", "O", "O"]).tolist() == [0, 1, 1, 1, 0, 0]
+
+
+def test_boundary_checks_the_label_list():
+    with pytest.raises(ValueError, match="labels"):
+        u.boundary(one_hot([0, 1]), LABELS[:3])
+
+
+def test_bald_is_zero_when_passes_agree():
+    probs = np.array([[0.6, 0.4], [0.5, 0.5]])
+    assert u.bald(np.stack([probs, probs, probs])) == pytest.approx(0.0)
+
+
+def test_bald_when_passes_disagree():
+    # Two passes, each certain, of opposite labels: H(mean) = ln 2, mean H = 0 -> MI = ln 2.
+    # Second word agrees in both passes -> MI = 0. Sentence mean = ln 2 / 2.
+    mc = np.array([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    assert u.bald(mc) == pytest.approx(math.log(2) / 2)
+
+
+def test_score_sentence_includes_bald_only_with_mc_passes():
+    probs = one_hot([0, 1], confidence=0.8)
+    assert set(u.score_sentence(probs, LABELS)) == set(u.MEASURES)
+    assert "bald" in u.score_sentence(probs, LABELS, mc_probs=np.stack([probs, probs]))
+
+
+def test_score_sentences_matches_score_sentence():
+    sentences = [one_hot([0, 1, 2], confidence=0.7), np.zeros((0, len(LABELS))), one_hot([3], confidence=0.4)]
+    batch = u.score_sentences(sentences, LABELS)
+    for i, probs in enumerate(sentences):
+        for name, value in u.score_sentence(probs, LABELS).items():
+            assert batch[name][i] == pytest.approx(value)

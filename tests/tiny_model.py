@@ -1,0 +1,26 @@
+"""A tiny randomly initialised BERT, built from a config, for tests that check mechanics.
+
+Nothing is downloaded: the vocabulary is made from the words the test will use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+
+
+def make_tiny_bert(path: Path, words: Iterable[str]) -> Path:
+    """Write a 2-layer, 32-wide BERT and a word-level WordPiece vocab to ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w.lower() for w in words})
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=256,
+    )
+    BertForTokenClassification(config).save_pretrained(path)
+    return path
