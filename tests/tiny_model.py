@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+from transformers import BertConfig, BertModel, BertTokenizerFast
 
 
 def make_tiny_bert(path: Path, words: Iterable[str]) -> Path:
@@ -22,5 +22,5 @@ def make_tiny_bert(path: Path, words: Iterable[str]) -> Path:
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=256,
     )
-    BertForTokenClassification(config).save_pretrained(path)
+    BertModel(config).save_pretrained(path)  # a bare encoder, like the bundled base model
     return path

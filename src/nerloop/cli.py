@@ -1,6 +1,6 @@
 """The ``nerloop`` command: run cycles, report status, manage the Doccano server.
 
-A cycle is ``dvc repro export`` followed by one git commit of everything the cycle
+A cycle is ``dvc repro evaluate export`` followed by one git commit of everything the cycle
 produced (dvc.lock pins data, model and metrics together) and a ``dvc push`` to the
 configured remote. If the repro fails, nothing is committed: the next ``nerloop
 cycle`` resumes where DVC left off, and the ledger makes re-imports harmless.
@@ -20,7 +20,7 @@ from nerloop.errors import NerloopError
 
 # What a cycle commits to git (DVC-cached outputs are pinned by dvc.lock and ignored by git).
 COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models", ".gitignore"]
-LOOP_TARGET = "export"
+LOOP_TARGETS = ["evaluate", "export"]  # the loop; the final stages run only on `nerloop finalize`
 FINAL_TARGET = "datacard"
 
 
@@ -72,7 +72,7 @@ def cycle() -> dict[str, Any]:
     """Run one active-learning cycle: repro, commit, push. Returns the cycle summary."""
     if not Path("dvc.yaml").exists():
         raise NerloopError("no dvc.yaml here: run nerloop from the project root")
-    _run(["dvc", "repro", LOOP_TARGET])
+    _run(["dvc", "repro", *LOOP_TARGETS])
     ann = _read_json(paths.METRICS / "annotation.json", {})
     ev = _read_json(paths.METRICS / "eval.json", {})
     summary = {
@@ -99,20 +99,19 @@ def status() -> dict[str, Any]:
     ledger = Ledger(paths.LEDGER)
     seed = len(read_records(paths.SEED)) if paths.SEED.exists() else 0
     pool = read_records(paths.POOL) if paths.POOL.exists() else []
-    pending = _read_json(paths.PENDING, {"exported": {}, "waiting": {}, "problems": []})
-    taken = ledger.ids | set(pending["exported"])
+    exported = _read_json(paths.EXPORT_MANIFEST, {"examples": {}})["examples"]
+    pending = _read_json(paths.PENDING, {"problems": []})
     history = _read_json(paths.METRICS / "history.json", [])
-    info = {
+    return {
         "cycle": ledger.cycle,
         "labelled_sentences": seed + len(ledger.entries),
         "seed_sentences": seed,
-        "pool_left": sum(r.id not in taken for r in pool),
+        "pool_left": sum(r.id not in ledger.ids and r.id not in exported for r in pool),
         "last_f1": history[-1]["f1"] if history else None,
-        "waiting_for_annotation": len(pending["waiting"]),
+        "waiting_for_annotation": sum(sid not in ledger.ids for sid in exported),
         "held_back": pending.get("problems", []),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--", *COMMITTED)) if Path(".git").exists() else None,
     }
-    return info
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -457,3 +457,28 @@ def status(home: Path = DEFAULT_HOME) -> dict[str, Any]:
         out["stale_state"] = True  # recorded server is gone (crash, reboot): `up` starts a new one
         (home / "server.json").unlink(missing_ok=True)
     return out
+
+
+# ---------------------------------------------------------------- command line
+
+
+def cli(action: str, port: int = 8000, home: Path = DEFAULT_HOME) -> None:
+    """``nerloop doccano up|down|status``: print what happened; never print the password."""
+    home = Path(home)
+    if action == "up":
+        if not is_installed(venv_path(home)):
+            print(
+                f"installing Doccano {DOCCANO_VERSION} into {venv_path(home)} (once, about two minutes) ...", flush=True
+            )
+        state = up(home, port)
+        if state.get("port") != port:
+            print(f"a server from {home} was already running on port {state.get('port')}; left as it is")
+        print(f"Doccano is running at {state['url']} (pid {state['pid']}, log {home / 'gunicorn.log'})")
+        print(f"log in as {ADMIN_USER!r}; the generated password is in {home / 'credentials.json'} (not printed)")
+    elif action == "down":
+        print("Doccano stopped" if down(home) else f"no Doccano server from {home} is running")
+    elif action == "status":
+        for key, value in status(home).items():
+            print(f"{key:>12}: {value}")
+    else:
+        raise DoccanoServerError(f"unknown action {action!r}: use up, down or status")

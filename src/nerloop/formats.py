@@ -14,6 +14,7 @@ target only when complete, so an interrupted stage never leaves half a file behi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from nerloop.tags import char_to_token_spans, check_iob2, iob1_to_iob2, spans_to
 Scheme = Literal["auto", "iob1", "iob2"]
 
 _TOKEN = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*(\s+)(?=[\"'(\[]?[A-Z0-9])")
 _LANG_PREFIX = re.compile(r"^[a-z]{2,3}:(?=.)")
 
 
@@ -95,9 +96,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(path, n, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if n == 1:
-                line = line.lstrip("\ufeff")
-            yield n, line.rstrip("\r\n")
+            # A BOM opens the file, but also turns up where files were concatenated, or at a line's end
+            yield n, line.rstrip("\r\n").strip("\ufeff")
 
 
 def read_records(path: str | Path) -> list[Record]:
@@ -114,18 +114,31 @@ def read_records(path: str | Path) -> list[Record]:
 
 
 def _finish_tags(
-    path: Path, line: int, tags: list[str], scheme: Scheme, label_set: Iterable[str] | None
+    path: Path,
+    line: int,
+    tags: list[str],
+    scheme: Scheme,
+    label_set: Iterable[str] | None,
+    one_token_per_line: bool = True,
 ) -> list[str]:
-    """Convert to IOB2 when allowed and validate against the scheme and the label set."""
-    if scheme in ("auto", "iob1"):
-        try:
-            tags = iob1_to_iob2(tags)
-        except TagError as exc:
-            raise DataError(path, line, str(exc)) from None
+    """Convert to IOB2 when allowed and validate against the scheme and the label set.
+
+    ``line`` is the line of the first token. With ``one_token_per_line`` (CoNLL) an error is
+    reported on the offending token's own line; otherwise (JSONL) on ``line``, naming the token.
+    """
+
+    def error(exc: TagError) -> DataError:
+        i = max(exc.index, 0)
+        if one_token_per_line:
+            return DataError(path, line + i, str(exc))
+        return DataError(path, line, f"token {i}: {exc}")
+
     try:
+        if scheme in ("auto", "iob1"):
+            tags = iob1_to_iob2(tags)
         check_iob2(tags, label_set)
     except TagError as exc:
-        raise DataError(path, line + max(exc.index, 0), str(exc)) from None
+        raise error(exc) from None
     return tags
 
 
@@ -147,9 +160,10 @@ def read_conll(
     tags: list[str] = []
     start = 0
     for n, line in _lines(path):
+        line = line.replace("\ufeff", "").strip()  # stray whitespace (a trailing tab) is not a column
         cols = line.split("\t") if "\t" in line else line.split()
         cols = [c.strip() for c in cols]
-        if not line.strip():
+        if not line:
             if toks:
                 sentences.append((start, toks, tags, f"doc{doc}" if doc else None))
             toks, tags = [], []
@@ -175,7 +189,15 @@ def read_conll(
     if not sentences:
         raise DataError(path, None, "empty file: no sentences found")
 
-    strip_prefix = all(_LANG_PREFIX.match(t) for _, toks, _, _ in sentences for t in toks)
+    prefixed = [bool(_LANG_PREFIX.match(t)) for _, toks, _, _ in sentences for t in toks]
+    strip_prefix = all(prefixed)
+    if not strip_prefix and 2 * sum(prefixed) > len(prefixed):
+        # most tokens carry a prefix but some do not: stripping some would leave others mangled
+        start, toks = next((s, t) for s, t, _, _ in sentences if not all(_LANG_PREFIX.match(x) for x in t))
+        i = next(i for i, t in enumerate(toks) if not _LANG_PREFIX.match(t))
+        raise DataError(
+            path, start + i, f"token {toks[i]!r} has no language prefix (like 'en:') while most tokens have one"
+        )
     records = []
     for start, toks, tags, doc_id in sentences:
         if strip_prefix:
@@ -195,7 +217,7 @@ def split_sentences(text: str) -> list[tuple[int, str]]:
     """Split a document into sentences: (character offset in the document, sentence text)."""
     out, pos = [], 0
     for m in _SENT_END.finditer(text):
-        out.append((pos, text[pos : m.start()]))
+        out.append((pos, text[pos : m.start(1)]))  # closing quotes/brackets stay with their sentence
         pos = m.end()
     out.append((pos, text[pos:]))
     return [(p, s) for p, s in out if s.strip()]
@@ -211,6 +233,10 @@ def record_from_text(
     tokens, offsets = tokenize(text)
     tags = None
     if spans is not None:
+        ordered = sorted(spans)
+        for a, b in itertools.pairwise(ordered):
+            if b[0] < a[1]:  # say so in the user's character positions, not in token positions
+                raise TagError(-1, f"span {list(b)} overlaps span {list(a)}")
         tags = spans_to_tags(len(tokens), char_to_token_spans(offsets, spans))
     return Record(
         id=sentence_id(text), tokens=tokens, text=text, offsets=offsets, tags=tags, source=source, doc_id=doc_id
@@ -247,15 +273,19 @@ def read_jsonl(
         src, doc_id = f"{path}:{n}", obj.get("doc_id")
         if "tokens" in obj:
             tokens = obj["tokens"]
-            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
-                raise DataError(path, n, "'tokens' must be a non-empty list of non-empty strings")
+            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
+                raise DataError(path, n, "'tokens' must be a non-empty list of non-blank strings")
             tags = obj.get("tags", obj.get("ner_tags"))
             if tags is not None:
+                if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                    raise DataError(path, n, "'tags' must be a list of tag strings (O, B-TYPE, I-TYPE)")
                 if len(tags) != len(tokens):
                     raise DataError(path, n, f"{len(tokens)} tokens but {len(tags)} tags")
-                tags = _finish_tags(path, n, [str(t) for t in tags], scheme, label_set)
+                tags = _finish_tags(path, n, tags, scheme, label_set, one_token_per_line=False)
             records.append(Record.from_tokens(tokens, tags, source=src, doc_id=doc_id))
         elif "text" in obj:
+            if not isinstance(obj["text"], str):
+                raise DataError(path, n, "'text' must be a string")
             raw_spans = obj.get("spans", obj.get("label", obj.get("entities")))
             try:
                 spans = _parse_spans(raw_spans) if raw_spans is not None else None
@@ -288,7 +318,8 @@ def read_text(path: str | Path, mode: Literal["sentence", "document"] = "sentenc
             continue
         pieces = split_sentences(line) if mode == "document" else [(0, line)]
         for _, sent in pieces:
-            rec = record_from_text(sent.strip(), source=f"{path}:{n}", doc_id=f"line{n}" if mode == "document" else None)
+            doc_id = f"line{n}" if mode == "document" else None
+            rec = record_from_text(sent.strip(), source=f"{path}:{n}", doc_id=doc_id)
             if rec.tokens:
                 records.append(rec)
     if not records:

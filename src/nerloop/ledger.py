@@ -15,8 +15,12 @@ from typing import Any
 
 from nerloop.annotation.base import Annotation, edit_counts
 from nerloop.errors import DataError
-from nerloop.formats import atomic_write
+from nerloop.formats import _lines, atomic_write
 from nerloop.records import Record
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Ledger:
@@ -30,16 +34,21 @@ class Ledger:
         if not self.path.exists():
             return []
         entries = []
-        with self.path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                    entry["id"], entry["cycle"], entry["record"]  # noqa: B018 - shape check
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise DataError(self.path, n, f"corrupt ledger entry: {exc}") from None
-                entries.append(entry)
+        for n, line in _lines(self.path):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                # shape check of everything later read back, so a bad line fails here, naming it
+                if not isinstance(entry["id"], str) or not _is_int(entry["cycle"]):
+                    raise TypeError("'id' must be a string and 'cycle' an integer")
+                if not isinstance(entry["effort"], dict) or not all(_is_int(v) for v in entry["effort"].values()):
+                    raise TypeError("'effort' must map counts to integers")
+                if Record.from_dict(entry["record"]).id != entry["id"]:
+                    raise ValueError("'id' differs from the record's id")
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise DataError(self.path, n, f"corrupt ledger entry: {type(exc).__name__}: {exc}") from None
+            entries.append(entry)
         return entries
 
     @property

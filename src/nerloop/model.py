@@ -301,7 +301,8 @@ def train(
     tokenizer = load_tokenizer(base_path)
     label2id = {lab: i for i, lab in enumerate(labels)}
     model = AutoModelForTokenClassification.from_pretrained(
-        base_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id
+        base_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
+        ignore_mismatched_sizes=True,  # a base that is itself a tagger brings another head: start it afresh
     )
     train_features = encode(train_records, tokenizer, model_params.max_length, label2id)
     val_features = encode(val_records, tokenizer, model_params.max_length, label2id)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, root_validator
+from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, validator
 
 from nerloop.errors import ParamsError
 
@@ -98,11 +98,11 @@ class AnnotationParams(Section):
     simulated: SimulatedParams | None = None
     doccano: DoccanoParams = Field(default_factory=DoccanoParams)
 
-    @root_validator(skip_on_failure=True)
-    def _backend_configured(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
-        if values["backend"] == "simulated" and values.get("simulated") is None:
+    @validator("simulated", always=True)  # a field validator, so the error names annotation.simulated
+    def _backend_configured(cls, simulated: SimulatedParams | None, values: dict[str, Any]) -> Any:  # noqa: N805
+        if values.get("backend") == "simulated" and simulated is None:
             raise ValueError("backend 'simulated' needs an annotation.simulated section with 'answers'")
-        return values
+        return simulated
 
 
 class FinalParams(Section):
@@ -110,17 +110,19 @@ class FinalParams(Section):
     ratios: list[confloat(gt=0, lt=1)] = [0.8, 0.1, 0.1]  # type: ignore[valid-type]
     seed: int = 42
     conflict_policy: Literal["majority", "latest", "review"] = "review"
+    # majority: a surface string gets its dominant type everywhere only if that type holds this share of its mentions
+    type_majority: confloat(gt=0.5, le=1) = 0.8  # type: ignore[valid-type]
     train_final_model: bool = True
     license: str = "cc-by-4.0"
     language: str = "en"
     pretty_name: str = "nerloop dataset"
+    attribution: str | None = None  # where the raw sentences and labels come from (source, licence, citation)
 
-    @root_validator(skip_on_failure=True)
-    def _ratios_sum_to_one(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
-        ratios = values["ratios"]
+    @validator("ratios")  # a field validator, so the error names final.ratios, not just final
+    def _ratios_sum_to_one(cls, ratios: list[float]) -> list[float]:  # noqa: N805
         if len(ratios) != 3 or abs(sum(ratios) - 1.0) > 1e-6:
             raise ValueError(f"ratios must be three numbers (train, validation, test) summing to 1, got {ratios}")
-        return values
+        return ratios
 
 
 class Params(Section):

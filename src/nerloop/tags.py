@@ -26,8 +26,11 @@ def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
     """Convert IOB1 (I- may open an entity; B- only splits two adjacent ones) to IOB2."""
     out: list[str] = []
     prev_type: str | None = None
-    for tag in tags:
-        prefix, etype = split_tag(tag)
+    for i, tag in enumerate(tags):
+        try:
+            prefix, etype = split_tag(tag)
+        except TagError as exc:
+            raise TagError(i, str(exc)) from None  # the position, so readers can name the line
         if prefix == "I" and etype != prev_type:
             tag = f"B-{etype}"
         out.append(tag)
@@ -58,7 +61,7 @@ def tags_to_spans(tags: Sequence[str]) -> list[Span]:
     """Token spans of the entities in an IOB2 sequence."""
     spans: list[Span] = []
     start, etype = -1, None
-    for i, tag in enumerate(list(tags) + ["O"]):
+    for i, tag in enumerate([*tags, "O"]):
         prefix, t = split_tag(tag)
         if etype is not None and (prefix != "I" or t != etype):
             spans.append((start, i, etype))

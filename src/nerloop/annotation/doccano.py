@@ -33,6 +33,7 @@ import math
 import os
 import random
 import tempfile
+import time
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -149,6 +150,7 @@ class DoccanoFetchResult(FetchResult):
     disagreements: list[dict[str, Any]] = field(default_factory=list)  # QC pairs that differ
     deleted: list[str] = field(default_factory=list)  # exported sentence ids no longer in Doccano
     not_ours: list[int] = field(default_factory=list)  # example ids without nerloop_id in meta
+    qc_waiting: list[str] = field(default_factory=list)  # QC sentences confirmed by one annotator so far
 
 
 @dataclass
@@ -236,6 +238,11 @@ class DoccanoBackend(AnnotationBackend):
         self._creds = creds
         self._client: Any = None
         self._project_id: int | None = None
+
+    @classmethod
+    def from_params(cls, params: DoccanoParams, labels: Iterable[str], home: Path = DEFAULT_HOME) -> DoccanoBackend:
+        """The backend for ``annotation.doccano`` in params.yaml; credentials are read on first use."""
+        return cls(params, labels, home=home)
 
     # ------------------------------------------------------------ connection and error handling
 
@@ -487,6 +494,8 @@ class DoccanoBackend(AnnotationBackend):
         Idempotent: sentences already in the project (by ``meta.nerloop_id``) are not sent again,
         so a rerun after a timeout or crash resumes. Everything is validated before anything is sent.
         """
+        if not batch:
+            return {}
         qc = self.qc_ids(batch, cycle)
         unique: dict[str, Record] = {}
         for rec in batch:
@@ -510,17 +519,43 @@ class DoccanoBackend(AnnotationBackend):
             )
         return {sid: str(ours[sid].example_id) for sid in lines}
 
+    def _wait_task(self, task_id: str, what: str) -> Any:
+        """Wait for a Doccano Celery task (upload or export), bounded: the client's own wait is one hour.
+
+        On a server started by nerloop tasks run eagerly and are done at once; on another server a
+        missing ``doccano task`` worker would otherwise hang the stage.
+        """
+        limit = max(60.0, 10 * self.params.timeout_s)
+        deadline = time.monotonic() + limit
+        delay = 0.05
+        while True:
+            with self._guard(f"waiting for the {what} task"):
+                status = self.client._task_status_repository.get(task_id)
+            if status.ready:
+                return status
+            if time.monotonic() > deadline:
+                raise DoccanoTimeoutError(
+                    f"Doccano at {self.url} did not finish the {what} task within {limit:g} s: is its Celery worker "
+                    "(`doccano task`) running? Run the stage again when it is; nothing is sent twice."
+                )
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
     def _upload(self, pid: int, lines: list[dict[str, Any]]) -> None:
+        """One bulk upload (JSONL file -> Doccano's import task) of examples with their spans."""
+        repo = self.client._data_import_repository
         with tempfile.TemporaryDirectory(prefix="nerloop-doccano-") as tmp:
             path = Path(tmp) / "batch.jsonl"
             with path.open("w", encoding="utf-8") as fh:
                 for line in lines:
                     fh.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
             with self._guard(f"uploading {len(lines)} examples"):
-                status = self.client.upload(
-                    pid, [str(path)], task="SequenceLabeling", format="JSONL", column_data="text", column_label="label"
+                upload_id = repo.upload(str(path))
+                task_id = repo.ingest(
+                    pid, [upload_id], "SequenceLabeling", "JSONL", column_data="text", column_label="label"
                 )
-        errors = (status.result or {}).get("error") if isinstance(status.result, dict) else None
+        status = self._wait_task(task_id, "upload")
+        errors = status.result.get("error") if isinstance(status.result, dict) else None
         if status.error or errors:
             raise DoccanoHTTPError(f"Doccano at {self.url} rejected the upload: {status.error or errors}")
 
@@ -534,15 +569,30 @@ class DoccanoBackend(AnnotationBackend):
         ours = self._ours(pid).ours
         return sorted(sid for sid in exported if sid not in ours)
 
-    def _download(self, pid: int) -> dict[str, dict[tuple[str, int], dict[str, Any]]]:
+    def _download(
+        self, pid: int, breaking: list[tuple[int, list[str]]] | None = None
+    ) -> dict[str, dict[tuple[str, int], dict[str, Any]]]:
         """Every member's confirmed examples with spans: {username: {(sentence id, example id): export row}}.
 
         Rows are keyed by our meta id as well as the row's ``id``: a foreign example's meta key ``id``
         overwrites the example id in Doccano's export, so ``id`` alone cannot be trusted.
         """
+        repo = self.client._data_export_repository
+        with self._guard("starting the export of confirmed annotations"):
+            option = repo.find_option_by_name(pid, "JSONL")
+            task_id = repo.schedule_download(pid, option, only_approved=True)
+        status = self._wait_task(task_id, "export")
+        if status.error and breaking:
+            raise DoccanoDataError(
+                f"Doccano at {self.url} failed to export project {self.params.project!r} ({status.error}) because "
+                f"of examples whose meta keys clash with its export columns: {breaking[:5]} (example id, keys). "
+                "Remove those meta keys or delete the examples in Doccano, then run import again; nothing was imported."
+            )
+        if status.error:
+            raise DoccanoHTTPError(f"Doccano at {self.url} failed to export the project: {status.error}")
         with tempfile.TemporaryDirectory(prefix="nerloop-doccano-") as tmp:
             with self._guard("downloading confirmed annotations"):
-                zpath = self.client.download(pid, "JSONL", only_approved=True, dir_name=tmp)
+                zpath = repo.download(pid, task_id, tmp)
             data = Path(zpath).read_bytes()
         out: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -646,13 +696,7 @@ class DoccanoBackend(AnnotationBackend):
         if pid is None or not todo:
             result.metrics = self._metrics(result, [], [], [])
             return result
-        if any({"text", "label"} & set(keys) for _, keys in listing.breaking):
-            raise DoccanoDataError(
-                f"Doccano project {self.params.project!r} has examples whose meta keys break Doccano's export "
-                f"(HTTP 500): {listing.breaking[:5]} (example id, keys). Remove those meta keys or delete the "
-                "examples in Doccano, then run import again; nothing was imported."
-            )
-        confirmed = self._download(pid)
+        confirmed = self._download(pid, listing.breaking)
 
         qc_a: list[list[str]] = []
         qc_b: list[list[str]] = []
@@ -688,6 +732,8 @@ class DoccanoBackend(AnnotationBackend):
         users = sorted(rows)
         needed = 2 if ex.m("qc") else 1
         if len(users) < needed:
+            if users:
+                result.qc_waiting.append(ex.sid)
             return None
         tags: dict[str, list[str]] = {}
         for user in users:
@@ -766,6 +812,7 @@ class DoccanoBackend(AnnotationBackend):
             "pending": len(result.pending),
             "problems": len(result.problems),
             "qc_examples": len(qc_a),
+            "qc_waiting": len(result.qc_waiting),
             "kappa": None if kappa is None else round(kappa, 4),
             "entity_f1": None if f1 is None else round(f1, 4),
             "kappa_target": KAPPA_TARGET,

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
-from nerloop.formats import atomic_write, read_any
+from nerloop.errors import DataError
+from nerloop.formats import _lines, atomic_write, read_any
 from nerloop.records import Record
 
 
@@ -26,13 +27,26 @@ class SimulatedBackend(AnnotationBackend):
     def _exported(self) -> list[dict]:
         if not self.exported_path.exists():
             return []
-        with self.exported_path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        out = []
+        for n, line in _lines(self.exported_path):
+            if line.strip():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(self.exported_path, n, f"corrupt export entry: {exc}") from None
+                if not isinstance(entry, dict) or not {"id", "cycle", "record"} <= entry.keys():
+                    raise DataError(self.exported_path, n, "corrupt export entry: needs 'id', 'cycle' and 'record'")
+                out.append(entry)
+        return out
 
     def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
         exported = self._exported()
         have = {e["id"] for e in exported}
-        new = [{"id": r.id, "cycle": cycle, "record": r.to_dict()} for r in batch if r.id not in have]
+        new = []
+        for r in batch:
+            if r.id not in have:  # also keeps one copy of a sentence that occurs twice in the batch
+                have.add(r.id)
+                new.append({"id": r.id, "cycle": cycle, "record": r.to_dict()})
         if new:
             with atomic_write(self.exported_path) as fh:
                 for e in exported + new:
@@ -48,9 +62,16 @@ class SimulatedBackend(AnnotationBackend):
         for e in exported:
             rec = Record.from_dict(e["record"])
             gold = answers.get(rec.id)
-            if gold is None or gold.tokens != rec.tokens:
+            problem = None
+            if gold is None:
+                problem = f"no gold answer in {self.answers_path}"
+            elif gold.tags is None:
+                problem = f"the answer in {gold.source} has no tags"
+            elif gold.tokens != rec.tokens:
+                problem = f"the answer in {gold.source} is tokenised differently"
+            if problem:
                 result.pending.append(rec.id)
-                result.problems.append(f"{rec.id}: no gold answer in {self.answers_path}; stays pending")
+                result.problems.append(f"{rec.id}: {problem}; stays pending")
                 continue
             pre_tags = rec.meta.get("pre_tags")
             rec.tags = gold.tags

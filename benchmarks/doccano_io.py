@@ -1,0 +1,179 @@
+"""Benchmark the Doccano round trip: export 1,000 pre-annotated sentences, import 1,000 confirmed ones.
+
+Targets (issue #4): export of 1,000 sentences with ~3 pre-annotated spans each under 10 s; import
+(``fetch``) of 1,000 confirmed examples with their spans under 30 s.
+
+By default a fresh Doccano is started in a temporary home on a free loopback port and stopped at
+the end (the server venv is ``.doccano/venv`` or ``$NERLOOP_DOCCANO_VENV``, installed if missing).
+``--use-running`` uses the server and credentials nerloop would use (``NERLOOP_DOCCANO_*`` or
+``.doccano/credentials.json``) instead; a new project is created either way.
+
+Run from the repository root:  ``PYTHONPATH=src python benchmarks/doccano_io.py``
+Writes ``benchmarks/results/doccano_io.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nerloop import doccano_server as ds
+from nerloop.annotation.doccano import DoccanoBackend, credentials
+from nerloop.params import DoccanoParams
+from nerloop.records import Record
+from nerloop.tags import tags_to_spans, token_to_char_spans
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = ROOT / "benchmarks" / "results" / "doccano_io.json"
+LABELS = ["LOC", "ORG", "PER"]
+EXPORT_TARGET_S = 10.0
+IMPORT_TARGET_S = 30.0
+
+FIRST = ["Alice", "Bruno", "Chiara", "Dmitri", "Emeka", "Fatima", "Goran", "Hana", "Ivo", "Jun"]
+CITIES = ["Paris", "Lagos", "Osaka", "Lima", "Oslo", "Quito", "Perth", "Turin", "Accra", "Hanoi"]
+ORGS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Wonka", "Stark", "Wayne", "Tyrell"]
+
+
+def make_batch(n: int, cycle: int = 1) -> list[Record]:
+    """``n`` distinct sentences of 15 tokens, each with three pre-annotated entities (PER, LOC, ORG)."""
+    out = []
+    for i in range(n):
+        tokens = [
+            FIRST[i % 10], f"Surname{i}", "flew", "from", CITIES[(i // 10) % 10], "to", "meet", "the",
+            "board", "of", ORGS[(i // 100) % 10], "Corp", "on", "Monday", ".",
+        ]  # fmt: skip
+        tags = ["B-PER", "I-PER", "O", "O", "B-LOC", "O", "O", "O", "O", "O", "B-ORG", "I-ORG", "O", "O", "O"]
+        rec = Record.from_tokens(tokens, source=f"bench:{i}")
+        spans = token_to_char_spans(rec.offsets, tags_to_spans(tags))
+        rec.meta = {
+            "cycle": cycle,
+            "pre_tags": tags,
+            "pre_spans": [[s, e, lab, 0.8 + 0.001 * (i % 100)] for s, e, lab in spans],
+            "scores": {"mnlp": -0.01 * i, "diversity": 0.5},
+        }
+        out.append(rec)
+    return out
+
+
+def confirm_all(url: str, user: str, password: str, project_id: int, example_ids: list[int], threads: int) -> float:
+    """Confirm examples as ``user``. Doccano has no bulk confirm: one POST per example, in parallel."""
+    from doccano_client import DoccanoClient
+
+    def worker(ids: list[int]) -> None:
+        client = DoccanoClient(url)  # one session per thread
+        client.login(username=user, password=password)
+        for eid in ids:
+            client.update_example_state(project_id, eid)  # toggles: each example is confirmed exactly once
+
+    chunks = [example_ids[i::threads] for i in range(threads)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, chunks))
+    return time.perf_counter() - t0
+
+
+def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="nerloop-bench-doccano-"))
+    started = False
+    if use_running:
+        url, user, password = credentials(ROOT / ".doccano")
+    else:
+        venv = Path(os.environ.get(ds.VENV_ENV) or ROOT / ".doccano" / "venv")
+        ds.install(ROOT / ".doccano", venv=venv)
+        t0 = time.perf_counter()
+        state = ds.up(home, ds.free_port(), venv=venv)
+        started = True
+        print(f"server up at {state['url']} in {time.perf_counter() - t0:.1f} s", flush=True)
+        creds = json.loads((home / "credentials.json").read_text())
+        url, user, password = state["url"], creds["username"], creds["password"]
+    try:
+        params = DoccanoParams(project=f"bench-{int(time.time())}", qc_share=0.0, page_size=1000)
+        records = make_batch(n)
+        n_spans = sum(len(r.meta["pre_spans"]) for r in records)
+
+        be = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password))
+        t0 = time.perf_counter()
+        manifest = be.export(records, 1)
+        export_s = time.perf_counter() - t0
+        assert len(manifest) == n, f"exported {len(manifest)} of {n}"
+        print(f"export of {n} sentences ({n_spans} spans): {export_s:.2f} s", flush=True)
+
+        t0 = time.perf_counter()
+        again = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password)).export(records, 1)
+        reexport_s = time.perf_counter() - t0
+        assert again == manifest
+        print(f"re-export (idempotent, nothing sent): {reexport_s:.2f} s", flush=True)
+
+        pid = be.project_id()
+        assert pid is not None
+        confirm_s = confirm_all(url, user, password, pid, [int(e) for e in manifest.values()], threads)
+        print(f"confirming {n} examples ({threads} parallel sessions): {confirm_s:.2f} s", flush=True)
+
+        fresh = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password))
+        t0 = time.perf_counter()
+        result = fresh.fetch(set(), {sid: eid for sid, eid in manifest.items()})
+        import_s = time.perf_counter() - t0
+        assert len(result.done) == n and not result.pending and not result.problems, result.metrics
+        assert all(a.record.tags == r.meta["pre_tags"] for a, r in zip(result.done, records, strict=True))
+        print(f"import (fetch) of {n} confirmed examples: {import_s:.2f} s", flush=True)
+
+        t0 = time.perf_counter()
+        nothing = fresh.fetch(set(manifest))
+        refetch_s = time.perf_counter() - t0
+        assert nothing.done == []
+        print(f"import again (all known, nothing new): {refetch_s:.2f} s", flush=True)
+    finally:
+        if started:
+            ds.down(home)
+
+    return {
+        "benchmark": "doccano_io",
+        "sentences": n,
+        "pre_annotated_spans": n_spans,
+        "page_size": params.page_size,
+        "export_s": round(export_s, 3),
+        "export_target_s": EXPORT_TARGET_S,
+        "export_met": export_s < EXPORT_TARGET_S,
+        "reexport_noop_s": round(reexport_s, 3),
+        "confirm_s": round(confirm_s, 3),
+        "confirm_threads": threads,
+        "import_s": round(import_s, 3),
+        "import_target_s": IMPORT_TARGET_S,
+        "import_met": import_s < IMPORT_TARGET_S,
+        "reimport_noop_s": round(refetch_s, 3),
+        "server": "doccano 1.8.4, gunicorn 2 workers, sqlite, eager Celery"
+        if started
+        else "existing server (--use-running)",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="sentences to export and import (default 1000)")
+    parser.add_argument("--use-running", action="store_true", help="use the configured server instead of a fresh one")
+    parser.add_argument("--threads", type=int, default=4, help="parallel sessions for confirming (default 4)")
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args(argv)
+
+    res = run(args.n, args.use_running, args.threads)
+    for what in ("export", "import"):
+        verdict = "met" if res[f"{what}_met"] else "NOT met"
+        print(f"{what}: {res[f'{what}_s']:.2f} s (target < {res[f'{what}_target_s']:.0f} s): {verdict}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0 if res["export_met"] and res["import_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

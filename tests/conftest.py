@@ -1,0 +1,63 @@
+"""Shared fixtures: a throw-away nerloop project (git + DVC) with a tiny model and tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nerloop.formats import read_conll, write_conll
+from tiny_model import make_tiny_bert
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``project`` with the venv's tools on PATH; fail the test with its output."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.org", DVC_NO_ANALYTICS="1")
+    proc = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Path:
+    """A copy of the template with a few dozen demo sentences, a tiny BERT and fast params."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    raw = project / "data" / "raw"
+    raw.mkdir(parents=True)
+    seed = read_conll(ROOT / "data/raw/seed.conll")[:24]
+    gold = read_conll(ROOT / "data/raw/gold.conll")[:16]
+    pool = read_conll(ROOT / "data/raw/pool_answers.conll")[:40]
+    write_conll(raw / "seed.conll", seed)
+    write_conll(raw / "gold.conll", gold)
+    write_conll(raw / "pool_answers.conll", pool)
+    (raw / "pool.jsonl").write_text("".join(json.dumps({"tokens": r.tokens}) + "\n" for r in pool), encoding="utf-8")
+    model_dir = make_tiny_bert(tmp_path / "tiny-bert", {t for r in seed + gold + pool for t in r.tokens})
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"]["base"] = str(model_dir)
+    params["train"].update(epochs=2, batch_size=8)
+    params["select"].update(batch_size=6, k=3)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    run_in(project, "git", "init", "-q", "-b", "main")
+    run_in(project, "dvc", "init", "-q")
+    run_in(project, "dvc", "remote", "add", "-d", "local", str(tmp_path / "remote"))
+    run_in(project, "git", "add", "-A")
+    run_in(project, "git", "commit", "-q", "-m", "template")
+    return project

@@ -1,0 +1,133 @@
+"""The dataset card rendered from synthetic stage outputs: YAML header parsed and checked, the prose true to inputs."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from huggingface_hub import DatasetCard
+
+from nerloop.finalize import gather, split_stats, stratified_group_split
+from nerloop.params import Params
+from nerloop.records import Record
+from nerloop.stages.datacard import build_card, size_category
+
+TYPES = ["Chemical", "Disease"]
+
+
+def make_params(**final) -> Params:
+    backend = final.pop("backend", "simulated")
+    return Params.parse_obj({
+        "data": {"seed": "data/raw/seed.conll", "pool": "data/raw/pool.jsonl", "gold": "data/raw/gold.conll"},
+        "annotation": {"backend": backend, "simulated": {"answers": "data/raw/pool_answers.conll"}},
+        "final": {"license": "cc-by-4.0", "language": "en", "pretty_name": "Toy NER", **final},
+    })
+
+
+def inputs(include_gold: bool) -> dict:
+    """stats.json / inconsistencies.json as final-split writes them, history and annotation metrics."""
+    seed = [Record.from_tokens(["seed", str(i), "aspirin", "fever"], ["O", "O", "B-Chemical", "B-Disease"])
+            for i in range(20)]
+    entries = [{"id": "x", "cycle": 1 + i % 2, "annotator": "simulated",
+                "record": Record.from_tokens(["pool", str(i), "lithium", "tremor"],
+                                             ["O", "O", "B-Chemical", "B-Disease"]).to_dict()} for i in range(60)]
+    gold = [Record.from_tokens(["gold", str(i), "caffeine", "ache"], ["O", "O", "B-Chemical", "B-Disease"])
+            for i in range(20)]
+    recs = gather(seed, entries, gold if include_gold else None)
+    splits = stratified_group_split(recs, [0.8, 0.1, 0.1], seed=42)
+    stats = split_stats(splits, TYPES)
+    summary = {"records_cleaned": 2, "records_emptied": 0, "near_gold_removed": 0, "duplicates_removed": 3,
+               "same_text_conflicts": 1, "same_text_resolved": 0, "held_for_review": 2,
+               "surface_type_conflicts": 1, "relabelled_mentions": 0}
+    stats = {
+        "splits": {k: v for k, v in stats.items() if k != "all"}, "all": stats["all"],
+        "labels": ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"], "entity_types": TYPES,
+        "types_never_seen": [], "cleaning": summary,
+        "provenance": {"seed_sentences": 20, "annotated_sentences": 60, "gold_sentences": 20,
+                       "include_gold": include_gold,
+                       "cycles": [{"cycle": c, "sentences": 30, "tokens": 120, "kept": 40, "added": 5, "deleted": 2,
+                                   "relabelled": 1} for c in (1, 2)],
+                       "annotators": {"simulated": 60}, "ratios": [0.8, 0.1, 0.1], "seed": 42,
+                       "conflict_policy": "review"},
+    }
+    inconsistencies = {"conflict_policy": "review", "type_majority": 0.8, "summary": summary,
+                       "surface_type_conflicts": [{"surface": "cocaine", "mentions": 5,
+                                                   "types": {"Chemical": 4, "Disease": 1}, "examples": {},
+                                                   "resolution": "reported only (conflict_policy: review)"}]}
+    history = [{"cycle": c, "labelled_sentences": 20 + 30 * c, "labelled_tokens": 80 + 120 * c, "f1": 0.5 + 0.1 * c,
+                "precision": 0.5, "recall": 0.5, "token_accuracy": 0.9, "f1_Chemical": 0.6, "f1_Disease": 0.4,
+                "manual_effort": {}} for c in (0, 1, 2)]
+    per_type = {t: {"precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 10} for t in TYPES}
+    scores = {"f1": 0.8, "precision": 0.8, "recall": 0.8, "token_accuracy": 0.95, "per_type": per_type}
+    final_eval = {
+        "training": {"train_sentences": len(splits["train"]), "best_validation_f1": 0.81},
+        "test": scores | {"sentences": len(splits["test"])},
+        "gold": scores | {"sentences": 20, "seen_in_training": 16 if include_gold else 0,
+                          "independent": not include_gold},
+        "gold_in_test": scores | {"sentences": 2} if include_gold else None,
+        "cycles": {"first": {"cycle": 0, "f1": 0.5, "per_type_f1": {"Chemical": 0.6, "Disease": 0.4}},
+                   "last": {"cycle": 2, "f1": 0.7, "per_type_f1": {"Chemical": 0.6, "Disease": 0.4}}},
+    }
+    return {"stats": stats, "inconsistencies": inconsistencies, "history": history, "final_eval": final_eval,
+            "annotation": {"cycle": 2}}
+
+
+def header(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_card_header_and_content_with_gold_included(tmp_path):
+    data = inputs(include_gold=True)
+    card = build_card(make_params(include_gold=True), **data)
+    card.save(tmp_path / "README.md")
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+
+    meta = header(text)
+    assert meta["license"] == "cc-by-4.0"
+    assert meta["language"] == ["en"]
+    assert meta["task_categories"] == ["token-classification"]
+    assert meta["task_ids"] == ["named-entity-recognition"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert meta["pretty_name"] == "Toy NER"
+    assert meta["configs"][0]["data_files"] == [{"split": s, "path": f"{s}.jsonl"}
+                                                for s in ("train", "validation", "test")]
+    loaded = DatasetCard.load(tmp_path / "README.md")  # the Hub's own parser agrees
+    assert loaded.data.license == "cc-by-4.0" and loaded.data.pretty_name == "Toy NER"
+
+    n = data["stats"]["all"]["sentences"]
+    assert f"of {n} sentences" in text
+    for split, v in data["stats"]["splits"].items():
+        assert f"| {split} | {v['sentences']} |" in text
+    assert "| 1 | 30 | 120 | 40 | 5 | 2 | 1 | 50 | 0.600 |" in text  # cycle row: ledger counts + gold F1
+    assert "![Learning curve" in text and "(learning_curve.png)" in text
+    assert "no longer independent of the evaluation yardstick" in text
+    assert "**The gold-set column is inflated**: 16 gold sentences" in text
+    assert "simulated annotator" in text and "no inter-annotator agreement" in text
+    assert "2 copies held back for review" in text and "`cocaine`" in text
+    assert "Selection bias from active learning" in text
+    assert "**Not stated**" in text  # no final.attribution given: the card says so instead of inventing one
+    assert "| 0 | O |" in text and "| 4 | I-Disease |" in text
+
+
+def test_card_without_gold_with_agreement_and_no_final_model(tmp_path):
+    data = inputs(include_gold=False)
+    data["final_eval"] = {"skipped": True, "reason": "final.train_final_model is false"}
+    data["annotation"] = {"cycle": 2, "agreement": {"qc_examples": 12, "kappa": 0.83, "entity_f1": 0.9,
+                                                    "kappa_target": 0.8, "disagreements": 1}}
+    params = make_params(include_gold=False, attribution="Sentences from BC5CDR (Li et al., 2016).",
+                         backend="doccano")
+    card = build_card(params, **data, figure=None)
+    card.save(tmp_path / "README.md")
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert header(text)["license"] == "cc-by-4.0"
+    assert "is not included: it stays an independent test set" in text
+    assert "Cohen's kappa 0.830 (target 0.800)" in text and "last import (cycle 2) only" in text
+    assert "No final model was trained" in text
+    assert "No learning-curve figure was found" in text
+    assert "Sentences from BC5CDR (Li et al., 2016)." in text
+    assert "no longer independent" not in text
+
+
+@pytest.mark.parametrize(("n", "cat"), [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (123_456, "100K<n<1M")])
+def test_size_category(n, cat):
+    assert size_category(n) == cat

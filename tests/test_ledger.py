@@ -1,0 +1,153 @@
+"""The annotation ledger (append-only, keyed by sentence id) and the effort figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nerloop.annotation.base import Annotation, edit_counts
+from nerloop.errors import DataError
+from nerloop.ledger import Ledger
+from nerloop.records import Record
+
+
+def _ann(tokens: list[str], tags: list[str] | None, cycle: int = 1, pre: list[str] | None = None) -> Annotation:
+    return Annotation(record=Record.from_tokens(tokens, tags), cycle=cycle, annotator="tester", pre_tags=pre)
+
+
+A = _ann(["Ada", "met", "Bob"], ["B-PER", "O", "B-PER"], 1, pre=["B-PER", "O", "O"])
+B = _ann(["Paris", "is", "big"], ["B-LOC", "O", "O"], 1, pre=["B-ORG", "O", "O"])
+C = _ann(["in", "New", "York"], ["O", "B-LOC", "I-LOC"], 2)
+
+
+# --------------------------------------------------------------------------- edit_counts
+
+
+@pytest.mark.parametrize(
+    ("pre", "final", "expected"),
+    [
+        (None, ["B-PER", "O", "B-LOC"], {"kept": 0, "added": 2, "deleted": 0, "relabelled": 0}),
+        (["O", "O", "O"], ["O", "O", "O"], {"kept": 0, "added": 0, "deleted": 0, "relabelled": 0}),
+        (["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-LOC"], {"kept": 2, "added": 0, "deleted": 0, "relabelled": 0}),
+        (["B-PER", "O", "B-LOC"], ["B-ORG", "O", "O"], {"kept": 0, "added": 0, "deleted": 1, "relabelled": 1}),
+        # a boundary change is a deletion plus an addition, not a relabel
+        (["B-PER", "O", "O"], ["B-PER", "I-PER", "O"], {"kept": 0, "added": 1, "deleted": 1, "relabelled": 0}),
+        (["O", "B-LOC", "I-LOC"], ["B-PER", "B-LOC", "I-LOC"], {"kept": 1, "added": 1, "deleted": 0, "relabelled": 0}),
+        ([], ["B-PER"], {"kept": 0, "added": 1, "deleted": 0, "relabelled": 0}),
+    ],
+)
+def test_edit_counts(pre: list[str] | None, final: list[str], expected: dict[str, int]) -> None:
+    assert edit_counts(pre, final) == expected
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+def test_new_ledger_is_empty_and_written_on_first_append(tmp_path: Path) -> None:
+    path = tmp_path / "ann" / "ledger.jsonl"
+    ledger = Ledger(path)
+    assert ledger.entries == [] and ledger.cycle == 0 and ledger.per_cycle() == {}
+    assert ledger.append([]) == []
+    assert path.exists() and path.read_text() == ""
+
+
+def test_append_keeps_cycle_effort_and_record(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    new = ledger.append([A, B])
+    assert [e["id"] for e in new] == [A.record.id, B.record.id]
+    assert [e["cycle"] for e in new] == [1, 1]
+    assert new[0]["effort"] == {"kept": 1, "added": 1, "deleted": 0, "relabelled": 0}
+    assert new[1]["effort"] == {"kept": 0, "added": 0, "deleted": 0, "relabelled": 1}
+    assert new[0]["annotator"] == "tester" and new[0]["pre_tags"] == ["B-PER", "O", "O"]
+    reopened = Ledger(ledger.path)
+    assert reopened.records() == [A.record, B.record]
+    assert reopened.ids == {A.record.id, B.record.id}
+    assert reopened.cycle == 1
+
+
+def test_append_is_idempotent(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append([A, B])
+    before = ledger.path.read_bytes()
+    assert ledger.append([A, B]) == []
+    assert Ledger(ledger.path).append([B, A]) == []  # also from a fresh instance that re-reads the file
+    assert ledger.path.read_bytes() == before
+    # the same sentence annotated again in a later cycle, or twice in one call, is still one entry
+    again = _ann(["Ada", "met", "Bob"], ["O", "O", "O"], cycle=3)
+    new = Ledger(ledger.path).append([C, again, C])
+    assert [e["id"] for e in new] == [C.record.id]
+    assert len(Ledger(ledger.path).entries) == 3
+
+
+def test_append_skips_unlabelled(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    assert ledger.append([_ann(["no", "tags"], None)]) == []
+    assert ledger.entries == []
+
+
+def test_append_only_old_lines_kept_verbatim(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append([A])
+    first = ledger.path.read_text()
+    ledger.append([C])
+    lines = ledger.path.read_text().splitlines()
+    assert lines[0] + "\n" == first and len(lines) == 2
+    assert json.loads(lines[1])["cycle"] == 2
+
+
+def test_per_cycle_sums(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append([C, A, B])
+    assert list(ledger.per_cycle()) == [1, 2]  # sorted by cycle
+    assert ledger.per_cycle() == {
+        1: {"sentences": 2, "tokens": 6, "kept": 1, "added": 1, "deleted": 0, "relabelled": 1},
+        2: {"sentences": 1, "tokens": 3, "kept": 0, "added": 1, "deleted": 0, "relabelled": 0},
+    }
+    assert ledger.cycle == 2
+
+
+def _ledger_with_bad_line(tmp_path: Path, bad: str | bytes) -> Path:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append([A, B])
+    data = ledger.path.read_bytes()
+    bad_bytes = bad if isinstance(bad, bytes) else bad.encode()
+    ledger.path.write_bytes(data + b"\n" + bad_bytes + b"\n")  # line 3 is blank, line 4 is the bad one
+    return ledger.path
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"id": "x", "cycle": 1',
+        "[1, 2, 3]",
+        '{"id": "x", "cycle": 1}',
+        '"just a string"',
+        b'{"id": "\xff"}',
+    ],
+)
+def test_corrupt_line_names_the_line(tmp_path: Path, bad: str | bytes) -> None:
+    path = _ledger_with_bad_line(tmp_path, bad)
+    with pytest.raises(DataError) as info:
+        Ledger(path)
+    assert info.value.line == 4
+    assert f"{path}:4:" in str(info.value)
+
+
+def test_entry_with_wrong_shape_is_rejected_when_loaded(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append([A])
+    entry = json.loads(ledger.path.read_text())
+    for i, broken in enumerate(
+        (
+            {**entry, "cycle": "1"},
+            {k: v for k, v in entry.items() if k != "effort"},
+            {**entry, "record": {"id": entry["id"]}},
+            {**entry, "id": "0000000000000000"},
+        )
+    ):
+        path = _ledger_with_bad_line(tmp_path / f"case{i}", json.dumps(broken))
+        with pytest.raises(DataError) as info:
+            Ledger(path)
+        assert f"{path}:4:" in str(info.value) and "corrupt ledger entry" in str(info.value)

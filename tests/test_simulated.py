@@ -1,0 +1,144 @@
+"""The simulated annotator: idempotent export, answers from the gold file, pending sentences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nerloop.annotation.simulated import SimulatedBackend
+from nerloop.errors import DataError
+from nerloop.formats import record_from_text
+from nerloop.ledger import Ledger
+from nerloop.records import Record
+
+ANSWERS = "Ada\tB-PER\nmet\tO\nBob\tB-PER\n\nParis\tI-LOC\nis\tO\nbig\tO\n\nin\tO\nNew\tB-LOC\nYork\tI-LOC\n"
+
+
+def _pool(tokens: list[str], cycle: int = 1, pre: list[str] | None = None) -> Record:
+    meta = {"cycle": cycle, "scores": {"mnlp": 0.5}}
+    if pre is not None:
+        meta["pre_tags"] = pre
+    return Record.from_tokens(tokens, meta=meta)
+
+
+ADA = _pool(["Ada", "met", "Bob"], pre=["B-PER", "O", "O"])
+PARIS = _pool(["Paris", "is", "big"])
+YORK = _pool(["in", "New", "York"], cycle=2)
+MISSING = _pool(["Nobody", "knows", "this"])
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> SimulatedBackend:
+    answers = tmp_path / "answers.conll"
+    answers.write_text(ANSWERS, encoding="utf-8")
+    return SimulatedBackend(answers, tmp_path / "state")
+
+
+def _state(backend: SimulatedBackend) -> list[dict]:
+    return [json.loads(line) for line in backend.exported_path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_export_writes_state_and_maps_ids(backend: SimulatedBackend) -> None:
+    assert not backend.exported_path.exists()
+    mapping = backend.export([ADA, PARIS], cycle=1)
+    assert mapping == {ADA.id: ADA.id, PARIS.id: PARIS.id}
+    state = _state(backend)
+    assert [(e["id"], e["cycle"]) for e in state] == [(ADA.id, 1), (PARIS.id, 1)]
+    assert Record.from_dict(state[0]["record"]) == ADA
+
+
+def test_export_is_idempotent(backend: SimulatedBackend) -> None:
+    backend.export([ADA, PARIS], cycle=1)
+    before = backend.exported_path.read_bytes()
+    assert backend.export([ADA, PARIS], cycle=1) == {ADA.id: ADA.id, PARIS.id: PARIS.id}
+    assert backend.exported_path.read_bytes() == before
+    # a later batch adds only what is new; the first export's cycle stays
+    backend.export([PARIS, YORK], cycle=2)
+    assert [(e["id"], e["cycle"]) for e in _state(backend)] == [(ADA.id, 1), (PARIS.id, 1), (YORK.id, 2)]
+
+
+def test_export_a_sentence_twice_in_one_batch_keeps_one_copy(backend: SimulatedBackend) -> None:
+    backend.export([ADA, ADA, PARIS], cycle=1)
+    assert [e["id"] for e in _state(backend)] == [ADA.id, PARIS.id]
+
+
+def test_fetch_answers_from_gold(backend: SimulatedBackend) -> None:
+    assert backend.fetch(set()).done == []  # nothing exported yet
+    backend.export([ADA, PARIS], cycle=1)
+    backend.export([YORK], cycle=2)
+    result = backend.fetch(set())
+    assert result.pending == [] and result.problems == []
+    by_id = {a.record.id: a for a in result.done}
+    assert set(by_id) == {ADA.id, PARIS.id, YORK.id}
+    assert by_id[ADA.id].record.tags == ["B-PER", "O", "B-PER"]
+    assert by_id[PARIS.id].record.tags == ["B-LOC", "O", "O"]  # the IOB1 answer comes back as IOB2
+    assert by_id[YORK.id].cycle == 2 and by_id[ADA.id].cycle == 1
+    assert by_id[ADA.id].pre_tags == ["B-PER", "O", "O"] and by_id[PARIS.id].pre_tags is None
+    assert by_id[ADA.id].annotator == "simulated"
+    assert by_id[ADA.id].record.meta == {}  # selection scores are not part of the annotation
+    assert by_id[ADA.id].record.tokens == ADA.tokens and by_id[ADA.id].record.text == ADA.text
+
+
+def test_fetch_skips_known(backend: SimulatedBackend) -> None:
+    backend.export([ADA, PARIS, YORK], cycle=1)
+    result = backend.fetch({ADA.id, YORK.id})
+    assert [a.record.id for a in result.done] == [PARIS.id]
+    assert backend.fetch({ADA.id, PARIS.id, YORK.id}).done == []
+
+
+def test_missing_answer_stays_pending(backend: SimulatedBackend) -> None:
+    backend.export([ADA, MISSING], cycle=1)
+    result = backend.fetch(set())
+    assert [a.record.id for a in result.done] == [ADA.id]
+    assert result.pending == [MISSING.id]
+    assert len(result.problems) == 1
+    assert MISSING.id in result.problems[0] and "answers.conll" in result.problems[0]
+    assert "pending" in result.problems[0]
+    # still pending (not lost) at the next fetch
+    assert backend.fetch({ADA.id}).pending == [MISSING.id]
+
+
+def test_answer_tokenised_differently_stays_pending(backend: SimulatedBackend) -> None:
+    # same normalised text, hence the same id, but one token where the answers file has three
+    odd = Record(id=ADA.id, tokens=["Ada met Bob"], text="Ada met Bob", offsets=[(0, 11)], meta={})
+    backend.export([odd], cycle=1)
+    result = backend.fetch(set())
+    assert result.done == [] and result.pending == [ADA.id]
+    assert "tokenised differently" in result.problems[0]
+
+
+def test_unlabelled_answer_stays_pending(tmp_path: Path) -> None:
+    answers = tmp_path / "answers.txt"
+    answers.write_text("Ada met Bob.\n", encoding="utf-8")
+    backend = SimulatedBackend(answers, tmp_path / "state")
+    rec = record_from_text("Ada met Bob.")
+    backend.export([rec], cycle=1)
+    result = backend.fetch(set())
+    assert result.done == [] and result.pending == [rec.id] and "no tags" in result.problems[0]
+
+
+def test_fetch_then_ledger_round(backend: SimulatedBackend, tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    backend.export([ADA, PARIS], cycle=1)
+    assert len(ledger.append(backend.fetch(ledger.ids).done)) == 2
+    assert backend.fetch(ledger.ids).done == []
+    entry = next(e for e in ledger.entries if e["id"] == ADA.id)
+    assert entry["effort"] == {"kept": 1, "added": 1, "deleted": 0, "relabelled": 0}
+
+
+def test_corrupt_state_names_the_line(backend: SimulatedBackend) -> None:
+    backend.export([ADA], cycle=1)
+    with backend.exported_path.open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "x"}\n')
+    with pytest.raises(DataError) as info:
+        backend.fetch(set())
+    assert f"{backend.exported_path}:2:" in str(info.value)
+
+
+def test_missing_answers_file(tmp_path: Path) -> None:
+    backend = SimulatedBackend(tmp_path / "nope.conll", tmp_path / "state")
+    backend.export([ADA], cycle=1)
+    with pytest.raises(DataError, match=r"nope\.conll"):
+        backend.fetch(set())
