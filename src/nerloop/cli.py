@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +23,15 @@ from nerloop.errors import NerloopError
 COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models", ".gitignore"]
 LOOP_TARGETS = ["evaluate", "export"]  # the loop; the final stages run only on `nerloop finalize`
 FINAL_TARGET = "datacard"
+DVC = [sys.executable, "-m", "dvc"]  # the venv's dvc, even when the venv is not activated
 
 
 def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command, streaming its output; raise NerloopError naming it on failure."""
     print("$ " + " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, text=True)
+    # Stage commands call `python`: make it this venv's, even when the venv is not activated.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(cmd, text=True, env=env)
     if check and proc.returncode != 0:
         raise NerloopError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}")
     return proc
@@ -47,16 +51,21 @@ def _commit(message: str, extra: list[str] | None = None) -> bool:
     subprocess.run(["git", "add", "-A", "--", *files], check=True)
     if subprocess.run(["git", "diff", "--cached", "--quiet"]).returncode == 0:
         return False
-    subprocess.run(["git", "commit", "-q", "-m", message], check=True)
+    identity = [] if _git_ok("config", "user.email") else ["-c", "user.name=nerloop", "-c", "user.email=nerloop@localhost"]
+    subprocess.run(["git", *identity, "commit", "-q", "-m", message], check=True)
     return True
 
 
+def _git_ok(*args: str) -> bool:
+    return subprocess.run(["git", *args], capture_output=True).returncode == 0
+
+
 def _push() -> None:
-    remotes = subprocess.run(["dvc", "remote", "list"], text=True, capture_output=True).stdout.strip()
+    remotes = subprocess.run([*DVC, "remote", "list"], text=True, capture_output=True).stdout.strip()
     if not remotes:
         print("no DVC remote configured: data stays in the local cache (dvc remote add -d ...)")
         return
-    if _run(["dvc", "push", "-q"], check=False).returncode != 0:
+    if _run([*DVC, "push", "-q"], check=False).returncode != 0:
         print("warning: dvc push failed; the commit is made, run `dvc push` again later", file=sys.stderr)
 
 
@@ -72,7 +81,7 @@ def cycle() -> dict[str, Any]:
     """Run one active-learning cycle: repro, commit, push. Returns the cycle summary."""
     if not Path("dvc.yaml").exists():
         raise NerloopError("no dvc.yaml here: run nerloop from the project root")
-    _run(["dvc", "repro", *LOOP_TARGETS])
+    _run([*DVC, "repro", *LOOP_TARGETS])
     ann = _read_json(paths.METRICS / "annotation.json", {})
     ev = _read_json(paths.METRICS / "eval.json", {})
     summary = {
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             for k, v in status().items():
                 print(f"{k:>24}: {v}")
         elif args.command == "finalize":
-            _run(["dvc", "repro", FINAL_TARGET])
+            _run([*DVC, "repro", FINAL_TARGET])
             if _commit("nerloop: final dataset and dataset card"):
                 _push()
         elif args.command == "doccano":

@@ -239,7 +239,8 @@ def resolve_duplicates(records: Sequence[Record], policy: str) -> tuple[list[Rec
             if len(ranked[0]) > len(ranked[1]):
                 winner, resolution = ranked[0][0], f"majority: {len(ranked[0])} of {len(copies)} copies agree"
             else:
-                resolution = f"tie ({len(ranked[0])} copies each): held for review"
+                n = len(ranked[0])
+                resolution = f"tie ({n} {'copy' if n == 1 else 'copies'} each): held for review"
         elif policy == "latest":
             winner, resolution = copies[-1], f"latest: the {copies[-1].meta.get('origin')} copy"
         else:

@@ -57,8 +57,12 @@ class AnnotationBackend(ABC):
         """
 
     @abstractmethod
-    def fetch(self, known: set[str]) -> FetchResult:
-        """Return every finished annotation whose sentence id is not in ``known``."""
+    def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
+        """Return every finished annotation whose sentence id is not in ``known``.
+
+        ``exported`` (sentence id -> example id, from the export manifest) lets a backend
+        report examples that were sent but have since disappeared.
+        """
 
 
 def edit_counts(pre_tags: list[str] | None, final_tags: list[str]) -> dict[str, int]:

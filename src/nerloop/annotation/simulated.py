@@ -53,13 +53,14 @@ class SimulatedBackend(AnnotationBackend):
                     fh.write(json.dumps(e, ensure_ascii=False) + "\n")
         return {r.id: r.id for r in batch}
 
-    def fetch(self, known: set[str]) -> FetchResult:
-        exported = [e for e in self._exported() if e["id"] not in known]
+    def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
+        # ``exported`` is not needed: the simulated "server" keeps its own list of what was sent.
+        waiting = [e for e in self._exported() if e["id"] not in known]
         result = FetchResult()
-        if not exported:
+        if not waiting:
             return result
         answers = {r.id: r for r in read_any(self.answers_path)}
-        for e in exported:
+        for e in waiting:
             rec = Record.from_dict(e["record"])
             gold = answers.get(rec.id)
             problem = None

@@ -28,7 +28,8 @@ def main() -> None:
     ledger = Ledger(paths.LEDGER)
     manifest = load_manifest()["examples"]
     # Nothing exported yet (cycle 0): no need to reach the backend.
-    result = get_backend(params, entity_types()).fetch(ledger.ids) if manifest else FetchResult()
+    exported = {sid: e["example"] for sid, e in manifest.items()}
+    result = get_backend(params, entity_types()).fetch(ledger.ids, exported) if manifest else FetchResult()
     new = ledger.append(result.done)
     for problem in result.problems:
         log.warning("held back: %s", problem)

@@ -1,0 +1,173 @@
+"""Smoke tests of the benchmark code on a tiny synthetic CoNLL corpus with a tiny random BERT.
+
+They guard the mechanics (runs, resume, report, plots, skip without data) in seconds; the real
+benchmark on CoNLL-2003 takes hours and is run by hand (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiny_model import make_tiny_bert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import al_curve  # noqa: E402
+import throughput  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+NAMES = ["Alice", "Bruno", "Chiara", "Dmitri", "Emeka", "Fatima", "Goran", "Hana"]
+PLACES = ["Paris", "Lagos", "Osaka", "Lima", "Oslo", "Quito"]
+ORGS = ["Acme", "Globex", "Initech", "Hooli"]
+VERBS = ["visited", "left", "praised", "joined", "criticised"]
+
+
+def synthetic_conll(path: Path, n: int, seed: int) -> list[str]:
+    """Write ``n`` distinct CoNLL-2003-style sentences (4 columns, -DOCSTART- lines); return the words used."""
+    rng = random.Random(seed)
+    words: set[str] = set()
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for i in range(n):
+        sent = [(rng.choice(NAMES), "B-PER"), (rng.choice(VERBS), "O")]
+        sent += [(rng.choice(PLACES), "B-LOC")] if i % 2 else [(rng.choice(ORGS), "B-ORG"), ("Corp", "I-ORG")]
+        sent += [("on", "O"), (f"day{seed}x{i}", "O"), (".", "O")]
+        lines += [f"{w} NN O {t}" for w, t in sent] + [""]
+        words.update(w for w, _ in sent)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return sorted(words)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(CoNLL folder with train.txt and test.txt, tiny BERT folder)."""
+    root = tmp_path_factory.mktemp("bench")
+    data = root / "conll"
+    data.mkdir()
+    words = synthetic_conll(data / "train.txt", 90, seed=1) + synthetic_conll(data / "test.txt", 20, seed=2)
+    return data, make_tiny_bert(root / "tiny-bert", words)
+
+
+def al_args(data: Path, model: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data", str(data), "--base", str(model), "--work", str(out / "work"), "--results", str(out / "results"),
+            "--strategies", "random", "hybrid", "--seeds", "1", "--cycles", "2", "--seed-size", "10",
+            "--batch", "5", "--subsample", "0", "--epochs", "1", "--gold-size", "0", *extra]
+
+
+def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    data, model = corpus
+    assert al_curve.main(al_args(data, model, tmp_path, "--reference")) == 0
+    assert al_curve.main(al_args(data, model, tmp_path)) == 0
+    results = tmp_path / "results"
+
+    ref = json.loads((results / "reference.json").read_text())
+    assert ref["labelled_sentences"] == 90 and 0.0 <= ref["f1"] <= 1.0
+    for key in ("random", "hybrid"):
+        run = json.loads((results / "runs" / f"{key}-seed1.json").read_text())
+        assert run["strategy"] == key and run["seed"] == 1 and run["select"]["strategy"] == key
+        assert [c["labelled_sentences"] for c in run["cycles"]] == [10, 15, 20]
+        assert all(c["gold_sentences"] == 20 and 0.0 <= c["f1"] <= 1.0 for c in run["cycles"])
+        assert run["cycles"][1]["labelled_tokens"] > run["cycles"][0]["labelled_tokens"]
+        assert set(run["cycles"][0]["stage_seconds"]) == {"import", "train", "evaluate", "score", "select", "export"}
+        assert "next_batch" not in run["cycles"][-1] and run["cycles"][0]["next_batch"]["sentences"] == 5
+        assert not (tmp_path / "work" / f"{key}-seed1" / "models").exists()  # models are dropped when done
+    md = (results / "al_curve.md").read_text()
+    assert "## Targets" in md and "hybrid (default)" in md and "| 2 | 20 |" in md and "share of full-data F1" in md
+    summary = json.loads((results / "al_curve_summary.json").read_text())
+    assert summary["targets"]["gain"]["met"] in (True, False) and summary["reference_f1"] == ref["f1"]
+    for x in ("sentences", "tokens"):
+        assert (results / f"al_curve_{x}.png").stat().st_size > 5000
+
+    # a second call skips finished runs: no stage runs at all
+    calls = []
+    monkeypatch.setattr("nerloop.stages.train.main", lambda: calls.append("train"))
+    capsys.readouterr()
+    assert al_curve.main(al_args(data, model, tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "skip random seed 1" in out and "skip hybrid seed 1" in out and not calls
+    assert "Targets (issue #6)" in out
+
+    # an interrupted run resumes after its last finished cycle (here: cycle 1 and its export were done)
+    monkeypatch.undo()
+    run_dir = tmp_path / "work" / "hybrid-seed1"
+    progress = json.loads((run_dir / "progress.json").read_text())
+    progress["rows"] = progress["rows"][:2]
+    (run_dir / "progress.json").write_text(json.dumps(progress))
+    (results / "runs" / "hybrid-seed1.json").unlink()
+    before = json.loads((run_dir / "data/annotations/ledger.jsonl").read_text().splitlines()[0])
+    from nerloop.stages import train as train_stage
+
+    real_train = train_stage.main
+    monkeypatch.setattr(train_stage, "main", lambda: (calls.append("train"), real_train()))
+    assert al_curve.main(al_args(data, model, tmp_path)) == 0
+    assert calls == ["train"]  # only cycle 2 was trained again
+    run = json.loads((results / "runs" / "hybrid-seed1.json").read_text())
+    assert [c["labelled_sentences"] for c in run["cycles"]] == [10, 15, 20]
+    ledger = (run_dir / "data/annotations/ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == 10 == len({json.loads(line)["id"] for line in ledger})
+    assert json.loads(ledger[0]) == before
+
+    # other settings in the same results folder are refused rather than mixed into one table
+    assert al_curve.main([*al_args(data, model, tmp_path), "--epochs", "2"]) == 2
+
+
+def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir(parents=True)
+    config = {"seed_size": 10, "batch": 10, "cycles": 2, "subsample": 0, "epochs": 1, "patience": 1, "gold_size": 0,
+              "base": "x", "data": {"train_sentences": 100, "test_sentences": 20, "labels": ["PER"]},
+              "recipe": {"train": {"validation_share": 0.2, "learning_rate": 1e-4, "batch_size": 16},
+                         "select": {"measure": "mnlp", "alpha": 0.7, "k": 20}}}
+    curves = {"random": [0.30, 0.40, 0.50], "hybrid": [0.30, 0.50, 0.60]}
+    for key, f1s in curves.items():
+        cycles = [{"cycle": c, "labelled_sentences": 10 * (c + 1), "labelled_tokens": 60 * (c + 1), "f1": f,
+                   "epochs_run": 1} for c, f in enumerate(f1s)]
+        (runs / f"{key}-seed1.json").write_text(json.dumps(
+            {"strategy": key, "seed": 1, "config": config, "cycles": cycles, "train_seconds_total": 6.0,
+             "stage_seconds_total": 12.0}))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- al_curve:start -->\nold\n<!-- al_curve:end -->\noutro\n")
+    summary = al_curve.report(tmp_path, readme)
+    gain, savings = summary["targets"]["gain"], summary["targets"]["savings"]
+    assert gain["gain"] == pytest.approx(0.10) and gain["met"] is True
+    # random ends at 0.50 with 30 sentences; hybrid gets there at cycle 1, with 20 sentences = 67% > 60%
+    assert savings["sentences"] == pytest.approx(20) and savings["share"] == pytest.approx(2 / 3)
+    assert savings["met"] is False and savings["token_share"] == pytest.approx(2 / 3)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "NOT MET" in text
+    assert "**not met**" in (tmp_path / "al_curve.md").read_text()
+
+
+def test_al_curve_skips_clearly_without_conll(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert al_curve.main(["--data", str(tmp_path / "absent"), "--work", str(tmp_path / "w"),
+                          "--results", str(tmp_path / "r")]) == 0
+    assert "skipped: CoNLL-2003 not found" in capsys.readouterr().out
+    assert not (tmp_path / "r").exists() and not (tmp_path / "w").exists()
+    assert throughput.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "t")]) == 0
+    assert "skipped: CoNLL-2003 not found" in capsys.readouterr().out
+
+
+def test_throughput_smoke(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+    data, model = corpus
+    out = tmp_path / "out"
+    assert throughput.main([
+        "--data", str(data), "--base", str(model), "--out", str(out), "--work", str(tmp_path / "work"),
+        "--in-process", "--repeats", "1",
+        "--train-sentences", "24", "--score-sentences", "40", "--pool-size", "300", "--select-rows", "400",
+        "--io-sentences", "20",
+    ]) == 0
+    res = json.loads((out / "throughput.json").read_text())
+    for key in ("train", "score", "stream", "select", "io"):
+        assert key in res, key
+    assert res["train"]["nerloop"]["sentences_per_s"] > 0 and res["train"]["bare"]["sentences_per_s"] > 0
+    assert res["score"]["ratio"] > 0 and res["stream"]["pool_sentences"] == 300
+    assert res["stream"]["met"] is None  # measured below 100k: no verdict claimed
+    assert res["select"]["rows"] == 400 and res["io"]["export_s"] >= 0 and res["io"]["imported"] == 20
+    assert "| training" in (out / "throughput.md").read_text()
