@@ -89,7 +89,7 @@ PER_RUN_KEYS = {
     "model": {"base"},
     "train": {"seed", "epochs", "early_stopping_patience"},
     "score": {"seed", "subsample"},
-    "select": {"strategy", "measure", "seed", "batch_size"},
+    "select": {"strategy", "seed", "batch_size"},
 }
 LOOP_SECTIONS = ("model", "train", "evaluate", "score", "select")
 
@@ -340,7 +340,8 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
     if progress is None or progress["config"] != config:
         params = run_params(settings, recipe, key, seed, corpus.labels)
         setup_run(run_dir, corpus, settings, params, seed)
-        progress = {"config": config, "started_at": now(), "rows": [], "exported": -1, "prepare_seconds": None}
+        progress = {"config": config, "started_at": now(), "rows": [], "exported": -1, "prepare_seconds": None,
+                    "prepare": None}
     else:
         print(f"resume {key} seed {seed} after cycle {len(progress['rows']) - 1}")
 
@@ -351,6 +352,7 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
     with inside(run_dir):
         if progress["prepare_seconds"] is None:
             progress["prepare_seconds"] = timed(stages["prepare"].main)
+            progress["prepare"] = read_json(Path("metrics/prepare.json"))  # seed, pool and gold sizes
             save()
         for c in range(settings.cycles + 1):
             if len(progress["rows"]) == c:  # learn from everything labelled so far, and measure on gold
@@ -376,6 +378,7 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
         "seed": seed,
         "config": config,
         "cycles": progress["rows"],
+        "prepare": progress.get("prepare"),
         "prepare_seconds": progress["prepare_seconds"],
         "train_seconds_total": round(sum(r["train_seconds"] for r in progress["rows"]), 1),
         "stage_seconds_total": round(sum(sum(r["stage_seconds"].values()) for r in progress["rows"]), 1),
@@ -590,16 +593,22 @@ def setup_text(runs: list[dict[str, Any]]) -> str:
     train, select = cfg["recipe"]["train"], cfg["recipe"]["select"]
     gold = cfg["gold_size"] or cfg["data"]["test_sentences"]
     gold_what = "a random subset of the test split" if cfg["gold_size"] else "the official test split"
+    prepared = runs[0].get("prepare") or {}
+    pool = (f" ({prepared['pool_sentences']:,} sentences once duplicates and sentences also in test are left out)"
+            if "pool_sentences" in prepared else "")
+    gold = prepared.get("gold_sentences", gold)
+    hybrid = next((r["select"] for r in runs if r["strategy"] == DEFAULT_STRATEGY and "select" in r), select)
     return (
         f"Setup: a random seed set of {cfg['seed_size']} train sentences, then {cfg['cycles']} cycles of "
         f"{cfg['batch']} sentences chosen from a random subsample of {cfg['subsample'] or 'all'} pool sentences "
-        f"per cycle (the pool is the rest of the {cfg['data']['train_sentences']:,} train sentences), answered from "
-        f"the train labels by the simulated annotator. Gold set: {gold_what} ({gold:,} sentences; never selected, "
-        f"never trained on). Model `{cfg['base']}`, trained from the base every cycle for at most {cfg['epochs']} "
-        f"epochs with early stopping (patience {cfg['patience']}) on {train['validation_share']:.0%} of the "
+        f"per cycle; the pool is the rest of train{pool}, answered from the train labels by the simulated "
+        f"annotator. Gold set: {gold_what} ({gold:,} "
+        f"distinct sentences; never selected, never trained on). Model `{cfg['base']}`, trained from the base "
+        f"every cycle, epochs: at most {cfg['epochs']}, early stopping (patience {cfg['patience']}) on "
+        f"{train['validation_share']:.0%} of the "
         f"labelled data; learning rate {train['learning_rate']}, batch {train['batch_size']}. Seeds "
         f"{sorted({r['seed'] for r in runs})} (seed set, training, subsample and selection). Hybrid uses the "
-        f"shipped defaults: measure {select.get('measure', 'mnlp')}, alpha {select['alpha']}, k {select['k']}."
+        f"shipped defaults: measure {hybrid.get('measure', '?')}, alpha {hybrid['alpha']}, k {hybrid['k']}."
     )
 
 

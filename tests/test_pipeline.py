@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from datasets import load_from_disk
 
 from conftest import run_in
 
@@ -47,15 +48,21 @@ def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
 
     history = read_json(tiny_project / "metrics/history.json")
     assert [h["labelled_sentences"] for h in history] == [24, 30, 36]
+    assert history[0]["selection"] is None and history[2]["selection"]["strategy"] == "hybrid"
     diff = json.loads(run_in(tiny_project, "dvc", "metrics", "diff", "HEAD~1", "--json").stdout)
     assert diff["metrics/eval.json"]["labelled_sentences"]["diff"] == 6
     assert (tiny_project / "metrics/learning_curve.png").stat().st_size > 1000
     assert any((tiny_project.parent / "remote").rglob("*")), "dvc push stored nothing in the remote"
 
-    # importing again with nothing new adds nothing; status reports the batch that waits
-    before = (tiny_project / "data/annotations/ledger.jsonl").read_text()
     status = run_in(tiny_project, "nerloop", "status").stdout
     assert "waiting_for_annotation: 6" in status and "cycle: 2" in status
+
+    # the final stages: splits loadable offline, a card, one more commit
+    run_in(tiny_project, "nerloop", "finalize")
+    final = load_from_disk(str(tiny_project / "data/final/dataset"))
+    assert sum(len(final[s]) for s in ("train", "validation", "test")) > 0
+    assert (tiny_project / "data/final/README.md").read_text().startswith("---")
+    assert run_in(tiny_project, "git", "log", "-1", "--format=%s").stdout.startswith("nerloop: final dataset")
 
 
 def test_interrupted_cycle_resumes_without_duplicates(tiny_project: Path) -> None:

@@ -14,7 +14,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 def make_tiny_bert(path: Path, words: Iterable[str]) -> Path:
     """Write a 2-layer, 32-wide BERT and a word-level WordPiece vocab to ``path``."""
     path.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w.lower() for w in words})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted({w.lower() for w in words})]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(path)

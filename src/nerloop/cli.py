@@ -51,7 +51,9 @@ def _commit(message: str, extra: list[str] | None = None) -> bool:
     subprocess.run(["git", "add", "-A", "--", *files], check=True)
     if subprocess.run(["git", "diff", "--cached", "--quiet"]).returncode == 0:
         return False
-    identity = [] if _git_ok("config", "user.email") else ["-c", "user.name=nerloop", "-c", "user.email=nerloop@localhost"]
+    # A fresh clone may have no git identity: commit as "nerloop" rather than fail the cycle.
+    identity = [] if _git_ok("config", "user.email") else ["-c", "user.name=nerloop",
+                                                            "-c", "user.email=nerloop@localhost"]
     subprocess.run(["git", *identity, "commit", "-q", "-m", message], check=True)
     return True
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import math
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -24,15 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import torch  # noqa: E402
-from seqeval.metrics import classification_report, f1_score  # noqa: E402
-from seqeval.scheme import IOB2  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-from transformers import (  # noqa: E402
+import torch
+from seqeval.metrics import classification_report, f1_score
+from seqeval.scheme import IOB2
+from tqdm.auto import tqdm
+from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
     DataCollatorForTokenClassification,
@@ -44,9 +39,9 @@ from transformers import (  # noqa: E402
     set_seed,
 )
 
-from nerloop.errors import ParamsError  # noqa: E402
-from nerloop.params import ModelParams, TrainParams  # noqa: E402
-from nerloop.records import Record  # noqa: E402
+from nerloop.errors import ParamsError
+from nerloop.params import ModelParams, TrainParams
+from nerloop.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +241,9 @@ def predict(
             mc = None
             if mc_passes:
                 model.train()  # dropout on: Monte Carlo samples of the posterior (Gal & Ghahramani)
-                mc = np.stack([torch.softmax(model(**batch).logits.float(), -1).cpu().numpy() for _ in range(mc_passes)])
+                mc = np.stack(
+                    [torch.softmax(model(**batch).logits.float(), -1).cpu().numpy() for _ in range(mc_passes)]
+                )
                 model.eval()
         for b, i in enumerate(idx):
             n_words = len(records[i].tokens)

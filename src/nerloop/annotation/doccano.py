@@ -485,6 +485,7 @@ class DoccanoBackend(AnnotationBackend):
             META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
             META_PREFIX + "pre_conf": _finite(confs),
             META_PREFIX + "scores": _finite(dict(rec.meta.get("scores") or {})),
+            META_PREFIX + "selection": rec.meta.get("selection"),
             META_PREFIX + "uploader": self.username,
         }
 
@@ -655,7 +656,8 @@ class DoccanoBackend(AnnotationBackend):
             tags=tags,
             source=ex.m("source") or "",
             doc_id=ex.m("doc_id"),
-            meta={"cycle": int(ex.m("cycle", 0)), "scores": ex.m("scores") or {}, "doccano_example": ex.example_id},
+            meta={"cycle": int(ex.m("cycle", 0)), "scores": ex.m("scores") or {}, "selection": ex.m("selection"),
+                  "doccano_example": ex.example_id},
         )
 
     def _annotation(self, ex: _Example, user: str, tags: list[str], annotators: list[str]) -> Annotation:

@@ -76,6 +76,7 @@ class SimulatedBackend(AnnotationBackend):
                 continue
             pre_tags = rec.meta.get("pre_tags")
             rec.tags = gold.tags
-            rec.meta = {}
+            # keep only how the sentence was chosen; pre-annotation and scores are not part of the annotation
+            rec.meta = {"selection": rec.meta["selection"]} if "selection" in rec.meta else {}
             result.done.append(Annotation(record=rec, cycle=e["cycle"], annotator="simulated", pre_tags=pre_tags))
         return result

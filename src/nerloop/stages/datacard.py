@@ -112,6 +112,7 @@ The splits are stratified by entity type: each split holds about its share of ev
 Cycle 0 is the seed set alone. "Kept / added / deleted / relabelled" count the model's pre-annotated entities
 the annotators kept, and the entities they added, deleted or relabelled: the manual effort per cycle. F1 is
 entity-level (strict IOB2) on the gold set, of the model trained on everything labelled up to that cycle.
+A dash means not recorded: the annotations of the last cycle usually arrive after the last evaluation.
 {{ table(cycles_table) }}
 ### Selection Strategy and Parameters
 
@@ -327,7 +328,7 @@ def limitations(params: Params, stats: dict[str, Any], history: list[dict[str, A
     if params.annotation.backend == "simulated":
         out.append("Labels come from the source corpus via the simulated annotator; annotation effort figures "
                    "describe a simulated loop, not human work.")
-    if not any(h.get("strategy") for h in history):
+    if not any(h.get("selection") for h in history):
         out.append("The selection settings of each cycle are not recorded; the card shows those at finalisation.")
     if not any(_agreement_of(h) is not None for h in history):
         out.append("Inter-annotator agreement is not recorded per cycle.")
@@ -409,9 +410,13 @@ def build_card(
     ])
     sel = params.select.dict()
     select_table = _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in sel.items()])
-    strategies = sorted({h["strategy"] for h in history if h.get("strategy")})
+    per_cycle = [(h["cycle"], h["selection"]) for h in history if h.get("selection")]
     strategy_text = (
-        f"Recorded per cycle: strategies {', '.join(strategies)}." if strategies else
+        "How each cycle's batch was chosen (recorded with the annotations):\n\n" + _table(
+            ["cycle", "strategy", "measure", "alpha", "k", "batch size", "token budget"],
+            [[c, f"`{x['strategy']}`", f"`{x['measure']}`", x["alpha"], x["k"], x["batch_size"], x["token_budget"]]
+             for c, x in per_cycle],
+        ) if per_cycle else
         "nerloop does not record the selection settings per cycle. These are the `select` settings in params.yaml "
         f"when the dataset was finalised (strategy `{sel['strategy']}`, measure `{sel['measure']}`, "
         f"{sel['batch_size']} sentences per cycle); if they were changed during the loop, earlier cycles ran with "

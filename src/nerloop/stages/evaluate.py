@@ -55,6 +55,9 @@ def main() -> None:
     ledger = Ledger(paths.LEDGER)
     labelled = labelled_records(ledger)
     effort = ledger.per_cycle().get(ledger.cycle, {})
+    this_cycle = [e for e in ledger.entries if e["cycle"] == ledger.cycle]
+    selection = next((e["record"]["meta"].get("selection") for e in this_cycle if e["record"]["meta"].get("selection")),
+                     None)
     row = {
         "cycle": ledger.cycle,
         "labelled_sentences": len(labelled),
@@ -65,9 +68,10 @@ def main() -> None:
         "token_accuracy": round(scores["token_accuracy"], 4),
         **{f"f1_{t}": round(v["f1"], 4) for t, v in sorted(scores["per_type"].items())},
         "manual_effort": {k: effort.get(k, 0) for k in ("kept", "added", "deleted", "relabelled")},
+        "selection": selection,  # how this cycle's batch was chosen (None for the seed-only cycle 0)
     }
-    write_json(paths.METRICS / "eval.json", {k: v for k, v in row.items() if k != "manual_effort"} | {
-        "per_type": scores["per_type"], "gold_sentences": len(gold)})
+    summary = {k: v for k, v in row.items() if k not in ("manual_effort", "selection")}
+    write_json(paths.METRICS / "eval.json", summary | {"per_type": scores["per_type"], "gold_sentences": len(gold)})
     write_json(paths.METRICS / "per_type.json", [{"type": t, **v} for t, v in sorted(scores["per_type"].items())])
     write_json(paths.METRICS / "confusion.json", confusion_rows(true, pred))
     history = update_history(row)

@@ -69,7 +69,7 @@ def write_report(chosen: pd.DataFrame, cfg: SelectConfig, cycle: int, n_candidat
         f"# Batch for cycle {cycle}",
         "",
         f"Strategy `{cfg.strategy}`, measure `{cfg.measure}`, alpha {cfg.alpha}, k {cfg.k}: "
-        f"{len(chosen)} of {n_candidates} candidate sentences, {int(chosen['n_tokens'].sum()) if len(chosen) else 0} tokens.",
+        f"{len(chosen)} of {n_candidates} candidate sentences, {int(chosen['n_tokens'].sum())} tokens.",
         "",
         "| rank | sentence id | tokens | score | cluster | why |",
         "| ---: | --- | ---: | ---: | ---: | --- |",
@@ -100,6 +100,8 @@ def main() -> None:
     batch = []
     measures = [c for c in chosen.columns if c in ("entropy_mean", "entropy_max", "least_confidence", "margin",
                                                       "mnlp", "boundary", "bald")]
+    selection = {k: getattr(cfg, k) for k in ("strategy", "measure", "alpha", "k", "batch_size", "token_budget",
+                                              "rare_bonus")}
     for row in chosen.to_dict("records"):
         rec = pool[row["id"]]
         rec.meta = {
@@ -107,6 +109,7 @@ def main() -> None:
             "rank": int(row["rank"]),
             "cluster": int(row["cluster"]),
             "reason": row["reason"],
+            "selection": selection,
             "scores": {m: round(float(row[m]), 5) for m in measures},
             "pre_tags": json.loads(row["pred_tags"]),
             "pre_spans": json.loads(row["pred_spans"]),
