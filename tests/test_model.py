@@ -1,0 +1,104 @@
+"""The model layer: label alignment, truncation, scores, prediction and a short training run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nerloop.errors import ParamsError
+from nerloop.model import (
+    class_weights,
+    encode,
+    load_model,
+    load_tokenizer,
+    predict,
+    repair_iob2,
+    resolve_base,
+    seqeval_scores,
+    split_validation,
+    train,
+)
+from nerloop.params import ModelParams, TrainParams
+from nerloop.records import Record
+from nerloop.tags import label_list
+from tiny_model import make_tiny_bert
+
+LABELS = label_list(["CHEM", "DIS"])
+RECORDS = [
+    Record.from_tokens(["aspirin", "causes", "ulcers", "."], ["B-CHEM", "O", "B-DIS", "O"]),
+    Record.from_tokens(["heart", "failure", "after", "cocaine"], ["B-DIS", "I-DIS", "O", "B-CHEM"]),
+    Record.from_tokens(["no", "entity", "here"], ["O", "O", "O"]),
+] * 4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    words = {t for r in RECORDS for t in r.tokens} | {"aspir", "##in"}
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny"), words)
+
+
+def test_first_subword_carries_the_word_label(tiny: Path) -> None:
+    tok = load_tokenizer(tiny)
+    feats = encode(RECORDS[:2], tok, max_length=32, label2id={lab: i for i, lab in enumerate(LABELS)})
+    f = feats[1]
+    assert [lab for lab in f["labels"] if lab != -100] == [LABELS.index(t) for t in RECORDS[1].tags]
+    assert f["labels"][0] == -100 and f["labels"][-1] == -100  # [CLS] and [SEP]
+    assert len(f["first"]) == len(RECORDS[1].tokens)
+
+
+def test_long_sentence_is_truncated_with_a_warning_naming_it(tiny: Path, caplog: pytest.LogCaptureFixture) -> None:
+    long = Record.from_tokens(["aspirin"] * 40, source="pool.txt:7")
+    with caplog.at_level(logging.WARNING):
+        feats = encode([long], load_tokenizer(tiny), max_length=16)
+    assert len(feats[0]["input_ids"]) == 16
+    assert "pool.txt:7" in caplog.text and "26 of 40 words" in caplog.text
+
+
+def test_missing_base_model_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="model.base"):
+        resolve_base(str(tmp_path / "nowhere"))
+    assert Path(resolve_base("minilm"), "config.json").exists()
+
+
+def test_repair_iob2_opens_dangling_i() -> None:
+    assert repair_iob2(["I-DIS", "I-DIS", "O", "I-CHEM", "B-CHEM", "I-DIS"]) == [
+        "B-DIS", "I-DIS", "O", "B-CHEM", "B-CHEM", "B-DIS"]
+
+
+def test_seqeval_scores_strict_micro_and_per_type() -> None:
+    true = [["B-CHEM", "O", "B-DIS", "I-DIS"], ["B-CHEM", "O"]]
+    pred = [["B-CHEM", "O", "B-DIS", "O"], ["B-CHEM", "O"]]  # the disease span is cut short: wrong entity
+    s = seqeval_scores(true, pred)
+    assert s["per_type"]["CHEM"]["f1"] == 1.0 and s["per_type"]["DIS"]["f1"] == 0.0
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
+    assert s["token_accuracy"] == pytest.approx(5 / 6)
+
+
+def test_class_weights_favour_rare_labels() -> None:
+    w = class_weights(RECORDS, LABELS, "inverse_sqrt")
+    assert w[LABELS.index("O")] < w[LABELS.index("B-CHEM")]
+    assert class_weights(RECORDS, LABELS, "none") is None
+
+
+def test_split_validation_is_seeded_and_disjoint() -> None:
+    a_train, a_val = split_validation(RECORDS, 0.25, seed=1)
+    b_train, b_val = split_validation(RECORDS, 0.25, seed=1)
+    assert [r.id for r in a_val] == [r.id for r in b_val] and len(a_val) == 3 and len(a_train) == 9
+
+
+def test_train_then_predict_probabilities_and_embeddings(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    summary = train(RECORDS[:9], RECORDS[9:], LABELS, ModelParams(base=str(tiny), max_length=32),
+                    TrainParams(epochs=2, batch_size=4, early_stopping_patience=0), out)
+    assert summary["train_sentences"] == 9 and summary["epochs_run"] == 2
+    model, tok, labels = load_model(out)
+    assert labels == LABELS
+    preds = dict(predict(model, tok, labels, RECORDS[:3], batch_size=2, embeddings=True, mc_passes=2, progress=False))
+    assert sorted(preds) == [0, 1, 2]
+    p = preds[1]
+    assert p.probs.shape == (4, len(LABELS)) and np.allclose(p.probs.sum(1), 1.0, atol=1e-5)
+    assert p.embedding.shape == (32,) and p.mc_probs.shape == (2, 4, len(LABELS))
+    assert all(t in LABELS for t in p.tags)

@@ -1,0 +1,85 @@
+"""Stage logic that is not the model: exclusion, subsampling, pre-annotation, history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nerloop import paths
+from nerloop.errors import ParamsError
+from nerloop.model import Prediction
+from nerloop.params import SelectParams
+from nerloop.records import Record
+from nerloop.stages import evaluate
+from nerloop.stages.score import candidates, pre_annotation
+from nerloop.stages.select import choose, config_from
+
+
+def table(n: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"id": [f"s{i}" for i in range(n)], "n_tokens": rng.integers(3, 30, n),
+                       "mnlp": rng.random(n), "entropy_mean": rng.random(n), "rare": np.zeros(n)})
+    return df, rng.normal(size=(n, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize("strategy", ["random", "uncertainty", "hybrid"])
+def test_choose_never_picks_excluded_sentences(strategy: str) -> None:
+    df, emb = table(50)
+    excluded = {f"s{i}" for i in range(0, 50, 2)}  # labelled, exported earlier or gold
+    cfg = config_from(SelectParams(strategy=strategy, batch_size=10, k=3))
+    chosen = choose(df, emb, excluded, cfg)
+    assert len(chosen) == 10 and not set(chosen["id"]) & excluded
+    assert chosen["id"].tolist() == choose(df, emb, excluded, cfg)["id"].tolist()  # same seed, same batch
+
+
+def test_batch_larger_than_pool_takes_what_is_left_and_empty_pool_is_fine() -> None:
+    df, emb = table(6)
+    cfg = config_from(SelectParams(strategy="uncertainty", batch_size=10))
+    assert len(choose(df, emb, {"s0"}, cfg)) == 5
+    assert choose(df, emb, set(df["id"]), cfg).empty
+
+
+def test_bad_select_params_name_the_key() -> None:
+    df, emb = table(6)
+    with pytest.raises(ParamsError, match="select.k"):
+        choose(df, emb, set(), config_from(SelectParams(strategy="hybrid", k=20)))
+    with pytest.raises(ParamsError, match="select.strategy"):
+        config_from(SelectParams(strategy="bogus"))
+    with pytest.raises(ParamsError, match="select.measure"):
+        config_from(SelectParams(measure="bogus"))
+
+
+def test_candidates_exclude_and_subsample_deterministically() -> None:
+    pool = [Record.from_tokens([f"w{i}", "x"]) for i in range(20)]
+    excluded = {pool[0].id, pool[1].id}
+    a = candidates(pool, excluded, subsample=5, seed=3)
+    assert len(a) == 5 and not {r.id for r in a} & excluded
+    assert [r.id for r in a] == [r.id for r in candidates(pool, excluded, subsample=5, seed=3)]
+    assert len(candidates(pool, excluded, subsample=0, seed=3)) == 18
+
+
+def test_pre_annotation_gives_char_spans_with_mean_confidence() -> None:
+    labels = ["O", "B-DIS", "I-DIS"]
+    rec = Record.from_tokens(["heart", "failure", "now"])
+    probs = np.array([[0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.9, 0.05, 0.05]], dtype=np.float32)
+    spans = pre_annotation(rec, Prediction(probs=probs, tags=["B-DIS", "I-DIS", "O"]), labels)
+    assert spans == [[0, 13, "DIS", pytest.approx(0.7)]]
+    assert rec.text[0:13] == "heart failure"
+
+
+def test_history_upserts_one_row_per_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    evaluate.update_history({"cycle": 0, "f1": 0.1})
+    evaluate.update_history({"cycle": 1, "f1": 0.2})
+    evaluate.update_history({"cycle": 1, "f1": 0.3})  # the same cycle re-run replaces its row
+    assert json.loads((tmp_path / evaluate.HISTORY).read_text()) == [{"cycle": 0, "f1": 0.1}, {"cycle": 1, "f1": 0.3}]
+    assert paths.METRICS.name == "metrics"
+
+
+def test_confusion_rows_skip_o_o() -> None:
+    rows = evaluate.confusion_rows([["B-DIS", "O", "O"]], [["B-CHEM", "B-DIS", "O"]])
+    assert rows == [{"actual": "DIS", "predicted": "CHEM"}, {"actual": "O", "predicted": "DIS"}]
