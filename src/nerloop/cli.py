@@ -125,6 +125,15 @@ def status() -> dict[str, Any]:
     }
 
 
+def print_learning_curve() -> None:
+    """The learning curve as a table, and where its plot is."""
+    history = _read_json(paths.METRICS / "history.json", [])
+    print("\ncycle  labelled sentences  labelled tokens  gold F1")
+    for h in history:
+        print(f"{h['cycle']:>5}  {h['labelled_sentences']:>18}  {h['labelled_tokens']:>15}  {h['f1']:>7.3f}")
+    print(f"plot: {paths.METRICS / 'learning_curve.png'} (or `dvc plots show`)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nerloop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(args.cycles):
                 print(f"=== simulated run {i + 1} of {args.cycles} ===", flush=True)
                 cycle()
+            print_learning_curve()
         elif args.command == "status":
             for k, v in status().items():
                 print(f"{k:>24}: {v}")
