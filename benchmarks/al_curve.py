@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nerloop.errors import NerloopError
 from nerloop.formats import read_conll, write_conll, write_json
 from nerloop.params import load_params
 from nerloop.records import Record
@@ -92,8 +93,6 @@ PER_RUN_KEYS = {
     "select": {"strategy", "seed", "batch_size"},
 }
 LOOP_SECTIONS = ("model", "train", "evaluate", "score", "select")
-
-log = logging.getLogger("al_curve")
 
 
 class BenchmarkError(Exception):
@@ -213,6 +212,15 @@ def run_params(settings: Settings, recipe: dict[str, Any], key: str, seed: int, 
 def resolve_base(base: str) -> str:
     """A local checkpoint folder as an absolute path (runs happen in their own folders); names stay."""
     return str(Path(base).resolve()) if Path(base).exists() else base
+
+
+def scratch(path: Path) -> Path:
+    """Create a folder that git ignores by itself: run folders hold CoNLL text, which must never be committed."""
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# written by benchmarks/al_curve.py: scratch, holds corpus text; never commit\n*\n")
+    return path
 
 
 def link(target: Path, link_path: Path) -> None:
@@ -748,7 +756,7 @@ def headline(config: dict[str, Any], stats: dict[str, list[dict[str, Any]]], gai
         f"{_fmt_int(r['tokens'])} tokens)" for k, r in final.items()) + ".")
     if ref_f1 is not None:
         parts.append(f"Full-data reference: {ref_f1:.3f}.")
-    parts += [f"- {line}" for line in target_lines(gain, savings)]
+    parts += ["", *(f"- {line}" for line in target_lines(gain, savings))]
     return "\n".join(parts)
 
 
@@ -826,8 +834,10 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()  # "newly initialised head" notes, every cycle, say nothing new
         corpus = load_corpus(*files)
         recipe = base_recipe(args.params)
+        scratch(work)
+        if results.is_relative_to(ROOT / "benchmarks" / "work"):
+            scratch(results)  # quick results are scratch too
         (results / "runs").mkdir(parents=True, exist_ok=True)
-        work.mkdir(parents=True, exist_ok=True)
         if args.reference:
             ref = run_reference(corpus, settings, recipe, args.reference_epochs or settings.epochs, work, results)
             print(f"full-data reference: test F1 {ref['f1']:.4f} after {ref['epochs_run']} epochs")
@@ -845,6 +855,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NerloopError as exc:  # a stage refused (bad data or params); finished cycles are kept for a rerun
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -437,30 +437,36 @@ def side_by_side(phase: str, cfg: dict[str, Any], repeats: int, in_process: bool
 
 
 def measure(phases: list[str], cfgs: dict[str, dict[str, Any]], repeats: int, in_process: bool) -> dict[str, Any]:
+    """Run the phases in order; each result says when it was measured and what its peak memory covers."""
     results: dict[str, Any] = {}
-    stamp = {"measured_at": now(), "peak_rss_scope": "this whole process" if in_process else "worker process"}
+    scope = "this whole process" if in_process else "worker process"
+
+    def stamp() -> dict[str, str]:
+        return {"measured_at": now(), "peak_rss_scope": scope}
+
     if "train" in phases:
         r = side_by_side("train", cfgs["train"], repeats, in_process)
-        results["train"] = {**r, **stamp, "batch_size": cfgs["train"]["train_params"]["batch_size"],
+        results["train"] = {**r, **stamp(), "batch_size": cfgs["train"]["train_params"]["batch_size"],
                             "sentences": r["nerloop"]["runs"][0]["sentences"], "target": TRAIN_TARGET,
                             "met": r["nerloop"]["sentences_per_s"] >= TRAIN_TARGET}
     if "score" in phases:
         r = side_by_side("score", cfgs["score"], repeats, in_process)
-        results["score"] = {**r, **stamp, "batch_size": SCORE_BATCH, "sentences": r["nerloop"]["runs"][0]["sentences"],
-                            "target": SCORE_TARGET, "met": r["ratio"] >= SCORE_TARGET}
+        results["score"] = {**r, **stamp(), "batch_size": SCORE_BATCH,
+                            "sentences": r["nerloop"]["runs"][0]["sentences"], "target": SCORE_TARGET,
+                            "met": r["ratio"] >= SCORE_TARGET}
     if "stream" in phases:
         r = run_worker("stream", cfgs["stream"], in_process)
         gib = r["peak_rss_mib"] / 1024
         full = r["pool_sentences"] >= STREAM_TARGET_SIZE
-        results["stream"] = {**r, **stamp, "peak_rss_gib": round(gib, 2), "target_gib": STREAM_TARGET_GIB,
+        results["stream"] = {**r, **stamp(), "peak_rss_gib": round(gib, 2), "target_gib": STREAM_TARGET_GIB,
                              "target_pool": STREAM_TARGET_SIZE, "met": (gib < STREAM_TARGET_GIB) if full else None}
     if "select" in phases:
         r = run_worker("select", cfgs["select"], in_process)
         full = r["rows"] >= SELECT_TARGET_ROWS
-        results["select"] = {**r, **stamp, "target_s": SELECT_TARGET_S, "target_rows": SELECT_TARGET_ROWS,
+        results["select"] = {**r, **stamp(), "target_s": SELECT_TARGET_S, "target_rows": SELECT_TARGET_ROWS,
                              "met": (r["stage_seconds"] < SELECT_TARGET_S) if full else None}
     if "io" in phases:
-        results["io"] = {**run_worker("io", cfgs["io"], in_process), **stamp, "backend": "simulated"}
+        results["io"] = {**run_worker("io", cfgs["io"], in_process), **stamp(), "backend": "simulated"}
     return results
 
 
@@ -622,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)  # inputs are remade every time: what is measured is always known
     work.mkdir(parents=True)
     marker.touch()
+    # git ignores the scratch folder by itself: it holds corpus text and a 90 MB model, never to be committed
+    (work / ".gitignore").write_text("*\n", encoding="utf-8")
     base = str(Path(args.base).resolve()) if Path(args.base).exists() else args.base
 
     from nerloop.params import load_params
@@ -641,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     merged.update(results)
     merged.update({"benchmark": "throughput", "base": base, "machine": machine(), "updated_at": now()})
     out.mkdir(parents=True, exist_ok=True)
+    if out.is_relative_to(ROOT / "benchmarks" / "work") and not (out / ".gitignore").exists():
+        (out / ".gitignore").write_text("*\n", encoding="utf-8")  # quick results are scratch too
     write_json(out / "throughput.json", merged)
     (out / "throughput.md").write_text(markdown(merged), encoding="utf-8")
     lines = verdict_lines(merged)
