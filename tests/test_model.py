@@ -58,7 +58,7 @@ def test_long_sentence_is_truncated_with_a_warning_naming_it(tiny: Path, caplog:
 
 
 def test_missing_base_model_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ParamsError, match="model.base"):
+    with pytest.raises(ParamsError, match=r"model\.base"):
         resolve_base(str(tmp_path / "nowhere"))
     assert Path(resolve_base("minilm"), "config.json").exists()
 
@@ -85,7 +85,7 @@ def test_class_weights_favour_rare_labels() -> None:
 
 def test_split_validation_is_seeded_and_disjoint() -> None:
     a_train, a_val = split_validation(RECORDS, 0.25, seed=1)
-    b_train, b_val = split_validation(RECORDS, 0.25, seed=1)
+    _, b_val = split_validation(RECORDS, 0.25, seed=1)
     assert [r.id for r in a_val] == [r.id for r in b_val] and len(a_val) == 3 and len(a_train) == 9
 
 

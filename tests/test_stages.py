@@ -45,11 +45,11 @@ def test_batch_larger_than_pool_takes_what_is_left_and_empty_pool_is_fine() -> N
 
 def test_bad_select_params_name_the_key() -> None:
     df, emb = table(6)
-    with pytest.raises(ParamsError, match="select.k"):
+    with pytest.raises(ParamsError, match=r"select\.k"):
         choose(df, emb, set(), config_from(SelectParams(strategy="hybrid", k=20)))
-    with pytest.raises(ParamsError, match="select.strategy"):
+    with pytest.raises(ParamsError, match=r"select\.strategy"):
         config_from(SelectParams(strategy="bogus"))
-    with pytest.raises(ParamsError, match="select.measure"):
+    with pytest.raises(ParamsError, match=r"select\.measure"):
         config_from(SelectParams(measure="bogus"))
 
 
