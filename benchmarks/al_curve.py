@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from readme_block import update_readme
 
 from nerloop.errors import NerloopError
 from nerloop.formats import read_conll, write_conll, write_json
@@ -758,19 +759,6 @@ def headline(config: dict[str, Any], stats: dict[str, list[dict[str, Any]]], gai
         parts.append(f"Full-data reference: {ref_f1:.3f}.")
     parts += ["", *(f"- {line}" for line in target_lines(gain, savings))]
     return "\n".join(parts)
-
-
-def update_readme(readme: Path, name: str, text: str) -> None:
-    """Replace the block between ``<!-- name:start -->`` and ``<!-- name:end -->`` (left alone if absent)."""
-    if not readme.exists():
-        return
-    content = readme.read_text(encoding="utf-8")
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start not in content or end not in content:
-        return
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- command line

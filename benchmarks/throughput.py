@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from readme_block import update_readme
 
 from nerloop.formats import read_conll, read_records, write_json, write_records
 from nerloop.records import Record
@@ -558,19 +559,6 @@ def markdown(res: dict[str, Any]) -> str:
                                                           if isinstance(v, dict) and "peak_rss_scope" in v})) + ".",
               "Doccano export/import is measured separately: `benchmarks/doccano_io.py` → `doccano_io.json`.", ""]
     return "\n".join(lines)
-
-
-def update_readme(readme: Path, name: str, text: str) -> None:
-    """Replace the block between ``<!-- name:start -->`` and ``<!-- name:end -->`` (left alone if absent)."""
-    if not readme.exists():
-        return
-    content = readme.read_text(encoding="utf-8")
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start not in content or end not in content:
-        return
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 def machine() -> dict[str, Any]:
