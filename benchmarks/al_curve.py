@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,17 +234,6 @@ def link(target: Path, link_path: Path) -> None:
 # --------------------------------------------------------------------------- running
 
 
-@contextlib.contextmanager
-def inside(path: Path) -> Iterator[None]:
-    """Run stages in ``path``: they read params.yaml and write their outputs relative to the cwd."""
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def stage_modules() -> dict[str, Any]:
     """The stage modules, imported late so that ``--report-only`` does not load torch."""
     from nerloop.stages import evaluate, export, import_annotations, prepare, score, train
@@ -358,7 +347,7 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
         write_json(progress_file, progress)
 
     t_run = time.perf_counter()
-    with inside(run_dir):
+    with contextlib.chdir(run_dir):
         if progress["prepare_seconds"] is None:
             progress["prepare_seconds"] = timed(stages["prepare"].main)
             progress["prepare"] = read_json(Path("metrics/prepare.json"))  # seed, pool and gold sizes
@@ -432,7 +421,7 @@ def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], ep
     params["annotation"]["simulated"]["answers"] = "data/raw/train.conll"
     (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     t0 = time.perf_counter()
-    with inside(run_dir):
+    with contextlib.chdir(run_dir):
         seconds = {name: timed(stages[name].main) for name in ("prepare", "import", "train", "evaluate")}
         row = cycle_row(0, seconds)
     record = {"benchmark": "al_curve_reference", "config": config, **row,

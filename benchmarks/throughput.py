@@ -41,7 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,17 +92,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
-
-
-@contextlib.contextmanager
-def inside(path: Path) -> Iterator[None]:
-    """Run a stage in ``path``: stages read params.yaml and their inputs relative to the cwd."""
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 def quiet_transformers() -> None:
@@ -236,7 +225,7 @@ def work_stream(cfg: dict[str, Any]) -> dict[str, Any]:
     quiet_transformers()
     from nerloop.stages import score
 
-    with inside(Path(cfg["project"])):
+    with contextlib.chdir(Path(cfg["project"])):
         _, seconds = timed(score.main)
         scored = json.loads(Path("metrics/score.json").read_text())["scored_sentences"]
     return {"pool_sentences": scored, "seconds": round(seconds, 1), "sentences_per_s": round(scored / seconds, 1),
@@ -250,7 +239,7 @@ def work_select(cfg: dict[str, Any]) -> dict[str, Any]:
     from nerloop.params import load_params
     from nerloop.stages import select as select_stage
 
-    with inside(Path(cfg["project"])):
+    with contextlib.chdir(Path(cfg["project"])):
         _, stage_s = timed(select_stage.main)
         table = pd.read_parquet(select_stage.SCORES_FILE)
         table["rare"] = 0.0
@@ -266,7 +255,7 @@ def work_io(cfg: dict[str, Any]) -> dict[str, Any]:
     """Stage export then stage import of one batch through the simulated annotator."""
     from nerloop.stages import export, import_annotations
 
-    with inside(Path(cfg["project"])):
+    with contextlib.chdir(Path(cfg["project"])):
         _, export_s = timed(export.main)
         _, import_s = timed(import_annotations.main)
         imported = json.loads(Path("metrics/annotation.json").read_text())["annotated_sentences"]

@@ -121,7 +121,7 @@ def test_card_without_gold_with_agreement_and_no_final_model(tmp_path):
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert header(text)["license"] == "cc-by-4.0"
     assert "is not included: it stays an independent test set" in text
-    assert "Cohen's kappa 0.830 (target 0.800)" in text and "last import (cycle 2) only" in text
+    assert "Cohen's kappa 0.830 (target 0.800)" in text and "last import (cycle 2)" in text
     assert "No final model was trained" in text
     assert "No learning-curve figure was found" in text
     assert "Sentences from BC5CDR (Li et al., 2016)." in text

@@ -61,7 +61,8 @@ def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
     run_in(tiny_project, "nerloop", "finalize")
     final = load_from_disk(str(tiny_project / "data/final/dataset"))
     assert sum(len(final[s]) for s in ("train", "validation", "test")) > 0
-    assert (tiny_project / "data/final/README.md").read_text().startswith("---")
+    card = (tiny_project / "data/final/README.md").read_text()
+    assert card.startswith("---") and "How each cycle's batch was chosen" in card
     assert run_in(tiny_project, "git", "log", "-1", "--format=%s").stdout.startswith("nerloop: final dataset")
 
 

@@ -117,6 +117,7 @@ A dash means not recorded: the annotations of the last cycle usually arrive afte
 ### Selection Strategy and Parameters
 
 {{ strategy_text }}
+{% if per_cycle_table %}{{ table(per_cycle_table) }}{% endif %}
 {{ table(select_table) }}
 ### Annotation and Agreement
 
@@ -212,7 +213,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> dict[str, Any]:
 
 
 def _agreement_of(row: dict[str, Any]) -> Any:
-    """Per-cycle agreement, if a history row carries one (nerloop does not record it yet)."""
+    """Per-cycle agreement (Cohen's kappa), when that cycle's import had double-annotated examples."""
     agr = row.get("agreement")
     return agr.get("kappa") if isinstance(agr, dict) else agr if agr is not None else row.get("kappa")
 
@@ -257,7 +258,7 @@ def agreement_text(params: Params, annotation: dict[str, Any], stats: dict[str, 
                  f" entity-level F1 {fmt(agr.get('entity_f1'))}, over {agr['qc_examples']} sentences with "
                  f"{agr.get('disagreements', 0)} disagreement(s) (disagreement policy: "
                  f"`{a.doccano.disagreement_policy}`). These figures cover the last import (cycle "
-                 f"{annotation.get('cycle')}) only: agreement per cycle is not recorded.")
+                 f"{annotation.get('cycle')}); the Cycles table above has the figure of every cycle that had one.")
     else:
         text += ("No agreement figures were recorded (no sentence was annotated twice in the last import), so the "
                  "consistency between annotators is unknown.")
@@ -329,9 +330,9 @@ def limitations(params: Params, stats: dict[str, Any], history: list[dict[str, A
         out.append("Labels come from the source corpus via the simulated annotator; annotation effort figures "
                    "describe a simulated loop, not human work.")
     if not any(h.get("selection") for h in history):
-        out.append("The selection settings of each cycle are not recorded; the card shows those at finalisation.")
+        out.append("The selection settings of each cycle were not recorded; the card shows those at finalisation.")
     if not any(_agreement_of(h) is not None for h in history):
-        out.append("Inter-annotator agreement is not recorded per cycle.")
+        out.append("No cycle had double-annotated examples: there is no inter-annotator agreement figure.")
     if s["held_for_review"]:
         out.append(f"{s['held_for_review']} sentence copies with conflicting labels are held back, not included.")
     if s["surface_type_conflicts"]:
@@ -411,13 +412,15 @@ def build_card(
     sel = params.select.dict()
     select_table = _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in sel.items()])
     per_cycle = [(h["cycle"], h["selection"]) for h in history if h.get("selection")]
+    per_cycle_table = _table(
+        ["cycle", "strategy", "measure", "alpha", "k", "batch size", "token budget"],
+        [[c, f"`{x['strategy']}`", f"`{x['measure']}`", x["alpha"], x["k"], x["batch_size"], x["token_budget"]]
+         for c, x in per_cycle],
+    ) if per_cycle else None
     strategy_text = (
-        "How each cycle's batch was chosen (recorded with the annotations):\n\n" + _table(
-            ["cycle", "strategy", "measure", "alpha", "k", "batch size", "token budget"],
-            [[c, f"`{x['strategy']}`", f"`{x['measure']}`", x["alpha"], x["k"], x["batch_size"], x["token_budget"]]
-             for c, x in per_cycle],
-        ) if per_cycle else
-        "nerloop does not record the selection settings per cycle. These are the `select` settings in params.yaml "
+        "How each cycle's batch was chosen (recorded with its annotations), then the `select` settings in "
+        "params.yaml at finalisation:" if per_cycle else
+        "No selection settings were recorded with the annotations. These are the `select` settings in params.yaml "
         f"when the dataset was finalised (strategy `{sel['strategy']}`, measure `{sel['measure']}`, "
         f"{sel['batch_size']} sentences per cycle); if they were changed during the loop, earlier cycles ran with "
         "other values."
@@ -461,6 +464,7 @@ def build_card(
         annotation_how=annotation_how,
         cycles_table=cycles_table(stats, history, types),
         strategy_text=strategy_text,
+        per_cycle_table=per_cycle_table,
         select_table=select_table,
         agreement_text=agreement_text(params, annotation, stats),
         figure=figure,

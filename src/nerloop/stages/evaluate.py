@@ -55,6 +55,8 @@ def main() -> None:
     ledger = Ledger(paths.LEDGER)
     labelled = labelled_records(ledger)
     effort = ledger.per_cycle().get(ledger.cycle, {})
+    annotation = json.loads((paths.METRICS / "annotation.json").read_text(encoding="utf-8"))
+    agreement = annotation.get("agreement") if annotation.get("cycle") == ledger.cycle else None
     this_cycle = [e for e in ledger.entries if e["cycle"] == ledger.cycle]
     selection = next((e["record"]["meta"].get("selection") for e in this_cycle if e["record"]["meta"].get("selection")),
                      None)
@@ -69,8 +71,9 @@ def main() -> None:
         **{f"f1_{t}": round(v["f1"], 4) for t, v in sorted(scores["per_type"].items())},
         "manual_effort": {k: effort.get(k, 0) for k in ("kept", "added", "deleted", "relabelled")},
         "selection": selection,  # how this cycle's batch was chosen (None for the seed-only cycle 0)
+        "agreement": agreement,  # inter-annotator agreement of this cycle's double-annotated share, if any
     }
-    summary = {k: v for k, v in row.items() if k not in ("manual_effort", "selection")}
+    summary = {k: v for k, v in row.items() if k not in ("manual_effort", "selection", "agreement")}
     write_json(paths.METRICS / "eval.json", summary | {"per_type": scores["per_type"], "gold_sentences": len(gold)})
     write_json(paths.METRICS / "per_type.json", [{"type": t, **v} for t, v in sorted(scores["per_type"].items())])
     write_json(paths.METRICS / "confusion.json", confusion_rows(true, pred))
