@@ -445,3 +445,13 @@ def test_read_any_by_extension_and_explicit(tmp_path: Path) -> None:
     assert read_any(conll, label_set=["PER"])[0].tags == ["B-PER"]
     with pytest.raises(DataError, match="label set"):
         read_any(jsonl, label_set=["LOC"])
+
+
+def test_write_conll_keeps_document_boundaries(tmp_path):
+    recs = [Record.from_tokens(["a"], ["O"], doc_id="d1"), Record.from_tokens(["b"], ["O"], doc_id="d1"),
+            Record.from_tokens(["c"], ["O"], doc_id="d2")]
+    path = tmp_path / "docs.conll"
+    write_conll(path, recs)
+    back = read_conll(path)
+    assert [r.tokens for r in back] == [["a"], ["b"], ["c"]]
+    assert back[0].doc_id == back[1].doc_id != back[2].doc_id

@@ -73,11 +73,19 @@ def write_records(path: str | Path, records: Iterable[Record]) -> None:
 
 
 def write_conll(path: str | Path, records: Iterable[Record]) -> None:
-    """Write labelled records as ``token<TAB>tag`` lines, a blank line between sentences."""
+    """Write labelled records as ``token<TAB>tag`` lines, a blank line between sentences.
+
+    A ``-DOCSTART-`` line opens each new document (records with a ``doc_id``), so that
+    document grouping survives a round trip through CoNLL.
+    """
     with atomic_write(path) as fh:
+        doc = None
         for rec in records:
             if rec.tags is None:
                 raise DataError(path, None, f"record {rec.id} has no tags; cannot write CoNLL")
+            if rec.doc_id is not None and rec.doc_id != doc:
+                fh.write("-DOCSTART-\tO\n\n")
+            doc = rec.doc_id
             for tok, tag in zip(rec.tokens, rec.tags, strict=True):
                 fh.write(f"{tok}\t{tag}\n")
             fh.write("\n")
