@@ -15,7 +15,6 @@ from nerloop.model import (
     load_model,
     load_tokenizer,
     predict,
-    repair_iob2,
     resolve_base,
     seqeval_scores,
     split_validation,
@@ -61,11 +60,6 @@ def test_missing_base_model_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match=r"model\.base"):
         resolve_base(str(tmp_path / "nowhere"))
     assert Path(resolve_base("minilm"), "config.json").exists()
-
-
-def test_repair_iob2_opens_dangling_i() -> None:
-    assert repair_iob2(["I-DIS", "I-DIS", "O", "I-CHEM", "B-CHEM", "I-DIS"]) == [
-        "B-DIS", "I-DIS", "O", "B-CHEM", "B-CHEM", "B-DIS"]
 
 
 def test_seqeval_scores_strict_micro_and_per_type() -> None:

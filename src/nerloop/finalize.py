@@ -32,7 +32,7 @@ from typing import Any
 
 from nerloop.errors import NerloopError
 from nerloop.records import Record, normalise_text
-from nerloop.tags import label_list, split_tag, tags_to_spans
+from nerloop.tags import iob1_to_iob2, label_list, tags_to_spans
 
 SPLITS = ("train", "validation", "test")
 ORIGINS = ("seed", "active", "gold")
@@ -123,18 +123,6 @@ def clean_token(token: str) -> str:
     return _WS.sub(" ", unicodedata.normalize("NFKC", token).translate(_INVISIBLE)).strip()
 
 
-def _repair_iob2(tags: list[str]) -> list[str]:
-    """After removing tokens, an I- may have lost its B-: it opens the entity instead."""
-    out, prev = [], None
-    for t in tags:
-        prefix, etype = split_tag(t)
-        if prefix == "I" and prev != etype:
-            t = f"B-{etype}"
-        out.append(t)
-        prev = etype
-    return out
-
-
 def clean(records: Sequence[Record]) -> tuple[list[Record], dict[str, Any]]:
     """Normalise every token; rebuild the records whose tokens changed.
 
@@ -157,7 +145,7 @@ def clean(records: Sequence[Record]) -> tuple[list[Record], dict[str, Any]]:
             emptied.append(r.id)
             continue
         changed += 1
-        new = Record.from_tokens([t for t, _ in kept], _repair_iob2([tag for _, tag in kept]), source=r.source,
+        new = Record.from_tokens([t for t, _ in kept], iob1_to_iob2([tag for _, tag in kept]), source=r.source,
                                  doc_id=r.doc_id, meta=r.meta | {"original_id": r.id})
         out.append(new)
         if len(examples) < 5:

@@ -42,6 +42,7 @@ from transformers import (
 from nerloop.errors import ParamsError
 from nerloop.params import ModelParams, TrainParams
 from nerloop.records import Record
+from nerloop.tags import iob1_to_iob2
 
 log = logging.getLogger(__name__)
 
@@ -180,20 +181,9 @@ class Prediction:
     """Word-level output of the model for one sentence."""
 
     probs: np.ndarray  # (n_words, n_labels) softmax of the first subword of each word
-    tags: list[str]  # argmax tags, repaired to valid IOB2
+    tags: list[str]  # argmax tags, made valid IOB2 (a dangling I- opens its entity, as IOB1 reads it)
     embedding: np.ndarray | None = None  # mean of the last layer over the sentence's subwords
     mc_probs: np.ndarray | None = None  # (passes, n_words, n_labels) with dropout on, for BALD
-
-
-def repair_iob2(tags: list[str]) -> list[str]:
-    """Make argmax tags valid IOB2: an I- that does not continue its type becomes B-."""
-    out, prev = [], "O"
-    for t in tags:
-        if t.startswith("I-") and prev[2:] != t[2:]:
-            t = "B-" + t[2:]
-        out.append(t)
-        prev = t
-    return out
 
 
 def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str]]:
@@ -253,7 +243,7 @@ def predict(
             word_probs[: len(first)] = probs[b, first]
             pred = Prediction(
                 probs=word_probs,
-                tags=repair_iob2([labels[j] for j in word_probs.argmax(1)]),
+                tags=iob1_to_iob2([labels[j] for j in word_probs.argmax(1)]),
                 embedding=emb[b] if emb is not None else None,
                 mc_probs=mc[:, b, first] if mc is not None else None,
             )
@@ -322,7 +312,7 @@ def train(
         for p_row, g_row in zip(pred_ids, gold, strict=True):
             keep = g_row != -100
             true.append([labels[g] for g in g_row[keep]])
-            pred.append(repair_iob2([labels[p] for p in p_row[keep]]))
+            pred.append(iob1_to_iob2([labels[p] for p in p_row[keep]]))
         return {"f1": f1_score(true, pred, mode="strict", scheme=IOB2, zero_division=0)}
 
     work = Path(tempfile.mkdtemp(prefix="nerloop-train-"))

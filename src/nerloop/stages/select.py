@@ -17,7 +17,7 @@ import pandas as pd
 from nerloop import paths
 from nerloop.errors import ParamsError
 from nerloop.formats import atomic_write, read_records, write_records
-from nerloop.labelled import exported_before, labelled_records
+from nerloop.labelled import entity_types, exported_before, labelled_records
 from nerloop.ledger import Ledger
 from nerloop.params import SelectParams, load_params
 from nerloop.records import Record
@@ -35,8 +35,7 @@ def rare_types(labelled: list[Record], share: float) -> set[str]:
     """Entity types that make up less than ``share`` of the labelled entities so far."""
     counts = Counter(lab for r in labelled for _, _, lab in tags_to_spans(r.tags or []))
     total = sum(counts.values()) or 1
-    types = json.loads(paths.LABELS.read_text(encoding="utf-8"))["entity_types"]
-    return {t for t in types if counts.get(t, 0) / total < share}
+    return {t for t in entity_types() if counts.get(t, 0) / total < share}
 
 
 def config_from(p: SelectParams) -> SelectConfig:
