@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from nerloop.params import SelectParams, load_params
 from nerloop.records import Record
 from nerloop.stages import run
 from nerloop.stages.score import EMBEDDINGS_FILE, SCORES_FILE
-from nerloop.strategies import SelectConfig, select, validate_config
+from nerloop.strategies import MEASURE_NAMES, SelectConfig, select, validate_config
 from nerloop.tags import tags_to_spans
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,8 @@ def main() -> None:
 
     pool = {r.id: r for r in read_records(paths.POOL)}
     batch = []
-    measures = [c for c in chosen.columns if c in ("entropy_mean", "entropy_max", "least_confidence", "margin",
-                                                      "mnlp", "boundary", "bald")]
-    selection = {k: getattr(cfg, k) for k in ("strategy", "measure", "alpha", "k", "batch_size", "token_budget",
-                                              "rare_bonus")}
+    measures = [c for c in chosen.columns if c in MEASURE_NAMES]
+    selection = asdict(cfg)  # travels with each sentence into the ledger: how it was chosen
     for row in chosen.to_dict("records"):
         rec = pool[row["id"]]
         rec.meta = {
