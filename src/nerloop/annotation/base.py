@@ -56,6 +56,10 @@ class AnnotationBackend(ABC):
         Must be idempotent: a sentence already in the backend is not sent again.
         """
 
+    def project_id(self) -> int | None:
+        """The backend's project holding our examples, for the export manifest (None: no projects)."""
+        return None
+
     @abstractmethod
     def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
         """Return every finished annotation whose sentence id is not in ``known``.

@@ -34,8 +34,7 @@ def main() -> None:
     backend = get_backend(params, entity_types())
     sent = backend.export(batch, cycle)
     manifest["backend"] = backend.name
-    if hasattr(backend, "project_id"):
-        manifest["project"] = backend.project_id()
+    manifest["project"] = backend.project_id()
     new = 0
     for sid, example_id in sent.items():
         if sid not in manifest["examples"]:
