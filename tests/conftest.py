@@ -38,6 +38,9 @@ def tiny_project(tmp_path: Path) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("scripts/stage.sh", "data/annotations/inbox.json"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, project / name)
     raw = project / "data" / "raw"
     raw.mkdir(parents=True)
     seed = read_conll(ROOT / "data/raw/seed.conll")[:24]
