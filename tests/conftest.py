@@ -19,13 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
-    """Run a command in ``project`` with the venv's tools on PATH; fail the test with its output."""
+def project_env() -> dict[str, str]:
+    """A user's environment: the venv's tools on PATH (as after `source .venv/bin/activate`), a git identity."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.org", DVC_NO_ANALYTICS="1")
-    proc = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True)
+    return env
+
+
+def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``project`` with the venv's tools on PATH; fail the test with its output."""
+    proc = subprocess.run(cmd, cwd=project, env=project_env(), text=True, capture_output=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 

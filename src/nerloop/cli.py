@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("\ninterrupted: nothing is lost; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
+    except cycle.repo.CycleInterruptedError as exc:
+        print(f"{exc}: nothing is lost; run `nerloop {args.command}` again to finish and commit it", file=sys.stderr)
+        sys.exit(130)
     except NerloopError as exc:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
-        if isinstance(exc, cycle.repo.CycleInterruptedError):
-            print("nothing is lost: run `nerloop cycle` again to finish this cycle and commit it", file=sys.stderr)
-            sys.exit(130)
         sys.exit(1)
 
 

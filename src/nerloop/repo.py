@@ -92,8 +92,9 @@ def uncommitted(paths: list[str]) -> list[str]:
     existing = [p for p in paths if Path(p).exists()]
     if not existing or not Path(".git").exists():
         return []
-    out = git("status", "--porcelain", "--untracked-files=all", "--", *existing)
-    return [line[3:] for line in out.splitlines()]
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *existing],
+                         text=True, capture_output=True, check=True).stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
 
 
 def ignore_cached_outputs() -> None:
@@ -111,8 +112,17 @@ def ignore_cached_outputs() -> None:
                 dvc_repo.scm.ignore(out.fs_path)
 
 
+def clear_stale_git_lock() -> None:
+    """A git command killed mid-commit leaves ``.git/index.lock``; remove it when no git process runs here."""
+    lock = Path(".git/index.lock")
+    if lock.exists() and not processes_here("git"):
+        lock.unlink()
+        print(f"note: removed {lock}, left by a git command that was killed (no git process runs here)")
+
+
 def commit(message: str, paths: list[str]) -> bool:
     """Commit ``paths`` (what exists of them) in one commit; False if nothing changed."""
+    clear_stale_git_lock()
     ignore_cached_outputs()
     files = [p for p in paths if Path(p).exists()]
     git("add", "-A", "--", *files)
@@ -147,19 +157,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def dvc_processes(root: Path = Path(".")) -> list[int]:
-    """Pids of DVC processes whose working directory is this project (Linux /proc; [] elsewhere)."""
+def processes_here(program: str, root: Path = Path(".")) -> list[int]:
+    """Pids of ``program`` (``dvc``, ``git``) running in this project (Linux /proc; [] elsewhere)."""
     root = root.resolve()
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            argv = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")[:4]]
             cwd = (proc / "cwd").resolve()
         except OSError:
             continue
-        is_dvc = any(Path(a.decode(errors="replace")).name == "dvc" for a in cmdline[:3]) or (
-            b"-m" in cmdline[:3] and b"dvc" in cmdline[:4])
-        if is_dvc and int(proc.name) != os.getpid() and (cwd == root or root in cwd.parents):
+        named = any(Path(a).name == program for a in argv[:3]) or argv[1:3] == ["-m", program]
+        if named and int(proc.name) != os.getpid() and (cwd == root or root in cwd.parents):
             found.append(int(proc.name))
     return found
 
@@ -187,7 +196,7 @@ def clear_stale_lock() -> None:
     problem = lock_problem()
     if problem is None:
         return
-    running = dvc_processes()
+    running = processes_here("dvc")
     if running:
         raise NerloopError(f"{problem}, and DVC is running here (pid {', '.join(map(str, running))}): wait for it "
                            f"to finish, or stop it and run the command again")

@@ -1,6 +1,6 @@
 """DVC stages: one module each, with a ``main()`` that reads its params section and its inputs.
 
-Run one with ``python -m nerloop.stages.<name>`` (that is what dvc.yaml does).
+Run one with ``python -m nerloop.stages <name>`` (what dvc.yaml does, through scripts/stage.sh).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable
 
 from nerloop.errors import NerloopError, scrub
+
+INTERRUPTED = "interrupted: the stage's previous outputs are kept; run it again to resume"
 
 
 def run(main: Callable[[], None]) -> None:
@@ -23,5 +25,5 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted: the stage's previous outputs are kept; run it again to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
