@@ -108,7 +108,8 @@ def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
     # the last cycle sends nothing; then there is nothing new: no training, no commit
     run_in(tiny_project, "nerloop", "cycle", "--no-send")
     assert subjects(tiny_project)[0].startswith("nerloop cycle 3: 42 labelled sentences")
-    out = run_in(tiny_project, "nerloop", "cycle").stdout
+    assert len(read_json(tiny_project / "data/export/manifest.json")["examples"]) == 18
+    out = run_in(tiny_project, "nerloop", "cycle", "--no-send").stdout
     assert "nothing new from the annotators" in out and "no training, no commit" in out
     assert ran_stages(out) == [] and subjects(tiny_project)[0].startswith("nerloop cycle 3")
 
