@@ -231,8 +231,8 @@ def test_a_killed_cycle_is_committed_when_resumed(tiny_project: Path) -> None:
     assert "resuming the cycle interrupted at step 'commit'" in out
     assert [s.split(":")[0] for s in subjects(tiny_project)[:3]] == ["nerloop cycle 2", "nerloop cycle 1",
                                                                      "nerloop cycle 0"]
-    ledger = [json.loads(line)["id"] for line in (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()]
-    assert len(ledger) == len(set(ledger)) == 12
+    ledger = (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == len({json.loads(line)["id"] for line in ledger}) == 12
     assert len(read_json(manifest)["examples"]) == 18
     assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""
 
