@@ -14,6 +14,7 @@ import yaml
 from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, validator
 
 from nerloop.errors import ParamsError
+from nerloop.tokenizers import TokenizerName
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -34,6 +35,7 @@ class DataParams(Section):
     scheme: Literal["auto", "iob1", "iob2"] = "auto"
     text_mode: Literal["sentence", "document"] = "sentence"
     labels: list[str] | None = None  # entity types; None = inferred from seed + gold, then fixed
+    tokenizer: TokenizerName = "default"  # splits plain text (.txt, JSONL "text"): default | social | biomedical
 
 
 class ModelParams(Section):

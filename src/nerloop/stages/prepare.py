@@ -33,13 +33,13 @@ def dedupe(records: list[Record], exclude: set[str] = frozenset()) -> tuple[list
 def main() -> None:
     p = load_params().data
     labels = p.labels
-    seed = read_any(p.seed, p.format, p.scheme, labels, p.text_mode)
-    gold = read_any(p.gold, p.format, p.scheme, labels, p.text_mode)
+    seed = read_any(p.seed, p.format, p.scheme, labels, p.text_mode, p.tokenizer)
+    gold = read_any(p.gold, p.format, p.scheme, labels, p.text_mode, p.tokenizer)
     for name, recs, path in (("seed", seed, p.seed), ("gold", gold, p.gold)):
         unlabelled = [r.source for r in recs if r.tags is None]
         if unlabelled:
             raise DataError(path, None, f"the {name} set must be labelled; {unlabelled[0]} has no tags")
-    pool = read_any(p.pool, p.format, p.scheme, labels, p.text_mode)
+    pool = read_any(p.pool, p.format, p.scheme, labels, p.text_mode, p.tokenizer)
     for r in pool:
         r.tags = None  # labels in a pool file are never used: they would leak answers into selection
     if labels is None:
