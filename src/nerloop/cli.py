@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nerloop import paths
+from nerloop import held_back, paths
 from nerloop.errors import NerloopError
 
 # What a cycle commits to git (DVC-cached outputs are pinned by dvc.lock and ignored by git).
@@ -92,6 +92,9 @@ def cycle() -> dict[str, Any]:
         "f1": ev.get("f1"),
         "waiting": ann.get("waiting", 0),
     }
+    from nerloop.params import load_params  # issue 11: stop instead of committing when too much is held back
+
+    held_back.check_share(load_params().annotation.max_held_back_share)
     message = (f"nerloop cycle {summary['cycle']}: {summary['labelled']} labelled sentences, "
                f"gold F1 {summary['f1']:.3f}")
     if _commit(message, annotation_state_dirs()):
@@ -111,7 +114,6 @@ def status() -> dict[str, Any]:
     seed = len(read_records(paths.SEED)) if paths.SEED.exists() else 0
     pool = read_records(paths.POOL) if paths.POOL.exists() else []
     exported = _read_json(paths.EXPORT_MANIFEST, {"examples": {}})["examples"]
-    pending = _read_json(paths.PENDING, {"problems": []})
     history = _read_json(paths.METRICS / "history.json", [])
     return {
         "cycle": ledger.cycle,
@@ -120,7 +122,7 @@ def status() -> dict[str, Any]:
         "pool_left": sum(r.id not in ledger.ids and r.id not in exported for r in pool),
         "last_f1": history[-1]["f1"] if history else None,
         "waiting_for_annotation": sum(sid not in ledger.ids for sid in exported),
-        "held_back": pending.get("problems", []),
+        "held_back": held_back.summary(held_back.load()),  # issue 11
         "uncommitted_changes": bool(_git("status", "--porcelain", "--", *COMMITTED)) if Path(".git").exists() else None,
     }
 

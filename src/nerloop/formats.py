@@ -364,6 +364,14 @@ def read_text(
     return records
 
 
+def input_format(path: str | Path, fmt: str = "auto") -> str:
+    """The format a file is read as: ``fmt``, or for ``auto`` by extension (.jsonl/.json, .txt, else CoNLL)."""
+    if fmt != "auto":
+        return fmt
+    suffix = Path(path).suffix.lower()
+    return "jsonl" if suffix in (".jsonl", ".json") else "text" if suffix == ".txt" else "conll"
+
+
 def read_any(
     path: str | Path,
     fmt: Literal["auto", "conll", "jsonl", "text"] = "auto",
@@ -377,9 +385,7 @@ def read_any(
     ``tokenizer`` splits text (plain-text lines, JSONL ``text``); CoNLL and JSONL ``tokens``
     keep the tokenisation of the file.
     """
-    if fmt == "auto":
-        suffix = Path(path).suffix.lower()
-        fmt = "jsonl" if suffix in (".jsonl", ".json") else "text" if suffix == ".txt" else "conll"
+    fmt = input_format(path, fmt)
     if fmt == "jsonl":
         return read_jsonl(path, scheme, label_set, tokenizer)
     if fmt == "text":

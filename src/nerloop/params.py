@@ -97,6 +97,8 @@ class DoccanoParams(Section):
 
 class AnnotationParams(Section):
     backend: Literal["simulated", "doccano"] = "simulated"
+    # a cycle stops (nothing committed) when more than this share of one cycle's exported sentences is held back
+    max_held_back_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
     simulated: SimulatedParams | None = None
     doccano: DoccanoParams = Field(default_factory=DoccanoParams)
 

@@ -9,18 +9,14 @@ and tokens annotated, and how much of the pre-annotation the annotator had to ch
 
 from __future__ import annotations
 
-import logging
-
-from nerloop import paths
+from nerloop import held_back, paths
 from nerloop.annotation import FetchResult, get_backend
 from nerloop.formats import write_json
-from nerloop.labelled import entity_types
+from nerloop.labelled import check_new_types, entity_types
 from nerloop.ledger import Ledger
 from nerloop.params import load_params
 from nerloop.stages import run
 from nerloop.stages.export import load_manifest
-
-log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -30,9 +26,9 @@ def main() -> None:
     # Nothing exported yet (cycle 0): no need to reach the backend.
     exported = {sid: e["example"] for sid, e in manifest.items()}
     result = get_backend(params, entity_types()).fetch(ledger.ids, exported) if manifest else FetchResult()
+    check_new_types(result.done, entity_types())  # issue 11: a type outside the label set fails here, named
     new = ledger.append(result.done)
-    for problem in result.problems:
-        log.warning("held back: %s", problem)
+    held_back.record(result.problems, manifest)  # issue 11: data/annotations/held_back.jsonl + a summary line
 
     waiting = {sid: e["cycle"] for sid, e in manifest.items() if sid not in ledger.ids}
     write_json(paths.PENDING, {"exported": {sid: e["cycle"] for sid, e in manifest.items()},
