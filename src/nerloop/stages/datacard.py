@@ -353,9 +353,9 @@ def _tokenised_as(path: str, fmt: str, tokenizer: str) -> str:
     """How one input file's sentences got their tokens."""
     kind = input_format(path, fmt)
     if kind == "text":
-        return f"split by nerloop's `{tokenizer}` tokeniser (plain text)"
+        return f"by nerloop's `{tokenizer}` tokeniser (plain text)"
     if kind == "jsonl":
-        return f"as given in its `tokens`, or split by nerloop's `{tokenizer}` tokeniser where a line gives `text`"
+        return f"as given in its `tokens` (JSONL), or by nerloop's `{tokenizer}` tokeniser where a line gives `text`"
     return "as given in the file (CoNLL)"
 
 
