@@ -108,6 +108,7 @@ def cycle() -> dict[str, Any]:
 def status() -> dict[str, Any]:
     """Where the loop stands: cycle, labelled, pool left, last F1, what is waiting."""
     from nerloop.formats import read_records
+    from nerloop.labelled import labelled_type_counts
     from nerloop.ledger import Ledger
 
     ledger = Ledger(paths.LEDGER)
@@ -123,6 +124,7 @@ def status() -> dict[str, Any]:
         "last_f1": history[-1]["f1"] if history else None,
         "waiting_for_annotation": sum(sid not in ledger.ids for sid in exported),
         "held_back": held_back.summary(held_back.load()),  # issue 11
+        "entities_per_type": labelled_type_counts(),  # issue 11: a type at 0 cannot be learnt
         "uncommitted_changes": bool(_git("status", "--porcelain", "--", *COMMITTED)) if Path(".git").exists() else None,
     }
 

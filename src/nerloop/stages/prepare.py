@@ -11,6 +11,7 @@ import logging
 from nerloop import paths
 from nerloop.errors import DataError
 from nerloop.formats import read_any, write_json, write_records
+from nerloop.labelled import type_counts
 from nerloop.params import load_params
 from nerloop.records import Record
 from nerloop.stages import run
@@ -28,6 +29,24 @@ def dedupe(records: list[Record], exclude: set[str] = frozenset()) -> tuple[list
             seen.add(r.id)
             kept.append(r)
     return kept, len(records) - len(kept)
+
+
+def unseen_types(labels: list[str], sets: dict[str, tuple[str, list[Record]]]) -> dict[str, list[str]]:
+    """Per labelled set (name -> (file, records)): the label-set types with no example in it; each is warned about.
+
+    A type with no seed example cannot be learnt by the first model, so it is never
+    predicted and its F1 stays 0 until chance brings one in; one with no gold example
+    cannot be measured at all. Both are easy to miss in a table of per-type scores.
+    """
+    out = {}
+    for name, (path, records) in sets.items():
+        out[name] = [t for t, k in type_counts(records, labels).items() if k == 0]
+        for t in out[name]:
+            hint = ("the first model cannot learn it; add seed sentences with it, or set select.rare_bonus > 0 so "
+                    "selection looks for sentences where the model gives it probability"
+                    if name == "seed" else "its F1 cannot be measured")
+            log.warning("entity type %r of the label set has no example in the %s set (%s): %s", t, name, path, hint)
+    return out
 
 
 def main() -> None:
@@ -53,7 +72,9 @@ def main() -> None:
     write_records(paths.SEED, seed)
     write_records(paths.GOLD, gold)
     write_records(paths.POOL, pool)
-    write_json(paths.LABELS, {"entity_types": labels})
+    unseen = unseen_types(labels, {"seed": (p.seed, seed), "gold": (p.gold, gold)})
+    write_json(paths.LABELS, {"entity_types": labels, "no_seed_example": unseen["seed"],
+                              "no_gold_example": unseen["gold"]})
     stats = {
         "seed_sentences": len(seed),
         "pool_sentences": len(pool),
