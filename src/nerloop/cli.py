@@ -91,6 +91,7 @@ def cycle() -> dict[str, Any]:
         "labelled": ev.get("labelled_sentences"),
         "f1": ev.get("f1"),
         "waiting": ann.get("waiting", 0),
+        "held_back": len(held_back.load()),  # issue 11
     }
     from nerloop.params import load_params  # issue 11: stop instead of committing when too much is held back
 
