@@ -37,3 +37,9 @@ def test_biomedical_splits_hyphens_and_keeps_numbers() -> None:
 def test_unknown_tokenizer() -> None:
     with pytest.raises(ValueError, match="unknown tokenizer 'spacy'"):
         tokenize("a", "spacy")
+
+
+@pytest.mark.parametrize("name", ["default", "social"])
+def test_final_possessive_s_is_split_off_inner_apostrophes_kept(name: str) -> None:
+    tokens = tokenize("Serbia's O'Neil didn't see Paris’s O'sullivan", name)[0]
+    assert tokens == ["Serbia", "'s", "O'Neil", "didn't", "see", "Paris", "’s", "O'sullivan"]

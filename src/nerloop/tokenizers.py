@@ -4,8 +4,8 @@ An entity can only start and end on token boundaries, so the tokeniser decides w
 an annotator can mark and which reference spans the simulated annotator can map. One regex
 per domain, each a list of alternatives tried left to right at every position:
 
-- ``default``: words (with inner ``-``, ``'`` or ``.``: ``New-York``, ``don't``, ``U.S``),
-  every other non-space character alone.
+- ``default``: words (with inner ``-``, ``'`` or ``.``: ``New-York``, ``don't``, ``U.S``;
+  a final ``'s`` split off: ``Serbia`` ``'s``), every other non-space character alone.
 - ``social``: as default, but URLs, e-mail addresses, ``@handles``, ``#hashtags`` and
   emoticons stay one token (the default splits ``@user`` into ``@`` and ``user``).
 - ``biomedical``: fine-grained, as biomedical corpora (BC5CDR, NCBI-disease) are tokenised:
@@ -25,7 +25,9 @@ from typing import Literal
 
 TokenizerName = Literal["default", "social", "biomedical"]
 
-_WORD = r"\w+(?:[-'’.]\w+)*"
+# a word may hold inner - . or an apostrophe (O'Neil, didn't), but a final 's is split off as
+# English treebanks and NER corpora do, so that "Serbia" in "Serbia's" can be an entity
+_WORD = r"\w+(?:[-.]\w+|['’](?![sS]\b)\w+)*|['’][sS]\b"
 _ANY = r"[^\s]"  # the catch-all: one non-space character
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
