@@ -235,12 +235,29 @@ def link(target: Path, link_path: Path) -> None:
 
 
 def stage_modules() -> dict[str, Any]:
-    """The stage modules, imported late so that ``--report-only`` does not load torch."""
+    """The stage modules, imported late so that ``--report-only`` does not load torch.
+
+    "import" and "export" include the two steps ``nerloop cycle`` runs around the DVC graph:
+    fetching the annotations into the inbox, and sending the outbox to the (simulated) annotator.
+    """
+    from types import SimpleNamespace
+
+    from nerloop import cycle
+    from nerloop.params import load_params
     from nerloop.stages import evaluate, export, import_annotations, prepare, score, train
     from nerloop.stages import select as select_stage
 
-    return {"prepare": prepare, "import": import_annotations, "train": train, "evaluate": evaluate,
-            "score": score, "select": select_stage, "export": export}
+    def fetch_and_import() -> None:
+        cycle.fetch(load_params())
+        import_annotations.main()
+
+    def export_and_send() -> None:
+        export.main()
+        cycle.send(load_params())
+
+    return {"prepare": prepare, "import": SimpleNamespace(main=fetch_and_import), "train": train,
+            "evaluate": evaluate, "score": score, "select": select_stage,
+            "export": SimpleNamespace(main=export_and_send)}
 
 
 def timed(fn: Callable[[], None]) -> float:

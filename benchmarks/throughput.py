@@ -253,11 +253,21 @@ def work_select(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def work_io(cfg: dict[str, Any]) -> dict[str, Any]:
     """Stage export then stage import of one batch through the simulated annotator."""
+    from nerloop import cycle
+    from nerloop.params import load_params
     from nerloop.stages import export, import_annotations
 
+    def export_and_send() -> None:
+        export.main()
+        cycle.send(load_params())
+
+    def fetch_and_import() -> None:
+        cycle.fetch(load_params())
+        import_annotations.main()
+
     with contextlib.chdir(Path(cfg["project"])):
-        _, export_s = timed(export.main)
-        _, import_s = timed(import_annotations.main)
+        _, export_s = timed(export_and_send)
+        _, import_s = timed(fetch_and_import)
         imported = json.loads(Path("metrics/annotation.json").read_text())["annotated_sentences"]
     return {"sentences": cfg["sentences"], "imported": imported, "export_s": round(export_s, 2),
             "import_s": round(import_s, 2), "peak_rss_mib": peak_rss_mib()}

@@ -19,13 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
-    """Run a command in ``project`` with the venv's tools on PATH; fail the test with its output."""
+def project_env() -> dict[str, str]:
+    """A user's environment: the venv's tools on PATH (as after `source .venv/bin/activate`), a git identity."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.org", DVC_NO_ANALYTICS="1")
-    proc = subprocess.run(cmd, cwd=project, env=env, text=True, capture_output=True)
+    return env
+
+
+def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``project`` with the venv's tools on PATH; fail the test with its output."""
+    proc = subprocess.run(cmd, cwd=project, env=project_env(), text=True, capture_output=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -38,6 +43,9 @@ def tiny_project(tmp_path: Path) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("scripts/stage.sh", "data/annotations/inbox.json"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, project / name)
     raw = project / "data" / "raw"
     raw.mkdir(parents=True)
     seed = read_conll(ROOT / "data/raw/seed.conll")[:24]

@@ -13,6 +13,7 @@ import yaml
 from nerloop.errors import ParamsError
 from nerloop.params import Params, load_params
 
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 MINIMAL: dict[str, Any] = {
     "data": {"seed": "data/raw/seed.conll", "pool": "data/raw/pool.jsonl", "gold": "data/raw/gold.conll"},
     "annotation": {"backend": "simulated", "simulated": {"answers": "data/raw/pool_answers.conll"}},
@@ -44,7 +45,7 @@ def test_minimal_params_get_defaults(tmp_path: Path) -> None:
 
 
 def test_project_params_yaml_is_valid() -> None:
-    p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    p = load_params(PARAMS)
     assert p.data.labels == ["Chemical", "Disease"]
     assert abs(sum(p.final.ratios) - 1) < 1e-9
 
@@ -85,6 +86,15 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d["annotation"]["simulated"].pop("answers"), "annotation.simulated.answers", "field required"),
         (lambda d: d["annotation"].update(backend="labelstudio"), "annotation.backend", "permitted"),
         (lambda d: d["annotation"].update(doccano={"qc_share": 2}), "annotation.doccano.qc_share", "less than"),
+        # strict types: nothing is coerced silently (epochs 2.5 used to train 2 while dvc.lock said 2.5)
+        (lambda d: d.update(train={"epochs": 2.5}), "train.epochs", "must be a whole number, got 2.5"),
+        (lambda d: d.update(train={"epochs": True}), "train.epochs", "must be a number, got the boolean True"),
+        (lambda d: d.update(train={"epochs": "3"}), "train.epochs", "must be a whole number, got '3'"),
+        (lambda d: d.update(select={"alpha": True}), "select.alpha", "got the boolean True"),
+        (lambda d: d.update(select={"alpha": "0.5"}), "select.alpha", "must be a number, got '0.5'"),
+        (lambda d: d.update(select={"token_budget": 99.5}), "select.token_budget", "whole number"),
+        (lambda d: d.update(final={"include_gold": 1}), "final.include_gold", "must be true or false, got 1"),
+        (lambda d: d.update(final={"ratios": [0.8, True, 0.1]}), "final.ratios", "got the boolean True"),
     ],
 )
 def test_bad_values_name_their_key(
@@ -122,3 +132,23 @@ def test_empty_or_non_mapping_file(tmp_path: Path) -> None:
     with pytest.raises(ParamsError) as info:
         load_params(path)
     assert info.value.key == "(top level)"
+
+
+def test_whole_numbers_are_fine_where_a_float_is_needed(tmp_path: Path) -> None:
+    p = _load(tmp_path, lambda d: d.update(select={"alpha": 1, "rare_bonus": 2}))
+    assert p.select.alpha == 1 and p.select.rare_bonus == 2
+
+
+def test_dvc_set_param_changes_only_that_line(tmp_path: Path) -> None:
+    """`dvc exp run -S select.alpha=0.5` rewrites params.yaml through DVC's YAML round trip: the
+    template is written in that round trip's own style, so only the value changes (comments kept)."""
+    from dvc.utils.serialize import modify_yaml
+
+    copy = tmp_path / "params.yaml"
+    copy.write_text(PARAMS.read_text(encoding="utf-8"), encoding="utf-8")
+    with modify_yaml(copy) as d:
+        d["select"]["alpha"] = 0.5
+    before = PARAMS.read_text(encoding="utf-8").splitlines()
+    after = copy.read_text(encoding="utf-8").splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][1].startswith("  alpha: 0.5 ") and "# hybrid" in changed[0][1]

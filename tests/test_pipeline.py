@@ -1,40 +1,86 @@
-"""End to end: dvc repro through the real stages, and whole cycles with git commits."""
+"""End to end in temporary git+DVC projects: dvc repro, whole cycles, and DVC users' habits.
+
+Each test drives the commands a user types (``nerloop cycle``, ``dvc repro``, ``dvc exp run``,
+``dvc status``...) as subprocesses in a throw-away project with a tiny BERT.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 from datasets import load_from_disk
 
-from conftest import run_in
+from conftest import project_env, run_in
 
 pytestmark = pytest.mark.slow
+
+# What annotators and the ledger hold: `dvc repro` and `dvc exp run` must leave these untouched.
+OUTSIDE_WORLD = ["data/annotations/ledger.jsonl", "data/annotations/inbox.json", "data/export/manifest.json",
+                 "annotation/simulated/exported.jsonl"]
 
 
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def digest(project: Path, names: list[str]) -> dict[str, str]:
+    return {n: hashlib.md5((project / n).read_bytes()).hexdigest() for n in names if (project / n).exists()}
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def subjects(project: Path) -> list[str]:
+    return run_in(project, "git", "log", "--format=%s").stdout.splitlines()
+
+
+def set_params(project: Path, section: str, **values: object) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params[section].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_repro_prepare_train_evaluate(tiny_project: Path) -> None:
     run_in(tiny_project, "dvc", "repro", "evaluate")
     assert (tiny_project / "models/current/config.json").exists()
+    assert not (tiny_project / "models/current/training_args.bin").exists()  # it pickles a temporary path
     ev = read_json(tiny_project / "metrics/eval.json")
     assert ev["cycle"] == 0 and ev["labelled_sentences"] == 24 and ev["gold_sentences"] == 16
     assert 0.0 <= ev["f1"] <= 1.0 and 0.0 <= ev["token_accuracy"] <= 1.0
     assert set(ev["per_type"]) <= {"Chemical", "Disease"}
     train = read_json(tiny_project / "metrics/train.json")
     assert train["train_sentences"] + train["validation_sentences"] == 24
-    # nothing changed: a second repro reruns nothing but the always-changed import
-    out = run_in(tiny_project, "dvc", "repro", "evaluate").stdout
-    assert "Running stage 'train'" not in out and "Running stage 'prepare'" not in out
+    # nothing changed: a second repro runs nothing at all (import is an ordinary stage now)
+    assert ran_stages(run_in(tiny_project, "dvc", "repro", "evaluate").stdout) == []
+    # the same data, params and seed give the same model, byte for byte (the remote stores it once)
+    lock = read_json_yaml(tiny_project / "dvc.lock")
+    run_in(tiny_project, "dvc", "repro", "-f", "-s", "train")
+    assert out_md5(read_json_yaml(tiny_project / "dvc.lock"), "train", "models/current") == \
+        out_md5(lock, "train", "models/current")
+
+
+def read_json_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def out_md5(lock: dict, stage: str, path: str) -> str:
+    return next(o["md5"] for o in lock["stages"][stage]["outs"] if o["path"] == path)
 
 
 def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
     for _ in range(3):
         run_in(tiny_project, "nerloop", "cycle")
-    log = run_in(tiny_project, "git", "log", "--format=%s").stdout.splitlines()
+    log = subjects(tiny_project)
     assert [m.split(":")[0] for m in log[:3]] == ["nerloop cycle 2", "nerloop cycle 1", "nerloop cycle 0"]
     assert "24 labelled sentences" in log[2] and "36 labelled sentences" in log[0]
 
@@ -54,25 +100,158 @@ def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
     assert (tiny_project / "metrics/learning_curve.png").stat().st_size > 1000
     assert any((tiny_project.parent / "remote").rglob("*")), "dvc push stored nothing in the remote"
 
-    status = run_in(tiny_project, "nerloop", "status").stdout
-    assert "waiting_for_annotation: 6" in status and "cycle: 2" in status
+    status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    assert status["cycle"] == 2 and status["waiting_for_annotation"] == 6 and status["labelled_sentences"] == 36
+    assert status["pool_left"] == 40 - 18 and status["uncommitted"] == [] and status["interrupted"] is None
+    assert status["next"].startswith("nerloop cycle")
 
-    # the final stages: splits loadable offline, a card, one more commit
-    run_in(tiny_project, "nerloop", "finalize")
+    # the last cycle sends nothing; then there is nothing new: no training, no commit
+    run_in(tiny_project, "nerloop", "cycle", "--no-send")
+    assert subjects(tiny_project)[0].startswith("nerloop cycle 3: 42 labelled sentences")
+    assert len(read_json(tiny_project / "data/export/manifest.json")["examples"]) == 18
+    out = run_in(tiny_project, "nerloop", "cycle", "--no-send").stdout
+    assert "nothing new from the annotators" in out and "no training, no commit" in out
+    assert ran_stages(out) == [] and subjects(tiny_project)[0].startswith("nerloop cycle 3")
+
+    # the final dataset and card are those of the last committed cycle; finalize imports and trains nothing
+    out = run_in(tiny_project, "nerloop", "finalize").stdout
+    assert ran_stages(out) == [] and "up to date: nothing to commit" in out
     final = load_from_disk(str(tiny_project / "data/final/dataset"))
-    assert sum(len(final[s]) for s in ("train", "validation", "test")) > 0
+    assert sum(len(final[s]) for s in ("train", "validation", "test")) == 42 + 16  # labelled + gold
     card = (tiny_project / "data/final/README.md").read_text()
     assert card.startswith("---") and "How each cycle's batch was chosen" in card
-    assert run_in(tiny_project, "git", "log", "-1", "--format=%s").stdout.startswith("nerloop: final dataset")
+    assert read_json(tiny_project / "metrics/history.json")[-1]["cycle"] == 3
 
 
-def test_interrupted_cycle_resumes_without_duplicates(tiny_project: Path) -> None:
+def test_dvc_commands_do_what_dvc_users_expect(tiny_project: Path) -> None:
     run_in(tiny_project, "nerloop", "cycle")
-    run_in(tiny_project, "dvc", "repro", "import")  # the next cycle stops after import...
-    run_in(tiny_project, "python", "-m", "nerloop.stages.import_annotations")  # ...and import runs twice
-    head = run_in(tiny_project, "git", "rev-parse", "HEAD").stdout
     run_in(tiny_project, "nerloop", "cycle")
+    # after a committed cycle: status is clean, repro does nothing
+    assert "up to date" in run_in(tiny_project, "dvc", "status").stdout
+    before = digest(tiny_project, OUTSIDE_WORLD)
+    assert len(before) == 4
+    assert ran_stages(run_in(tiny_project, "dvc", "repro").stdout) == []
+    assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""
+
+    # an experiment recomputes what the param changes, on the current state, and nothing else
+    batch = (tiny_project / "data/selection/batch.jsonl").read_text()
+    out = run_in(tiny_project, "dvc", "exp", "run", "-S", "select.alpha=0.1", "-S",
+                 "select.strategy=uncertainty").stdout
+    assert set(ran_stages(out)) == {"select", "export", "datacard"}
+    assert digest(tiny_project, OUTSIDE_WORLD) == before, "an experiment touched the ledger or the annotators"
+    assert (tiny_project / "data/selection/batch.jsonl").read_text() != batch
+    exps = json.loads(run_in(tiny_project, "dvc", "exp", "show", "--json").stdout)
+    assert "0.1" in json.dumps(exps) and "uncertainty" in json.dumps(exps)
+    run_in(tiny_project, "git", "checkout", "--", ".")  # back to the committed state, as a user would
+    run_in(tiny_project, "dvc", "checkout")
+
+    # plots: each once, no default renderings of raw JSON; metrics load without warnings
+    plots = json.loads(run_in(tiny_project, "dvc", "plots", "show", "--json").stdout)["data"]
+    assert sorted(plots) == sorted(["learning curve (sentences)", "learning curve (tokens)", "per-type F1",
+                                    "confusion", "metrics/learning_curve.png", "metrics/per_type_f1.png"])
+    assert all(len(v) == 1 for v in plots.values())
+    shown = run_in(tiny_project, "dvc", "metrics", "show")
+    assert "failed to load" not in shown.stdout + shown.stderr
+
+
+def test_failing_stage_keeps_outputs_and_venv_need_not_be_active(tiny_project: Path) -> None:
+    run_in(tiny_project, "nerloop", "cycle")
+    kept = ["models/current/model.safetensors", "metrics/train.json", "data/annotations/pending.json",
+            "data/prepared/labels.json", "metrics/eval.json", "data/selection/batch.jsonl"]
+    before = digest(tiny_project, kept)
+    set_params(tiny_project, "train", epochs=2.5)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tiny_project, text=True, capture_output=True,
+                          env=project_env())
+    assert proc.returncode != 0 and "params.yaml: train.epochs: must be a whole number, got 2.5" in proc.stderr
+    assert digest(tiny_project, kept) == before  # DVC did not delete the failed stage's outputs
+
+    # `.venv/bin/dvc repro` with the venv not activated: nothing of the venv on PATH
+    set_params(tiny_project, "train", epochs=1)
+    (tiny_project / ".venv").symlink_to(Path(sys.executable).parent.parent)  # the project's .venv, as setup makes it
+    env = {k: v for k, v in project_env().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/bin:/bin"
+    proc = subprocess.run([str(tiny_project / ".venv/bin/dvc"), "repro"], cwd=tiny_project, text=True,
+                          capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "No module named" not in proc.stderr and "train" in ran_stages(proc.stdout)
+
+
+def write_pool(project: Path, conll: str, n: int) -> None:
+    """A JSONL pool of the first ``n`` sentences (tokens only) of a CoNLL file in data/raw."""
+    blocks = (project / "data/raw" / conll).read_text().strip().split("\n\n")[:n]
+    with (project / "data/raw/pool.jsonl").open("w") as fh:
+        for block in blocks:
+            fh.write(json.dumps({"tokens": [line.split()[0] for line in block.splitlines()]}) + "\n")
+
+
+def repro_prepare(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dvc", "repro", "prepare"], cwd=project, text=True,
+                          capture_output=True, env=project_env())
+
+
+def test_prepare_stops_on_an_unusable_pool_or_seed(tiny_project: Path) -> None:
+    write_pool(tiny_project, "gold.conll", 5)  # a pool lying wholly inside the gold set
+    proc = repro_prepare(tiny_project)
+    assert proc.returncode != 0 and "data/raw/pool.jsonl: no pool sentence is left" in proc.stderr
+
+    write_pool(tiny_project, "pool_answers.conll", 40)
+    seed = tiny_project / "data/raw/seed.conll"
+    lines = seed.read_text().splitlines()
+    seed.write_text("\n".join(f"{line.split()[0]}\tO" if line.strip() else "" for line in lines))
+    proc = repro_prepare(tiny_project)
+    assert proc.returncode != 0 and "data/raw/seed.conll: the seed set has no entity at all" in proc.stderr
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_killed_cycle_is_committed_when_resumed(tiny_project: Path) -> None:
+    run_in(tiny_project, "nerloop", "cycle")
+    manifest = tiny_project / "data/export/manifest.json"
+    # a slow commit widens the window between sending the batch and committing the cycle
+    hook = tiny_project / ".git/hooks/pre-commit"
+    hook.write_text("#!/bin/sh\nsleep 120\n")
+    hook.chmod(0o755)
+    proc = subprocess.Popen(["nerloop", "cycle"], cwd=tiny_project, env=project_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: len(read_json(manifest)["examples"]) == 12, 600, "cycle 1's batch to be sent")
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)  # between send and commit
+    proc.wait()
+    hook.unlink()
+    assert subjects(tiny_project)[0].startswith("nerloop cycle 0")
+    status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    assert status["interrupted"]["step"] == "commit" and status["next"].startswith("nerloop cycle")
+
+    out = run_in(tiny_project, "nerloop", "cycle").stdout
+    assert "resuming the cycle interrupted at step 'commit'" in out
+    assert [s.split(":")[0] for s in subjects(tiny_project)[:3]] == ["nerloop cycle 2", "nerloop cycle 1",
+                                                                     "nerloop cycle 0"]
     ledger = (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()
-    assert len(ledger) == 6 == len({json.loads(line)["id"] for line in ledger})
-    assert run_in(tiny_project, "git", "rev-parse", "HEAD~1").stdout == head
-    assert run_in(tiny_project, "git", "status", "--porcelain", "data", "metrics", "dvc.lock").stdout == ""
+    assert len(ledger) == len({json.loads(line)["id"] for line in ledger}) == 12
+    assert len(read_json(manifest)["examples"]) == 18
+    assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""
+
+
+def test_ctrl_c_stops_cleanly_and_the_cycle_resumes(tiny_project: Path) -> None:
+    set_params(tiny_project, "train", epochs=30, early_stopping_patience=30)  # long enough to be interrupted
+    proc = subprocess.Popen(["nerloop", "cycle"], cwd=tiny_project, env=project_env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (tiny_project / "metrics/prepare.json").exists(), 300, "prepare to finish")
+    time.sleep(5)  # now in import or train
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err, err[-3000:]
+    assert "nothing is lost; run `nerloop cycle` again to finish and commit it" in err
+    status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    assert status["interrupted"]["step"] == "repro" and status["dvc_lock_problem"] is None
+    set_params(tiny_project, "train", epochs=2, early_stopping_patience=3)
+    out = run_in(tiny_project, "nerloop", "cycle").stdout
+    assert "resuming the cycle interrupted at step 'repro'" in out
+    # the interrupted cycle 0 gets its commit, then the next cycle runs and gets its own
+    assert [s.split(":")[0] for s in subjects(tiny_project)[:2]] == ["nerloop cycle 1", "nerloop cycle 0"]

@@ -44,10 +44,14 @@ def test_batch_larger_than_pool_takes_what_is_left_and_empty_pool_is_fine() -> N
     assert choose(df, emb, set(df["id"]), cfg).empty
 
 
-def test_bad_select_params_name_the_key() -> None:
+def test_pool_running_low_shrinks_k_instead_of_failing(caplog: pytest.LogCaptureFixture) -> None:
     df, emb = table(6)
-    with pytest.raises(ParamsError, match=r"select\.k"):
-        choose(df, emb, set(), config_from(SelectParams(strategy="hybrid", k=20)))
+    chosen = choose(df, emb, {"s0"}, config_from(SelectParams(strategy="hybrid", k=20, batch_size=10)))
+    assert sorted(chosen["id"]) == [f"s{i}" for i in range(1, 6)]  # all five left, one per cluster
+    assert "select.k=20 but only 5 sentences are left in the pool: using k=5" in caplog.text
+
+
+def test_bad_select_params_name_the_key() -> None:
     with pytest.raises(ParamsError, match=r"select\.strategy"):
         config_from(SelectParams(strategy="bogus"))
     with pytest.raises(ParamsError, match=r"select\.measure"):
@@ -130,3 +134,46 @@ def test_report_shows_type_counts_and_each_sentence_text(tmp_path: Path, monkeyp
     text = (tmp_path / REPORT).read_text(encoding="utf-8")
     assert "| EVENT | 0 | no example yet" in text and "| PER | 4 |  |" in text
     assert "| 1 | s1 | 3 | 0.500 | 0 | mnlp 0.5 | a \\| b @eve |" in text
+
+
+def test_prepare_refuses_an_empty_pool_and_a_seed_without_entities() -> None:
+    from nerloop.errors import DataError
+    from nerloop.params import DataParams
+    from nerloop.stages.prepare import check_usable
+
+    p = DataParams(seed="seed.conll", pool="pool.txt", gold="gold.conll")
+    seed = [Record.from_tokens(["Aspirin", "."])]
+    seed[0].tags = ["B-Chemical", "O"]
+    with pytest.raises(DataError, match=r"pool.txt: no pool sentence is left .* gold set \(gold.conll\)"):
+        check_usable(seed, [], p)
+    seed[0].tags = ["O", "O"]
+    with pytest.raises(DataError, match=r"seed\.conll: the seed set has no entity at all"):
+        check_usable(seed, [Record.from_tokens(["x"])], p)
+
+
+def test_export_checks_the_pre_annotation_before_anything_is_sent() -> None:
+    from nerloop.errors import DataError
+    from nerloop.stages.export import check
+
+    rec = Record.from_tokens(["Aspirin", "helps", "."])
+    rec.meta = {"pre_tags": ["B-Chemical", "O", "O"]}
+    check(rec, {"Chemical"})
+    rec.meta = {"pre_tags": ["B-Gene", "O", "O"]}
+    with pytest.raises(DataError, match=r"sentence .*: pre-annotation labels \['Gene'\] are not in the label set"):
+        check(rec, {"Chemical"})
+    rec.meta = {"pre_tags": ["O", "O"]}
+    with pytest.raises(DataError, match="2 pre-annotation tags for 3 tokens"):
+        check(rec, {"Chemical"})
+
+
+def test_import_refuses_a_type_outside_the_label_set_naming_the_sentence() -> None:
+    from nerloop.annotation.base import Annotation, FetchResult
+    from nerloop.errors import DataError
+    from nerloop.stages.import_annotations import check_labels
+
+    rec = Record.from_tokens(["BRCA1", "mutations"])
+    rec.tags = ["B-Gene", "O"]
+    result = FetchResult(done=[Annotation(record=rec, cycle=1, annotator="alice")])
+    with pytest.raises(DataError, match=rf"sentence {rec.id} \('BRCA1 mutations'\), annotated by 'alice', uses "
+                                        r"\['Gene'\].*add the type to data.labels"):
+        check_labels(result, {"Chemical", "Disease"})

@@ -1,138 +1,24 @@
 """The ``nerloop`` command: run cycles, report status, manage the Doccano server.
 
-A cycle is ``dvc repro evaluate export`` followed by one git commit of everything the cycle
-produced (dvc.lock pins data, model and metrics together) and a ``dvc push`` to the
-configured remote. If the repro fails, nothing is committed: the next ``nerloop
-cycle`` resumes where DVC left off, and the ledger makes re-imports harmless.
+A cycle (``nerloop.cycle``) fetches finished annotations, runs ``dvc repro``, sends the next
+batch and commits everything in one git commit, then ``dvc push``es. ``dvc repro`` alone never
+reaches annotators. If anything fails or is interrupted, the next ``nerloop cycle`` finishes and
+commits that cycle first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
-from typing import Any
 
-from nerloop import held_back, paths
-from nerloop.errors import NerloopError
-
-# What a cycle commits to git (DVC-cached outputs are pinned by dvc.lock and ignored by git).
-COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models", ".gitignore"]
-LOOP_TARGETS = ["evaluate", "export"]  # the loop; the final stages run only on `nerloop finalize`
-FINAL_TARGET = "datacard"
-DVC = [sys.executable, "-m", "dvc"]  # the venv's dvc, even when the venv is not activated
-
-
-def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command, streaming its output; raise NerloopError naming it on failure."""
-    print("$ " + " ".join(cmd), flush=True)
-    # Stage commands call `python`: make it this venv's, even when the venv is not activated.
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, text=True, env=env)
-    if check and proc.returncode != 0:
-        raise NerloopError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}")
-    return proc
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], text=True, capture_output=True, check=True).stdout.strip()
-
-
-def _read_json(path: Path, default: Any = None) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
-
-
-def _commit(message: str, extra: list[str] | None = None) -> bool:
-    """Stage the cycle's files and commit them in one commit; False if nothing changed."""
-    files = [p for p in COMMITTED + (extra or []) if Path(p).exists()]
-    subprocess.run(["git", "add", "-A", "--", *files], check=True)
-    if subprocess.run(["git", "diff", "--cached", "--quiet"]).returncode == 0:
-        return False
-    # A fresh clone may have no git identity: commit as "nerloop" rather than fail the cycle.
-    identity = [] if _git_ok("config", "user.email") else ["-c", "user.name=nerloop",
-                                                            "-c", "user.email=nerloop@localhost"]
-    subprocess.run(["git", *identity, "commit", "-q", "-m", message], check=True)
-    return True
-
-
-def _git_ok(*args: str) -> bool:
-    return subprocess.run(["git", *args], capture_output=True).returncode == 0
-
-
-def _push() -> None:
-    remotes = subprocess.run([*DVC, "remote", "list"], text=True, capture_output=True).stdout.strip()
-    if not remotes:
-        print("no DVC remote configured: data stays in the local cache (dvc remote add -d ...)")
-        return
-    if _run([*DVC, "push", "-q"], check=False).returncode != 0:
-        print("warning: dvc push failed; the commit is made, run `dvc push` again later", file=sys.stderr)
-
-
-def annotation_state_dirs() -> list[str]:
-    """Git-tracked state of the simulated backend, committed with each cycle."""
-    from nerloop.params import load_params
-
-    p = load_params().annotation
-    return [p.simulated.state_dir] if p.backend == "simulated" and p.simulated else []
-
-
-def cycle() -> dict[str, Any]:
-    """Run one active-learning cycle: repro, commit, push. Returns the cycle summary."""
-    if not Path("dvc.yaml").exists():
-        raise NerloopError("no dvc.yaml here: run nerloop from the project root")
-    _run([*DVC, "repro", *LOOP_TARGETS])
-    ann = _read_json(paths.METRICS / "annotation.json", {})
-    ev = _read_json(paths.METRICS / "eval.json", {})
-    summary = {
-        "cycle": ann.get("cycle", 0),
-        "labelled": ev.get("labelled_sentences"),
-        "f1": ev.get("f1"),
-        "waiting": ann.get("waiting", 0),
-        "held_back": len(held_back.load()),  # issue 11
-    }
-    from nerloop.params import load_params  # issue 11: stop instead of committing when too much is held back
-
-    held_back.check_share(load_params().annotation.max_held_back_share)
-    message = (f"nerloop cycle {summary['cycle']}: {summary['labelled']} labelled sentences, "
-               f"gold F1 {summary['f1']:.3f}")
-    if _commit(message, annotation_state_dirs()):
-        print(f"committed: {message}")
-        _push()
-    else:
-        print("nothing changed since the last commit")
-    return summary
-
-
-def status() -> dict[str, Any]:
-    """Where the loop stands: cycle, labelled, pool left, last F1, what is waiting."""
-    from nerloop.formats import read_records
-    from nerloop.labelled import labelled_type_counts
-    from nerloop.ledger import Ledger
-
-    ledger = Ledger(paths.LEDGER)
-    seed = len(read_records(paths.SEED)) if paths.SEED.exists() else 0
-    pool = read_records(paths.POOL) if paths.POOL.exists() else []
-    exported = _read_json(paths.EXPORT_MANIFEST, {"examples": {}})["examples"]
-    history = _read_json(paths.METRICS / "history.json", [])
-    return {
-        "cycle": ledger.cycle,
-        "labelled_sentences": seed + len(ledger.entries),
-        "seed_sentences": seed,
-        "pool_left": sum(r.id not in ledger.ids and r.id not in exported for r in pool),
-        "last_f1": history[-1]["f1"] if history else None,
-        "waiting_for_annotation": sum(sid not in ledger.ids for sid in exported),
-        "held_back": held_back.summary(held_back.load()),  # issue 11
-        "entities_per_type": labelled_type_counts(),  # issue 11: a type at 0 cannot be learnt
-        "uncommitted_changes": bool(_git("status", "--porcelain", "--", *COMMITTED)) if Path(".git").exists() else None,
-    }
+from nerloop import cycle, paths
+from nerloop.errors import NerloopError, scrub
 
 
 def print_learning_curve() -> None:
     """The learning curve as a table, and where its plot is."""
-    history = _read_json(paths.METRICS / "history.json", [])
+    history = json.loads((paths.METRICS / "history.json").read_text(encoding="utf-8"))
     print("\ncycle  labelled sentences  labelled tokens  gold F1")
     for h in history:
         print(f"{h['cycle']:>5}  {h['labelled_sentences']:>18}  {h['labelled_tokens']:>15}  {h['f1']:>7.3f}")
@@ -142,11 +28,13 @@ def print_learning_curve() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nerloop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("cycle", help="run one cycle: dvc repro, git commit, dvc push")
+    cyc = sub.add_parser("cycle", help="fetch annotations, dvc repro, send the next batch, git commit, dvc push")
+    cyc.add_argument("--no-send", action="store_true", help="import and retrain, send no new batch (the last cycle)")
     sim = sub.add_parser("simulate", help="run N cycles unattended with the simulated annotator")
     sim.add_argument("--cycles", type=int, default=3)
-    sub.add_parser("status", help="cycle, labelled count, pool left, last F1, what is waiting")
-    sub.add_parser("finalize", help="build the final dataset and its card (dvc repro datacard) and commit")
+    st = sub.add_parser("status", help="where the loop stands and what to run next")
+    st.add_argument("--json", action="store_true", help="machine-readable")
+    sub.add_parser("finalize", help="reproduce the final dataset and its card and commit them")
     doc = sub.add_parser("doccano", help="manage a local Doccano server")
     doc.add_argument("action", choices=["up", "down", "status"])
     doc.add_argument("--port", type=int, default=8000)
@@ -154,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         if args.command == "cycle":
-            cycle()
+            cycle.run_cycle(send_batch=not args.no_send)
         elif args.command == "simulate":
             from nerloop.params import load_params
 
@@ -162,21 +50,27 @@ def main(argv: list[str] | None = None) -> None:
                 raise NerloopError("simulate needs annotation.backend: simulated in params.yaml")
             for i in range(args.cycles):
                 print(f"=== simulated run {i + 1} of {args.cycles} ===", flush=True)
-                cycle()
+                cycle.run_cycle()
             print_learning_curve()
         elif args.command == "status":
-            for k, v in status().items():
-                print(f"{k:>24}: {v}")
+            from nerloop.status import render, status
+
+            s = status()
+            print(json.dumps(s, indent=2) if args.json else render(s))
         elif args.command == "finalize":
-            _run([*DVC, "repro", FINAL_TARGET])
-            if _commit("nerloop: final dataset and dataset card"):
-                _push()
+            cycle.finalize()
         elif args.command == "doccano":
             from nerloop import doccano_server
 
             doccano_server.cli(args.action, args.port)
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing is lost; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)
+    except cycle.repo.CycleInterruptedError as exc:
+        print(f"{exc}: nothing is lost; run `nerloop {args.command}` again to finish and commit it", file=sys.stderr)
+        sys.exit(130)
     except NerloopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -33,3 +34,15 @@ class ParamsError(NerloopError):
     def __init__(self, key: str, message: str) -> None:
         self.key = key
         super().__init__(f"params.yaml: {key}: {message}")
+
+
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def scrub(text: str) -> str:
+    """Remove credentials embedded in URLs (``http://user:secret@host`` -> ``http://***@host``).
+
+    Every message nerloop prints goes through this, so a URL from the environment never leaks a
+    password into a terminal, a CI log or a bug report.
+    """
+    return _URL_USERINFO.sub(r"\1***@", text)

@@ -59,8 +59,6 @@ def gather(
     The origin travels into the published dataset so users can tell actively selected
     sentences from randomly drawn ones (the seed and gold sets) and filter on it.
     """
-    if not ledger_entries:
-        raise FinalizeError("nothing annotated yet: run nerloop cycle first (the ledger is empty)")
     out = [_tagged(r, "seed", 0) for r in seed]
     for e in ledger_entries:
         rec = Record.from_dict(e["record"])

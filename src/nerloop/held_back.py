@@ -10,7 +10,8 @@ source, export cycle and the backend's reason. From there a user can:
 - **fix** it where the reason says (the answers file, Doccano): the next import retries
   every held-back sentence, and a fixed one goes into the ledger and off this list;
 - **release** it: ``python -m nerloop.held_back release ID... | --all`` takes it off the
-  export manifest, so it is no longer waiting and returns to the pool for selection.
+  export manifest and the inbox, so it is no longer waiting and returns to the pool for
+  selection at the next cycle.
 
 ``check_share`` is the guard a cycle calls before committing: when more than
 ``annotation.max_held_back_share`` of one cycle's exported sentences are held back, the
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nerloop import paths
+from nerloop import inbox, paths
 from nerloop.errors import DataError, NerloopError
 from nerloop.formats import _lines, atomic_write, read_records, write_json
 
@@ -110,9 +111,12 @@ def summary(held: list[HeldBack], path: Path = HELD_BACK) -> str:
             f"e.g. {shown}")
 
 
-def record(problems: list[str], manifest: dict[str, dict[str, Any]], path: Path = HELD_BACK) -> list[HeldBack]:
-    """What stage ``import`` calls: list the held-back sentences, write the file, log the summary."""
-    held = from_problems(problems, {sid: e["cycle"] for sid, e in manifest.items()})
+def record(problems: list[str], exported: dict[str, int], path: Path = HELD_BACK) -> list[HeldBack]:
+    """What stage ``import`` calls: list the held-back sentences, write the file, log the summary.
+
+    ``exported`` maps each sentence sent for annotation to its cycle (the inbox's ``exported``).
+    """
+    held = from_problems(problems, exported)
     write(held, path)
     if held:
         log.warning("%s", summary(held, path))
@@ -144,10 +148,16 @@ def check_share(max_share: float, manifest_path: Path = paths.EXPORT_MANIFEST, p
         )
 
 
-def release(ids: list[str] | None, manifest_path: Path = paths.EXPORT_MANIFEST, path: Path = HELD_BACK) -> list[str]:
-    """Take held-back sentences (``ids``, or all when None) off the export manifest and the list.
+def release(
+    ids: list[str] | None,
+    manifest_path: Path = paths.EXPORT_MANIFEST,
+    inbox_path: Path = paths.INBOX,
+    path: Path = HELD_BACK,
+) -> list[str]:
+    """Take held-back sentences (``ids``, or all when None) off the export manifest, the inbox and the list.
 
-    They stop waiting and go back to the pool; the next cycle may select (and export) them again.
+    They stop waiting and go back to the pool: the changed inbox makes the next cycle's import
+    drop them from what was exported, so score and select see them again (and may send them again).
     """
     held = load(path)
     held_ids = {h.id for h in held if h.id}
@@ -159,6 +169,11 @@ def release(ids: list[str] | None, manifest_path: Path = paths.EXPORT_MANIFEST, 
     for sid in chosen:
         manifest["examples"].pop(sid, None)
     write_json(manifest_path, manifest)
+    if inbox_path.exists():
+        result, exported = inbox.read(inbox_path)
+        result.pending = [sid for sid in result.pending if sid not in chosen]
+        result.problems = [p for p in result.problems if (m := _SENTENCE.search(p)) is None or m.group(1) not in chosen]
+        inbox.write(result, {sid: c for sid, c in exported.items() if sid not in chosen}, inbox_path)
     write([h for h in held if h.id not in chosen], path)
     return sorted(chosen)
 

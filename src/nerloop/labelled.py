@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Iterable
 
 from nerloop import paths
-from nerloop.annotation.base import Annotation
 from nerloop.errors import DataError
 from nerloop.formats import read_records
 from nerloop.ledger import Ledger
@@ -47,25 +46,6 @@ def labelled_type_counts() -> dict[str, int]:
     if not paths.LABELS.exists():
         return {}
     return type_counts(read_records(paths.SEED) + Ledger(paths.LEDGER).records(), entity_types())
-
-
-def check_new_types(annotations: Iterable[Annotation], allowed: list[str]) -> None:
-    """Fail at import on an annotation using a type outside the fixed label set, naming the sentence.
-
-    With ``data.labels: null`` the label set is inferred from seed and gold, then fixed:
-    a type first seen in an annotation would otherwise be refused only at the next training,
-    far from its cause. Accepting it silently is not an option either: every sentence
-    annotated before it arrived was never asked about that type.
-    """
-    for a in annotations:
-        bad = sorted({t[2:] for t in a.record.tags or [] if t != "O"} - set(allowed))
-        if bad:
-            raise DataError(
-                paths.LABELS, None,
-                f"the annotation of sentence {a.record.id} (cycle {a.cycle}, {a.record.text!r}) uses type(s) {bad}, "
-                f"not in the label set {allowed}. Add them to data.labels in params.yaml (then every earlier "
-                "sentence must be checked for them), or remove them from the annotation",
-            )
 
 
 def exported_before(cycle: int) -> set[str]:

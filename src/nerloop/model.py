@@ -353,6 +353,9 @@ def train(
         tmp_out = out_dir.with_name(out_dir.name + ".tmp")
         shutil.rmtree(tmp_out, ignore_errors=True)
         trainer.save_model(str(tmp_out))
+        # training_args.bin pickles the run's temporary output_dir: drop it, so that the same data,
+        # params and seed give a byte-identical model (and DVC does not store a new copy each run)
+        (tmp_out / "training_args.bin").unlink(missing_ok=True)
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp_out.rename(out_dir)  # the previous model is replaced only by a complete one
     finally:

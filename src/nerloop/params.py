@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, validator
+from pydantic.v1.fields import SHAPE_LIST, SHAPE_SINGLETON, ModelField
 
 from nerloop.errors import ParamsError
 from nerloop.tokenizers import TokenizerName
@@ -19,10 +20,35 @@ from nerloop.tokenizers import TokenizerName
 PARAMS_FILE = Path("params.yaml")
 
 
+def _strict(value: Any, kind: type) -> Any:
+    """Refuse what pydantic would coerce silently: ``epochs: 2.5`` -> 2, ``true`` -> 1, ``"3"`` -> 3."""
+    if value is None:
+        return value
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    if kind is not bool and isinstance(value, bool):
+        raise ValueError(f"must be a number, got the boolean {value!r}")
+    if kind is int and not isinstance(value, int):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    if kind is float and not isinstance(value, int | float):
+        raise ValueError(f"must be a number, got {value!r}")
+    return value
+
+
 class Section(BaseModel):
     class Config:
         extra = "forbid"
         validate_assignment = True
+
+    @validator("*", pre=True)
+    def _no_coercion(cls, value: Any, field: ModelField) -> Any:  # noqa: N805
+        kind = next((k for k in (bool, int, float) if isinstance(field.type_, type) and issubclass(field.type_, k)),
+                    None)
+        if kind is None:
+            return value
+        if field.shape == SHAPE_LIST and isinstance(value, list):
+            return [_strict(v, kind) for v in value]
+        return _strict(value, kind) if field.shape == SHAPE_SINGLETON else value
 
 
 class DataParams(Section):
@@ -116,7 +142,7 @@ class FinalParams(Section):
     conflict_policy: Literal["majority", "latest", "review"] = "review"
     # majority: a surface string gets its dominant type everywhere only if that type holds this share of its mentions
     type_majority: confloat(gt=0.5, le=1) = 0.8  # type: ignore[valid-type]
-    train_final_model: bool = True
+    train_final_model: bool = False
     license: str = "cc-by-4.0"
     language: str = "en"
     pretty_name: str = "nerloop dataset"

@@ -9,6 +9,7 @@ GOLD = PREPARED / "gold.jsonl"
 LABELS = PREPARED / "labels.json"
 
 ANNOTATIONS = Path("data/annotations")
+INBOX = ANNOTATIONS / "inbox.json"  # written by `nerloop cycle` (fetch), read by stage import; git-tracked
 LEDGER = ANNOTATIONS / "ledger.jsonl"
 PENDING = ANNOTATIONS / "pending.json"
 
@@ -16,7 +17,10 @@ MODEL = Path("models/current")
 SCORES = Path("data/scores")
 SELECTION = Path("data/selection")
 BATCH = SELECTION / "batch.jsonl"
-EXPORT_MANIFEST = Path("data/export/manifest.json")
+OUTBOX = Path("data/export/outbox.jsonl")  # written by stage export, sent by `nerloop cycle`
+EXPORT_MANIFEST = Path("data/export/manifest.json")  # what was sent: written by `nerloop cycle`; git-tracked
 
 METRICS = Path("metrics")
 FINAL = Path("data/final")
+
+JOURNAL = Path(".nerloop/cycle.json")  # git-ignored: the step a running or interrupted `nerloop cycle` reached

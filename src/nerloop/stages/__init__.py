@@ -1,6 +1,6 @@
 """DVC stages: one module each, with a ``main()`` that reads its params section and its inputs.
 
-Run one with ``python -m nerloop.stages.<name>`` (that is what dvc.yaml does).
+Run one with ``python -m nerloop.stages <name>`` (what dvc.yaml does, through scripts/stage.sh).
 """
 
 from __future__ import annotations
@@ -9,16 +9,21 @@ import logging
 import sys
 from collections.abc import Callable
 
-from nerloop.errors import NerloopError
+from nerloop.errors import NerloopError, scrub
+
+INTERRUPTED = "interrupted: the stage's previous outputs are kept; run it again to resume"
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage: log to stderr, and turn a NerloopError into a one-line message and exit 1."""
+    """Run a stage: log to stderr; a NerloopError becomes a one-line message (exit 1), Ctrl-C one line (exit 130)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         main()
     except NerloopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)

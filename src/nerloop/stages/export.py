@@ -1,47 +1,49 @@
-"""Stage ``export``: send the selected batch, with pre-annotations, to the annotation backend.
+"""Stage ``export``: the batch as it will be sent to annotators, checked, in ``data/export/outbox.jsonl``.
 
-Idempotent: the backend skips sentences it already holds, and the manifest (sentence id
--> backend example id, with the cycle) only grows, so re-running never sends twice.
+Sending is an effect on the outside world (people receive work), so it is not part of the DVC
+graph: ``nerloop cycle`` sends the outbox after ``dvc repro`` and records what it sent in
+``data/export/manifest.json``. This stage makes sure that what would be sent is sound (every
+pre-annotated label in the label set, every span on the sentence's tokens), so a bad batch stops
+here, before anyone is sent anything, and ``dvc exp run`` can show the batch a change would select.
 """
 
 from __future__ import annotations
 
-import json
-
 from nerloop import paths
-from nerloop.annotation import get_backend
-from nerloop.formats import read_records, write_json
+from nerloop.errors import DataError, TagError
+from nerloop.formats import read_records, write_records
 from nerloop.labelled import entity_types
-from nerloop.params import load_params
+from nerloop.records import Record
 from nerloop.stages import run
+from nerloop.tags import tags_to_spans
 
 
-def load_manifest() -> dict:
-    if paths.EXPORT_MANIFEST.exists():
-        return json.loads(paths.EXPORT_MANIFEST.read_text(encoding="utf-8"))
-    return {"backend": None, "examples": {}}
+def check(rec: Record, labels: set[str]) -> None:
+    """A pre-annotation that a backend can show: IOB2 tags of the label set, one per token."""
+    tags = rec.meta.get("pre_tags")
+    if tags is None:
+        return
+    if len(tags) != len(rec.tokens):
+        raise DataError(paths.BATCH, None, f"sentence {rec.id}: {len(tags)} pre-annotation tags for "
+                        f"{len(rec.tokens)} tokens; nothing is sent")
+    try:
+        bad = sorted({label for _, _, label in tags_to_spans(tags)} - labels)
+    except TagError as exc:
+        raise DataError(paths.BATCH, None, f"sentence {rec.id}: bad pre-annotation: {exc}; nothing is sent") from None
+    if bad:
+        raise DataError(paths.BATCH, None, f"sentence {rec.id}: pre-annotation labels {bad} are not in the label "
+                        f"set {sorted(labels)}; nothing is sent")
 
 
 def main() -> None:
-    params = load_params()
     batch = read_records(paths.BATCH)
-    manifest = load_manifest()
-    if not batch:
-        print("nothing to export: the batch is empty")
-        write_json(paths.EXPORT_MANIFEST, manifest)
-        return
-    cycle = batch[0].meta["cycle"]
-    backend = get_backend(params, entity_types())
-    sent = backend.export(batch, cycle)
-    manifest["backend"] = backend.name
-    manifest["project"] = backend.project_id()
-    new = 0
-    for sid, example_id in sent.items():
-        if sid not in manifest["examples"]:
-            manifest["examples"][sid] = {"example": str(example_id), "cycle": cycle}
-            new += 1
-    write_json(paths.EXPORT_MANIFEST, manifest)
-    print(f"cycle {cycle}: {new} sentences exported to {backend.name} ({len(batch) - new} were already there)")
+    labels = set(entity_types())
+    for rec in batch:
+        check(rec, labels)
+    write_records(paths.OUTBOX, batch)
+    cycle = batch[0].meta["cycle"] if batch else None
+    print(f"outbox: {len(batch)} sentences for cycle {cycle}; `nerloop cycle` sends them" if batch
+          else "outbox: empty (nothing selected)")
 
 
 if __name__ == "__main__":

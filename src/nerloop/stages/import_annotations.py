@@ -1,45 +1,50 @@
-"""Stage ``import``: take finished annotations back from the backend into the ledger.
+"""Stage ``import``: append the annotations in the inbox to the ledger.
 
-This is where the loop closes without a cycle in the DVC graph: the stage reads the
-outside world (Doccano, or the simulated annotator), so it always runs, and appends to
-the ledger only sentences it has not seen. Re-running adds nothing twice and loses
-nothing. It also records what is still waiting, and the per-cycle figures: sentences
-and tokens annotated, and how much of the pre-annotation the annotator had to change.
+``nerloop cycle`` fetches finished annotations from the backend into ``data/annotations/inbox.json``
+(see ``nerloop.inbox``); this stage only reads that file, so it is an ordinary DVC stage: it runs
+when the inbox changed, and a repro with nothing new fetched does nothing. The ledger only ever
+appends sentences it has not seen, so running the stage twice adds nothing twice. It also records
+what is still waiting, and the per-cycle figures: sentences and tokens annotated, and how much of
+the pre-annotation the annotators had to change.
 """
 
 from __future__ import annotations
 
-from nerloop import held_back, paths
-from nerloop.annotation import FetchResult, get_backend
+from nerloop import held_back, inbox, paths
+from nerloop.annotation.base import FetchResult
+from nerloop.errors import DataError
 from nerloop.formats import write_json
-from nerloop.labelled import check_new_types, entity_types
+from nerloop.labelled import entity_types
 from nerloop.ledger import Ledger
-from nerloop.params import load_params
 from nerloop.stages import run
-from nerloop.stages.export import load_manifest
+
+
+def check_labels(result: FetchResult, allowed: set[str]) -> None:
+    """Refuse (before anything is written) an annotation using a type outside the label set."""
+    for ann in result.done:
+        bad = {t[2:] for t in ann.record.tags or [] if t != "O"} - allowed
+        if bad:
+            raise DataError(paths.INBOX, None, (
+                f"sentence {ann.record.id} ({ann.record.text[:60]!r}), annotated by {ann.annotator!r}, uses "
+                f"{sorted(bad)}, outside the label set {sorted(allowed)}: add the type to data.labels in params.yaml "
+                "(then `nerloop cycle` re-runs prepare) or correct the annotation; nothing was imported"))
 
 
 def main() -> None:
-    params = load_params()
+    result, exported = inbox.read()
+    check_labels(result, set(entity_types()))
     ledger = Ledger(paths.LEDGER)
-    manifest = load_manifest()["examples"]
-    # Nothing exported yet (cycle 0): no need to reach the backend.
-    exported = {sid: e["example"] for sid, e in manifest.items()}
-    result = get_backend(params, entity_types()).fetch(ledger.ids, exported) if manifest else FetchResult()
-    check_new_types(result.done, entity_types())  # issue 11: a type outside the label set fails here, named
     new = ledger.append(result.done)
-    held_back.record(result.problems, manifest)  # issue 11: data/annotations/held_back.jsonl + a summary line
+    held_back.record(result.problems, exported)  # issue 11: data/annotations/held_back.jsonl + a summary line
 
-    waiting = {sid: e["cycle"] for sid, e in manifest.items() if sid not in ledger.ids}
-    write_json(paths.PENDING, {"exported": {sid: e["cycle"] for sid, e in manifest.items()},
-                               "waiting": waiting, "problems": result.problems})
+    waiting = {sid: c for sid, c in exported.items() if sid not in ledger.ids}
+    write_json(paths.PENDING, {"exported": exported, "waiting": waiting, "problems": result.problems})
     per_cycle = ledger.per_cycle()
-    last = per_cycle.get(ledger.cycle, {})
     write_json(paths.METRICS / "annotation.json", {
         "cycle": ledger.cycle,
         "annotated_sentences": sum(c["sentences"] for c in per_cycle.values()),
         "annotated_tokens": sum(c["tokens"] for c in per_cycle.values()),
-        "last_cycle": last,
+        "last_cycle": per_cycle.get(ledger.cycle, {}),
         "waiting": len(waiting),
         "held_back": len(result.problems),
         **({"agreement": result.metrics} if result.metrics else {}),

@@ -12,7 +12,7 @@ from nerloop import paths
 from nerloop.errors import DataError
 from nerloop.formats import read_any, write_json, write_records
 from nerloop.labelled import type_counts
-from nerloop.params import load_params
+from nerloop.params import DataParams, load_params
 from nerloop.records import Record
 from nerloop.stages import run
 from nerloop.tags import entity_types
@@ -49,6 +49,20 @@ def unseen_types(labels: list[str], sets: dict[str, tuple[str, list[Record]]]) -
     return out
 
 
+def check_usable(seed: list[Record], pool: list[Record], p: DataParams) -> None:
+    """Stop before anything is written when the loop could not learn or select anything.
+
+    Both happened silently before: a pool lying wholly inside the gold (or seed) set committed an
+    empty batch, and a seed set without one entity committed a model with gold F1 0.000.
+    """
+    if not pool:
+        raise DataError(p.pool, None, "no pool sentence is left after removing those in the gold set "
+                        f"({p.gold}) or the seed set ({p.seed}): the pool must hold sentences to select from")
+    if not any(t != "O" for r in seed for t in r.tags or []):
+        raise DataError(p.seed, None, "the seed set has no entity at all: label the entities in the seed "
+                        "sentences (the model cannot learn a type it has never seen)")
+
+
 def main() -> None:
     p = load_params().data
     labels = p.labels
@@ -68,6 +82,8 @@ def main() -> None:
     gold, gold_dups = dedupe(gold)
     seed, seed_dups = dedupe(seed, exclude={r.id for r in gold})
     pool, pool_dropped = dedupe(pool, exclude={r.id for r in gold} | {r.id for r in seed})
+
+    check_usable(seed, pool, p)
 
     write_records(paths.SEED, seed)
     write_records(paths.GOLD, gold)

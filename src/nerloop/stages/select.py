@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -67,7 +67,8 @@ def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg:
         log.warning("select.batch_size=%d but only %d sentences are left in the pool: selecting all of them",
                     cfg.batch_size, len(cands))
     if cfg.strategy == "hybrid" and cfg.k > len(cands):
-        raise ParamsError("select.k", f"k={cfg.k} is larger than the {len(cands)} candidate sentences left")
+        log.warning("select.k=%d but only %d sentences are left in the pool: using k=%d", cfg.k, len(cands), len(cands))
+        cfg = replace(cfg, k=len(cands))
     return select(cands, emb.astype(np.float32), cfg)
 
 

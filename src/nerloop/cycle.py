@@ -1,0 +1,190 @@
+"""One active-learning cycle: fetch, ``dvc repro``, send, commit, push.
+
+The DVC graph is pure (see dvc.yaml); the two effects on the outside world live here:
+
+1. **fetch**: finished annotations the ledger does not have yet -> ``data/annotations/inbox.json``.
+   Written only when something new came back, so a cycle with nothing new changes nothing.
+2. **repro**: ``dvc repro`` of the whole graph: import, train, evaluate, score, select, export,
+   and the final dataset and card (cheap, and so always current).
+3. **send**: the outbox (``export``'s output) to the backend, recorded in the export manifest.
+   Idempotent; and a batch is sent once per cycle: if a changed param re-selects a batch for a
+   cycle whose batch annotators already have, the new one is not sent (it applies next cycle).
+4. **commit** of everything the cycle produced (dvc.lock pins data, model and metrics) and
+   ``dvc push``.
+
+A journal (``.nerloop/cycle.json``, git-ignored) records the step reached. If a cycle is
+interrupted (Ctrl-C, a kill, a failure), the next ``nerloop cycle`` first finishes and commits it,
+then runs the next: every cycle that ran gets its own commit, none is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from nerloop import held_back, inbox, paths, repo
+from nerloop.formats import read_records, write_json
+from nerloop.ledger import Ledger
+from nerloop.params import Params, load_params
+
+# What a cycle commits to git (DVC-cached outputs are pinned by dvc.lock and ignored by git).
+COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models", ".gitignore"]
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def committed_paths(params: Params) -> list[str]:
+    """COMMITTED plus the simulated backend's state (its "server"), which is git-tracked."""
+    p = params.annotation
+    return COMMITTED + ([p.simulated.state_dir] if p.backend == "simulated" and p.simulated else [])
+
+
+# ---------------------------------------------------------------- journal
+
+
+def journal() -> dict[str, Any] | None:
+    """The unfinished cycle's record ({"step", "started", ...}), or None when the last one finished."""
+    return _read_json(paths.JOURNAL)
+
+
+def _mark(step: str, **extra: Any) -> None:
+    state = (journal() or {"started": time.time()}) | {"step": step, "updated": time.time()} | extra
+    write_json(paths.JOURNAL, state)
+
+
+# ---------------------------------------------------------------- the two effects
+
+
+def load_manifest() -> dict[str, Any]:
+    """What was sent: {"backend", "project", "examples": {sentence id: {"example", "cycle"}}}."""
+    return _read_json(paths.EXPORT_MANIFEST, {"backend": None, "examples": {}})
+
+
+def fetch(params: Params) -> int:
+    """Ask the backend for finished annotations; write the inbox if any are new. Returns how many."""
+    from nerloop.annotation import get_backend
+    from nerloop.labelled import entity_types
+
+    manifest = load_manifest()["examples"]
+    if not manifest:
+        return 0  # nothing sent yet: no need to reach the backend
+    ledger = Ledger(paths.LEDGER)
+    result = get_backend(params, entity_types()).fetch(ledger.ids, {s: e["example"] for s, e in manifest.items()})
+    for problem in result.problems:
+        print(f"held back: {problem}")
+    waiting = sum(sid not in ledger.ids for sid in manifest) - len(result.done)
+    if not result.done:
+        print(f"nothing new from the annotators ({waiting} sentences still waiting)")
+        return 0
+    inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
+    print(f"fetched {len(result.done)} new annotations ({waiting} sentences still waiting)")
+    return len(result.done)
+
+
+def send(params: Params) -> int:
+    """Send the outbox to the backend (once per cycle; idempotent). Returns how many were new."""
+    from nerloop.annotation import get_backend
+    from nerloop.labelled import entity_types
+
+    batch = read_records(paths.OUTBOX) if paths.OUTBOX.exists() else []
+    if not batch:
+        return 0
+    cycle = int(batch[0].meta["cycle"])
+    manifest = load_manifest()
+    sent_this_cycle = {sid for sid, e in manifest["examples"].items() if e["cycle"] == cycle}
+    outbox_ids = {r.id for r in batch}
+    if sent_this_cycle and not sent_this_cycle <= outbox_ids:
+        print(f"note: cycle {cycle}'s batch was already sent ({len(sent_this_cycle)} sentences); the batch selected "
+              "now differs (changed params?) and is not sent: the change applies from the next cycle")
+        return 0
+    todo = [r for r in batch if r.id not in manifest["examples"]]
+    if not todo:
+        return 0
+    backend = get_backend(params, entity_types())
+    sent = backend.export(todo, cycle)
+    manifest["backend"] = backend.name
+    manifest["project"] = backend.project_id()
+    for sid, example_id in sent.items():
+        manifest["examples"].setdefault(sid, {"example": str(example_id), "cycle": cycle})
+    write_json(paths.EXPORT_MANIFEST, manifest)
+    print(f"sent {len(sent)} sentences for cycle {cycle} to {backend.name}")
+    return len(sent)
+
+
+# ---------------------------------------------------------------- a cycle
+
+
+def summary() -> dict[str, Any]:
+    ann = _read_json(paths.METRICS / "annotation.json", {})
+    ev = _read_json(paths.METRICS / "eval.json", {})
+    return {"cycle": ann.get("cycle", 0), "labelled": ev.get("labelled_sentences"), "f1": ev.get("f1"),
+            "waiting": ann.get("waiting", 0), "held_back": len(held_back.load())}
+
+
+def _finish(params: Params, send_batch: bool, resumed_step: str | None = None) -> dict[str, Any]:
+    """repro, send, commit, push: the part of a cycle that is safe to run again after an interruption."""
+    _mark("repro")
+    repro()
+    held_back.check_share(params.annotation.max_held_back_share)  # issue 11: stop before sending and committing
+    _mark("send")
+    if send_batch:
+        send(params)
+    s = summary()
+    f1 = f"{s['f1']:.3f}" if isinstance(s["f1"], float) else "n/a"
+    message = f"nerloop cycle {s['cycle']}: {s['labelled']} labelled sentences, gold F1 {f1}"
+    _mark("commit", message=message)
+    if repo.commit(message, committed_paths(params)):
+        print(f"committed: {message}")
+        _mark("push")
+        repo.push()
+        s["committed"] = message
+    elif resumed_step == "push":  # committed, then interrupted before the push finished
+        repo.push()
+    else:
+        print("nothing changed since the last commit: no training, no commit")
+    paths.JOURNAL.unlink(missing_ok=True)
+    return s
+
+
+def repro() -> None:
+    repo.clear_stale_lock()
+    repo.dvc("repro")
+
+
+def run_cycle(send_batch: bool = True) -> list[dict[str, Any]]:
+    """Finish an interrupted cycle if there is one, then run the next. Returns each cycle's summary."""
+    repo.require_project()
+    params = load_params()
+    done = []
+    unfinished = journal()
+    if unfinished:
+        print(f"resuming the cycle interrupted at step {unfinished['step']!r}", flush=True)
+        done.append(_finish(params, send_batch, unfinished["step"]))
+    fetch(params)
+    done.append(_finish(params, send_batch))
+    return done
+
+
+def finalize() -> dict[str, Any]:
+    """The final dataset and card are rebuilt by every cycle; finalize reproduces and commits them.
+
+    With ``final.train_final_model: true`` the ``final-evaluate`` stage also trains and scores a
+    model on the final train split. Nothing is fetched or sent.
+    """
+    repo.require_project()
+    params = load_params()
+    if not params.final.train_final_model:
+        print("note: final.train_final_model is false: set it to true in params.yaml for the final model's test F1 "
+              "(one more training)")
+    repro()
+    if repo.commit("nerloop: final dataset and dataset card", committed_paths(params)):
+        print("committed: nerloop: final dataset and dataset card")
+        repo.push()
+    else:
+        print("the final dataset and card are up to date: nothing to commit")
+    return summary()
+

@@ -1,0 +1,114 @@
+"""``nerloop status``: where the loop stands and the one command to run next.
+
+Read-only: it reads the project's files (and the raw inputs when the prepared data is not there,
+as on a fresh clone) and never contacts the annotation backend.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nerloop import cycle, held_back, paths, repo
+from nerloop.formats import read_any, read_records
+from nerloop.labelled import labelled_type_counts
+from nerloop.ledger import Ledger
+from nerloop.params import load_params
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def _inputs() -> tuple[list, list, set[str]]:
+    """Seed records, pool records and gold ids: prepared if present, else read from the raw files."""
+    if paths.SEED.exists() and paths.POOL.exists() and paths.GOLD.exists():
+        return read_records(paths.SEED), read_records(paths.POOL), {r.id for r in read_records(paths.GOLD)}
+    d = load_params().data
+    seed = read_any(d.seed, d.format, d.scheme, d.labels, d.text_mode, d.tokenizer)
+    gold = {r.id for r in read_any(d.gold, d.format, d.scheme, d.labels, d.text_mode, d.tokenizer)}
+    seed_ids = {r.id for r in seed}
+    pool = [r for r in read_any(d.pool, d.format, d.scheme, d.labels, d.text_mode, d.tokenizer)
+            if r.id not in gold and r.id not in seed_ids]
+    return seed, list({r.id: r for r in pool}.values()), gold
+
+
+def status() -> dict[str, Any]:
+    """The loop's state as a dict (``nerloop status --json``); ``next`` is the command to run."""
+    repo.require_project()
+    params = load_params()
+    ledger = Ledger(paths.LEDGER)
+    seed, pool, _gold = _inputs()
+    exported = cycle.load_manifest()["examples"]
+    labelled = ledger.ids
+    history = _read_json(paths.METRICS / "history.json", [])
+    unfinished = cycle.journal()
+    lock = repo.lock_problem()
+    waiting = sorted(sid for sid in exported if sid not in labelled)
+    out: dict[str, Any] = {
+        "backend": params.annotation.backend,
+        "cycle": ledger.cycle,
+        "labelled_sentences": len(seed) + len(ledger.entries),
+        "seed_sentences": len(seed),
+        "waiting_for_annotation": len(waiting),
+        "pool_left": sum(r.id not in labelled and r.id not in exported for r in pool),
+        "last_f1": history[-1]["f1"] if history else None,
+        "f1_change": round(history[-1]["f1"] - history[-2]["f1"], 4) if len(history) > 1 else None,
+        "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held_back.load()],  # issue 11
+        "entities_per_type": labelled_type_counts(),  # issue 11: a type at 0 cannot be learnt
+        "interrupted": unfinished,
+        "dvc_lock_problem": lock,
+        "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
+    }
+    out["next"] = next_step(out)
+    return out
+
+
+def next_step(s: dict[str, Any]) -> str:
+    """The one command to run next, and why."""
+    if s["interrupted"]:
+        return f"nerloop cycle   # finishes and commits the cycle interrupted at step {s['interrupted']['step']!r}"
+    if s["dvc_lock_problem"]:
+        return "nerloop cycle   # clears the stale DVC lock (no DVC process runs here), then runs a cycle"
+    if s["last_f1"] is None:
+        return "nerloop cycle   # trains on the seed set, evaluates on gold and sends the first batch"
+    if s["waiting_for_annotation"] and s["backend"] != "simulated":
+        return (f"annotate the {s['waiting_for_annotation']} waiting sentences in {s['backend']}, then: nerloop cycle"
+                "   # imports what was confirmed, retrains and sends the next batch")
+    if not s["pool_left"] and not s["waiting_for_annotation"]:
+        return "nerloop finalize   # the pool is used up: build the final dataset and its card"
+    return "nerloop cycle   # imports the answers, retrains, sends the next batch"
+
+
+def render(s: dict[str, Any]) -> str:
+    """The status for a person: a few lines, the held-back examples, and the next command."""
+    f1 = "not yet trained" if s["last_f1"] is None else f"{s['last_f1']:.3f}"
+    if s["f1_change"] is not None:
+        f1 += f" ({s['f1_change']:+.3f} since the cycle before)"
+    lines = [
+        f"backend:             {s['backend']}",
+        f"cycle:               {s['cycle']}",
+        f"labelled sentences:  {s['labelled_sentences']} ({s['seed_sentences']} seed)",
+        f"waiting:             {s['waiting_for_annotation']} sent to annotators, not yet imported",
+        f"pool left:           {s['pool_left']} sentences never selected",
+        f"gold F1:             {f1}",
+        f"held back:           {len(s['held_back'])}",
+    ]
+    lines += [f"  - {p}" for p in s["held_back"][:5]]
+    if len(s["held_back"]) > 5:
+        lines.append(f"  ... and {len(s['held_back']) - 5} more ({held_back.HELD_BACK})")
+    if s["held_back"]:
+        lines.append("  fix the cause (the next cycle retries them) or release them to the pool: "
+                     "python -m nerloop.held_back release --all")
+    per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
+    lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
+    if s["interrupted"]:
+        lines.append(f"interrupted:         a cycle stopped at step {s['interrupted']['step']!r}")
+    if s["dvc_lock_problem"]:
+        lines.append(f"DVC lock:            {s['dvc_lock_problem']}")
+    if s["uncommitted"]:
+        lines.append(f"uncommitted:         {', '.join(s['uncommitted'][:5])}" +
+                     (" ..." if len(s["uncommitted"]) > 5 else "") + " (the next cycle commits them)")
+    lines.append(f"next:                {s['next']}")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""`nerloop status` as a person reads it: right on a fresh clone, clear outside a project.
+
+The states reached by running cycles (after a cycle, interrupted, killed) are checked in
+test_pipeline.py, where those states are produced for real.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import project_env, run_in
+
+
+def test_outside_a_project_it_says_so_and_fails(tmp_path: Path) -> None:
+    proc = subprocess.run(["nerloop", "status"], cwd=tmp_path, env=project_env(), text=True, capture_output=True)
+    assert proc.returncode == 1
+    assert f"error: {tmp_path} is not a nerloop project" in proc.stderr and proc.stdout == ""
+
+
+def test_on_a_fresh_clone_it_counts_the_raw_files_and_says_what_to_run(tiny_project: Path) -> None:
+    out = run_in(tiny_project, "nerloop", "status").stdout
+    assert "pool left:           40 sentences never selected" in out
+    assert "labelled sentences:  24 (24 seed)" in out and "gold F1:             not yet trained" in out
+    assert "next:                nerloop cycle   # trains on the seed set" in out
+    s = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    assert s["backend"] == "simulated" and s["cycle"] == 0 and s["waiting_for_annotation"] == 0
+    assert s["uncommitted"] == [] and s["interrupted"] is None and s["dvc_lock_problem"] is None
+
+
+def test_a_stale_dvc_lock_and_uncommitted_params_are_shown(tiny_project: Path) -> None:
+    (tiny_project / ".dvc/tmp").mkdir(exist_ok=True)
+    (tiny_project / ".dvc/tmp/rwlock").write_text("")  # what a SIGKILLed DVC can leave
+    params = tiny_project / "params.yaml"
+    params.write_text(params.read_text().replace("alpha: 0.7", "alpha: 0.5"))
+    out = run_in(tiny_project, "nerloop", "status").stdout
+    assert "DVC lock:            .dvc/tmp/rwlock is empty or corrupt" in out
+    assert "uncommitted:         params.yaml (the next cycle commits them)" in out
+    assert "next:                nerloop cycle   # clears the stale DVC lock" in out
