@@ -78,6 +78,8 @@ def fetch(params: Params) -> int:
         print(f"held back: {problem}")
     waiting = sum(sid not in ledger.ids for sid in manifest) - len(result.done)
     if not result.done:
+        if result.problems:  # issue 11: held-back sentences reach the import (and its check) even with nothing new
+            inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
         print(f"nothing new from the annotators ({waiting} sentences still waiting)")
         return 0
     inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
