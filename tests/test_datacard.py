@@ -128,6 +128,21 @@ def test_card_without_gold_with_agreement_and_no_final_model(tmp_path):
     assert "no longer independent" not in text
 
 
+def test_card_states_tokenisation_and_held_back_sentences(tmp_path):
+    params = make_params()
+    text = str(build_card(params, **inputs(include_gold=True)))
+    assert "every part of the data is tokenised as given in its `tokens`" not in text
+    assert "seed sentences are tokenised as given in the file (CoNLL)" in text
+    assert "No exported sentence was held back" in text
+    params.data.pool, params.data.tokenizer = "data/raw/tweets.txt", "social"
+    held = [{"id": "a" * 16, "reason": "no gold answer", "cycle": 1, "text": "@ada #x", "source": "p.txt:1"}]
+    text = str(build_card(params, **inputs(include_gold=True), held=held))
+    assert "actively selected (pool) sentences by nerloop's `social` tokeniser (plain text)" in text
+    assert "1 exported sentence(s) were held back" in text and "data/annotations/held_back.jsonl" in text
+    params.data.seed = params.data.gold = "data/raw/all.txt"
+    assert "every part of the data is tokenised by nerloop's `social`" in str(build_card(params, **inputs(True)))
+
+
 @pytest.mark.parametrize(("n", "cat"), [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (123_456, "100K<n<1M")])
 def test_size_category(n, cat):
     assert size_category(n) == cat

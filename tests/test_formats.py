@@ -183,9 +183,16 @@ def test_read_conll_wrong_column_count(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.conll", "Ada\tNNP\tB-PER\nsaw\tO\n")
     msg = _data_error(path, 2, read_conll)
     assert "expected 3 columns" in msg and "found 2" in msg
-    path = _write(tmp_path / "b.conll", "\n\nAda\n")
-    msg = _data_error(path, 3, read_conll)
-    assert "at least 2 columns" in msg
+    path = _write(tmp_path / "b.conll", "Ada\nsaw\tO\n")
+    msg = _data_error(path, 2, read_conll)
+    assert "expected 1 columns" in msg and "found 2" in msg
+
+
+def test_read_conll_token_only_pool(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pool.conll", "-DOCSTART-\n\n\ufeffAda\nmet \n@bob\n\nen:x\n")
+    recs = read_conll(path)
+    assert [r.tokens for r in recs] == [["Ada", "met", "@bob"], ["en:x"]]
+    assert all(r.tags is None for r in recs) and recs[0].doc_id == "doc1" and recs[1].source.endswith(":7")
 
 
 @pytest.mark.parametrize("content", ["", "\n\n  \n", "-DOCSTART- -X- O O\n\n", "\ufeff"])
@@ -368,6 +375,19 @@ def test_read_jsonl_empty_and_non_utf8(tmp_path: Path) -> None:
     assert "UTF-8" in _data_error(path, 2, read_jsonl)
 
 
+def test_read_jsonl_language_prefix_like_conll(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "a.jsonl", {"tokens": ["en:Paris", "en:."], "tags": ["B-LOC", "O"]},
+                  {"text": "Köln ist groß"}, {"tokens": ["de:Köln"]})
+    recs = read_jsonl(path)
+    assert [r.tokens for r in recs] == [["Paris", "."], ["Köln", "ist", "groß"], ["Köln"]]
+    assert recs[0].id == sentence_id("Paris .") and recs[0].tags == ["B-LOC", "O"] and recs[0].source.endswith(":1")
+    conll = _write(tmp_path / "a.conll", "en:Paris\tB-LOC\nen:.\tO\n")
+    assert _core(read_conll(conll)) == _core(recs[:1])
+    mixed = _jsonl(tmp_path / "b.jsonl", {"tokens": ["en:Ada", "en:met"]}, {"tokens": ["en:Bob", "."]})
+    msg = _data_error(mixed, 2, read_jsonl)
+    assert "token 1 '.'" in msg and "language prefix" in msg
+
+
 def test_read_jsonl_bom(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.jsonl", '\ufeff{"tokens": ["a"]}\n\ufeff{"tokens": ["b"]}\n')
     assert [r.tokens for r in read_jsonl(path)] == [["a"], ["b"]]
@@ -382,6 +402,23 @@ def test_tokenize_keeps_offsets() -> None:
     assert [text[s:e] for s, e in offsets] == tokens
     assert "O'Neil" in tokens and "3.50" in tokens and "well-known" in tokens and "didn’t" in tokens
     assert tokens[-1] == "?" and "$" in tokens
+
+
+def test_read_text_with_social_tokenizer_keeps_handles(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pool.txt", "@ada_l meets #NLP fans at https://x.org/a?b=1.\n")
+    [default] = read_text(path)
+    [social] = read_any(path, tokenizer="social")
+    assert default.tokens[:3] == ["@", "ada_l", "meets"]
+    assert social.tokens == ["@ada_l", "meets", "#NLP", "fans", "at", "https://x.org/a?b=1", "."]
+    assert social.id == default.id  # the id is the text's, whatever the tokeniser
+
+
+def test_read_jsonl_text_uses_the_tokenizer(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "a.jsonl", {"text": "cocaine-induced seizures", "spans": [[0, 7, "Chemical"]]})
+    with pytest.raises(DataError, match="not on token boundaries"):
+        read_jsonl(path)  # the default keeps cocaine-induced whole
+    [rec] = read_jsonl(path, tokenizer="biomedical")
+    assert rec.tokens == ["cocaine", "-", "induced", "seizures"] and rec.tags == ["B-Chemical", "O", "O", "O"]
 
 
 def test_split_sentences() -> None:
@@ -441,7 +478,7 @@ def test_read_any_by_extension_and_explicit(tmp_path: Path) -> None:
     assert read_any(txt)[0].tags is None and read_any(txt)[0].tokens == ["Ada"]
     odd = _write(tmp_path / "data.dat", '{"tokens":["Ada"]}\n')
     assert read_any(odd, fmt="jsonl")[0].tokens == ["Ada"]
-    assert "at least 2 columns" in _data_error(odd, 1, read_any)  # auto: an unknown extension is read as CoNLL
+    assert "JSON line" in _data_error(odd, 1, read_any)  # auto: an unknown extension is read as CoNLL
     assert read_any(conll, label_set=["PER"])[0].tags == ["B-PER"]
     with pytest.raises(DataError, match="label set"):
         read_any(jsonl, label_set=["LOC"])

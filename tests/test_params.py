@@ -76,6 +76,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d.update(train={"epochs": 101}), "train.epochs", "less than or equal to 100"),
         (lambda d: d.update(train={"class_weighting": "sqrt"}), "train.class_weighting", "permitted"),
         (lambda d: d["data"].update(scheme="bioes"), "data.scheme", "permitted"),
+        (lambda d: d["data"].update(tokenizer="spacy"), "data.tokenizer", "'default', 'social', 'biomedical'"),
+        (lambda d: d["annotation"].update(max_held_back_share=1.5), "annotation.max_held_back_share", "less than"),
         (lambda d: d.update(model={"max_length": 4}), "model.max_length", "greater than or equal to 8"),
         (lambda d: d.update(final={"ratios": [0.5, 0.2, 0.2]}), "final.ratios", "summing to 1"),
         (lambda d: d.update(final={"ratios": [0.5, 0.5]}), "final.ratios", "three numbers"),

@@ -9,9 +9,10 @@ import pytest
 
 from nerloop.annotation.simulated import SimulatedBackend
 from nerloop.errors import DataError
-from nerloop.formats import record_from_text
+from nerloop.formats import read_any, record_from_text
 from nerloop.ledger import Ledger
 from nerloop.records import Record
+from nerloop.tags import tags_to_spans
 
 ANSWERS = "Ada\tB-PER\nmet\tO\nBob\tB-PER\n\nParis\tI-LOC\nis\tO\nbig\tO\n\nin\tO\nNew\tB-LOC\nYork\tI-LOC\n"
 
@@ -100,13 +101,65 @@ def test_missing_answer_stays_pending(backend: SimulatedBackend) -> None:
     assert backend.fetch({ADA.id}).pending == [MISSING.id]
 
 
-def test_answer_tokenised_differently_stays_pending(backend: SimulatedBackend) -> None:
-    # same normalised text, hence the same id, but one token where the answers file has three
-    odd = Record(id=ADA.id, tokens=["Ada met Bob"], text="Ada met Bob", offsets=[(0, 11)], meta={})
-    backend.export([odd], cycle=1)
+def test_answer_tokenised_differently_is_mapped_by_characters(backend: SimulatedBackend) -> None:
+    # one token where the answers file has three: the entities fall on its boundaries only if whole
+    whole = Record(id=ADA.id, tokens=["Ada met Bob"], text="Ada met Bob", offsets=[(0, 11)], meta={})
+    coarse = Record(id=YORK.id, tokens=["in", "New York"], text="in New York", offsets=[(0, 2), (3, 11)], meta={})
+    backend.export([whole, coarse], cycle=1)
     result = backend.fetch(set())
-    assert result.done == [] and result.pending == [ADA.id]
-    assert "tokenised differently" in result.problems[0]
+    assert [a.record.tags for a in result.done] == [["O", "B-LOC"]]
+    assert result.done[0].record.tokens == ["in", "New York"]  # the pool's tokens, not the answer's
+    assert result.pending == [ADA.id] and len(result.problems) == 1
+    problem = result.problems[0]
+    assert problem.startswith(f"sentence {ADA.id}:") and "'Ada' (PER)" in problem and "answers.conll:1" in problem
+    assert "pool tokens: ['Ada met Bob']" in problem and "answer tokens: ['Ada', 'met', 'Bob']" in problem
+
+
+TWEETS_CONLL = """@ada_l\tB-PER
+loves\tO
+#NewYork\tB-LOC
+:)\tO
+
+RT\tO
+@bob\tB-PER
+:\tO
+Paris\tB-LOC
+,\tO
+again\tO
+!\tO
+http://t.co/x1\tO
+
+Meet\tO
+Apple\tB-ORG
+Inc.\tI-ORG
+at\tO
+#WWDC2016\tB-EVENT
+"""
+TWEETS_TXT = "@ada_l loves #NewYork :)\nRT @bob: Paris, again! http://t.co/x1\nMeet Apple Inc. at #WWDC2016\n"
+
+
+@pytest.mark.parametrize("tokenizer", ["default", "social"])
+def test_plain_text_pool_of_tweets_with_conll_answers_loses_nothing(tmp_path: Path, tokenizer: str) -> None:
+    (tmp_path / "answers.conll").write_text(TWEETS_CONLL, encoding="utf-8")
+    (tmp_path / "pool.txt").write_text(TWEETS_TXT, encoding="utf-8")
+    pool = read_any(tmp_path / "pool.txt", tokenizer=tokenizer)
+    backend = SimulatedBackend(tmp_path / "answers.conll", tmp_path / "state", tokenizer)
+    backend.export(pool, cycle=1)
+    result = backend.fetch(set(), {r.id: r.id for r in pool})
+    assert result.problems == [] and result.pending == [] and len(result.done) == 3
+    entities = [[(" ".join(a.record.tokens[s:e]), t) for s, e, t in tags_to_spans(a.record.tags)] for a in result.done]
+    if tokenizer == "social":
+        assert entities[0] == [("@ada_l", "PER"), ("#NewYork", "LOC")]
+        assert result.done[1].record.tokens == ["RT", "@bob", ":", "Paris", ",", "again", "!", "http://t.co/x1"]
+    else:  # the default splits @ and # off: the entity covers both tokens
+        assert entities[0] == [("@ ada_l", "PER"), ("# NewYork", "LOC")]
+    assert entities[2][0] == ("Apple Inc.", "ORG") or entities[2][0] == ("Apple Inc .", "ORG")
+
+
+def test_released_sentence_is_not_answered(backend: SimulatedBackend) -> None:
+    backend.export([ADA, PARIS], cycle=1)
+    result = backend.fetch(set(), {PARIS.id: PARIS.id})  # ADA was released from the manifest
+    assert [a.record.id for a in result.done] == [PARIS.id] and result.pending == []
 
 
 def test_unlabelled_answer_stays_pending(tmp_path: Path) -> None:

@@ -11,12 +11,13 @@ import pytest
 
 from nerloop import paths
 from nerloop.errors import ParamsError
+from nerloop.formats import read_records
 from nerloop.model import Prediction
 from nerloop.params import SelectParams
 from nerloop.records import Record
-from nerloop.stages import evaluate
+from nerloop.stages import evaluate, prepare
 from nerloop.stages.score import candidates, pre_annotation
-from nerloop.stages.select import choose, config_from
+from nerloop.stages.select import REPORT, choose, config_from, rare_mass, rare_types, write_report
 
 
 def table(n: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -87,6 +88,52 @@ def test_history_upserts_one_row_per_cycle(tmp_path: Path, monkeypatch: pytest.M
 def test_confusion_rows_skip_o_o() -> None:
     rows = evaluate.confusion_rows([["B-DIS", "O", "O"]], [["B-CHEM", "B-DIS", "O"]])
     assert rows == [{"actual": "DIS", "predicted": "CHEM"}, {"actual": "O", "predicted": "DIS"}]
+
+
+def test_prepare_warns_about_types_without_seed_or_gold_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = tmp_path / "data/raw"
+    raw.mkdir(parents=True)
+    (raw / "seed.conll").write_text("Ada\tB-PER\nran\tO\n", encoding="utf-8")
+    (raw / "gold.conll").write_text("Bob\tB-PER\nin\tO\nParis\tB-LOC\n", encoding="utf-8")
+    (raw / "pool.conll").write_text("@eve\nat\n#WWDC\n", encoding="utf-8")  # a token-only CoNLL pool
+    (tmp_path / "params.yaml").write_text(
+        "data: {seed: data/raw/seed.conll, pool: data/raw/pool.conll, gold: data/raw/gold.conll,"
+        " labels: [PER, LOC, EVENT]}\nannotation: {simulated: {answers: data/raw/gold.conll}}\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        prepare.main()
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("'LOC'" in m and "seed set (data/raw/seed.conll)" in m and "rare_bonus" in m for m in warned)
+    assert any("'EVENT'" in m and "seed set" in m for m in warned)
+    assert any("'EVENT'" in m and "gold set (data/raw/gold.conll)" in m for m in warned)
+    assert not any("'PER'" in m for m in warned)
+    labels = json.loads(paths.LABELS.read_text(encoding="utf-8"))
+    assert labels == {"entity_types": ["PER", "LOC", "EVENT"], "no_seed_example": ["LOC", "EVENT"],
+                      "no_gold_example": ["EVENT"]}
+    assert [r.tokens for r in read_records(paths.POOL)] == [["@eve", "at", "#WWDC"]]
+
+
+def test_rare_bonus_acts_on_probability_mass_of_unseen_types() -> None:
+    counts = {"PER": 40, "LOC": 3, "EVENT": 0}
+    rare = rare_types(counts, 0.1)
+    assert rare == {"LOC", "EVENT"}
+    df = pd.DataFrame({"id": ["a", "b"], "type_mass": [json.dumps({"PER": 0.9, "LOC": 0.01, "EVENT": 0.3}),
+                                                        json.dumps({"PER": 0.99, "LOC": 0.02, "EVENT": 0.01})]})
+    assert rare_mass(df, rare) == [0.3, 0.02]  # no EVENT span is predicted, yet sentence a gets a bonus
+    assert rare_mass(pd.DataFrame({"id": [], "n_tokens": []}), rare) == []
+
+
+def test_report_shows_type_counts_and_each_sentence_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    chosen = pd.DataFrame({"rank": [1], "id": ["s1"], "n_tokens": [3], "score": [0.5], "cluster": [0],
+                           "reason": ["mnlp 0.5"]})
+    cfg = config_from(SelectParams(strategy="uncertainty"))
+    write_report(chosen, cfg, 2, 10, {"PER": 4, "EVENT": 0}, {"EVENT"}, {"s1": "a | b @eve"})
+    text = (tmp_path / REPORT).read_text(encoding="utf-8")
+    assert "| EVENT | 0 | no example yet" in text and "| PER | 4 |  |" in text
+    assert "| 1 | s1 | 3 | 0.500 | 0 | mnlp 0.5 | a \\| b @eve |" in text
 
 
 def test_prepare_refuses_an_empty_pool_and_a_seed_without_entities() -> None:

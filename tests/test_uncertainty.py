@@ -106,3 +106,13 @@ def test_score_sentences_matches_score_sentence():
     for i, probs in enumerate(sentences):
         for name, value in u.score_sentence(probs, LABELS).items():
             assert batch[name][i] == pytest.approx(value)
+
+
+def test_type_mass_is_the_largest_word_probability_per_type():
+    labels = ["O", "B-EVENT", "I-EVENT", "B-PER", "I-PER"]
+    probs = np.array([[0.6, 0.2, 0.1, 0.1, 0.0],   # EVENT 0.3 on this word, never the argmax
+                      [0.1, 0.0, 0.0, 0.8, 0.1]])
+    assert u.type_mass(probs, labels) == {"EVENT": 0.3, "PER": 0.9}
+    assert u.type_mass(np.zeros((0, 5)), labels) == {"EVENT": 0.0, "PER": 0.0}
+    with pytest.raises(ValueError, match="label columns"):
+        u.type_mass(probs, labels[:3])

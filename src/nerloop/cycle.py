@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nerloop import inbox, paths, repo
+from nerloop import held_back, inbox, paths, repo
 from nerloop.formats import read_records, write_json
 from nerloop.ledger import Ledger
 from nerloop.params import Params, load_params
@@ -78,6 +78,8 @@ def fetch(params: Params) -> int:
         print(f"held back: {problem}")
     waiting = sum(sid not in ledger.ids for sid in manifest) - len(result.done)
     if not result.done:
+        if result.problems:  # issue 11: held-back sentences reach the import (and its check) even with nothing new
+            inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
         print(f"nothing new from the annotators ({waiting} sentences still waiting)")
         return 0
     inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
@@ -122,13 +124,14 @@ def summary() -> dict[str, Any]:
     ann = _read_json(paths.METRICS / "annotation.json", {})
     ev = _read_json(paths.METRICS / "eval.json", {})
     return {"cycle": ann.get("cycle", 0), "labelled": ev.get("labelled_sentences"), "f1": ev.get("f1"),
-            "waiting": ann.get("waiting", 0)}
+            "waiting": ann.get("waiting", 0), "held_back": len(held_back.load())}
 
 
 def _finish(params: Params, send_batch: bool, resumed_step: str | None = None) -> dict[str, Any]:
     """repro, send, commit, push: the part of a cycle that is safe to run again after an interruption."""
     _mark("repro")
     repro()
+    held_back.check_share(params.annotation.max_held_back_share)  # issue 11: stop before sending and committing
     _mark("send")
     if send_batch:
         send(params)

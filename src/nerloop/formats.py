@@ -2,11 +2,16 @@
 
 Supported inputs:
 - CoNLL-style columns (token first, tag last; tab or space separated; ``-DOCSTART-``
-  lines start a new document; IOB1 or IOB2, converted to IOB2).
+  lines start a new document; IOB1 or IOB2, converted to IOB2). A file with one column
+  (tokens only) is read as unlabelled, for a pool.
 - JSONL, one sentence per line: ``{"tokens": [...], "tags": [...]}``, or
   ``{"text": "...", "spans": [[start, end, "TYPE"], ...]}``, or either without labels.
 - Plain text for the unlabelled pool: one sentence per line, or one document per line
   that is split into sentences here.
+
+Text (plain-text pools, JSONL ``text`` lines) is split into tokens by the tokeniser named in
+``data.tokenizer`` (``nerloop.tokenizers``). A language prefix on tokens (``en:Paris``) is
+removed the same way in CoNLL and JSONL ``tokens``: when every token of the file has one.
 
 Every error names the file and line. Writes go to a temporary file that replaces the
 target only when complete, so an interrupted stage never leaves half a file behind.
@@ -27,10 +32,10 @@ from typing import IO, Any, Literal
 from nerloop.errors import DataError, TagError
 from nerloop.records import Record, sentence_id
 from nerloop.tags import char_to_token_spans, check_iob2, iob1_to_iob2, spans_to_tags
+from nerloop.tokenizers import TokenizerName, tokenize
 
 Scheme = Literal["auto", "iob1", "iob2"]
 
-_TOKEN = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
 _SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*(\s+)(?=[\"'(\[]?[A-Z0-9])")
 _LANG_PREFIX = re.compile(r"^[a-z]{2,3}:(?=.)")
 
@@ -156,7 +161,8 @@ def read_conll(
     """Read a CoNLL-style file: token in the first column, tag in the last.
 
     Columns are split on tabs when the line has one, else on runs of spaces. Every
-    non-blank line must have the same number of columns as the first one. A language
+    non-blank line must have the same number of columns as the first one; a file with a
+    single column holds tokens only and gives unlabelled records (a pool). A language
     prefix on tokens (``en:Paris``) is removed when every token of the file has one.
     """
     path = Path(path)
@@ -184,8 +190,8 @@ def read_conll(
             continue
         if ncols is None:
             ncols = len(cols)
-            if ncols < 2:
-                raise DataError(path, n, f"expected at least 2 columns (token and tag), found {ncols}")
+            if ncols == 1 and line.startswith(("{", "[")):
+                raise DataError(path, n, "a JSON line in a file read as CoNLL: name it .jsonl or set format: jsonl")
         if len(cols) != ncols:
             raise DataError(path, n, f"expected {ncols} columns like the first line, found {len(cols)}")
         if not toks:
@@ -197,28 +203,34 @@ def read_conll(
     if not sentences:
         raise DataError(path, None, "empty file: no sentences found")
 
-    prefixed = [bool(_LANG_PREFIX.match(t)) for _, toks, _, _ in sentences for t in toks]
-    strip_prefix = all(prefixed)
-    if not strip_prefix and 2 * sum(prefixed) > len(prefixed):
-        # most tokens carry a prefix but some do not: stripping some would leave others mangled
-        start, toks = next((s, t) for s, t, _, _ in sentences if not all(_LANG_PREFIX.match(x) for x in t))
-        i = next(i for i, t in enumerate(toks) if not _LANG_PREFIX.match(t))
-        raise DataError(
-            path, start + i, f"token {toks[i]!r} has no language prefix (like 'en:') while most tokens have one"
-        )
+    strip_prefix = _language_prefixed(path, [(start, toks) for start, toks, _, _ in sentences], per_token_lines=True)
     records = []
     for start, toks, tags, doc_id in sentences:
         if strip_prefix:
             toks = [_LANG_PREFIX.sub("", t) for t in toks]
-        tags = _finish_tags(path, start, tags, scheme, label_set)
-        records.append(Record.from_tokens(toks, tags, source=f"{path}:{start}", doc_id=doc_id))
+        finished = _finish_tags(path, start, tags, scheme, label_set) if ncols != 1 else None
+        records.append(Record.from_tokens(toks, finished, source=f"{path}:{start}", doc_id=doc_id))
     return records
 
 
-def tokenize(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Split text into word and punctuation tokens, keeping each token's character span."""
-    matches = list(_TOKEN.finditer(text))
-    return [m.group() for m in matches], [m.span() for m in matches]
+def _language_prefixed(path: Path, sentences: list[tuple[int, list[str]]], per_token_lines: bool) -> bool:
+    """Whether every token has a language prefix (``en:``), so all are to be stripped.
+
+    ``sentences`` are (line, tokens). When most tokens carry a prefix but some do not, this
+    is an error naming the first token without one: stripping only some would leave a file
+    half-mangled, and stripping none would teach the model that ``en:`` is part of a word.
+    """
+    prefixed = [bool(_LANG_PREFIX.match(t)) for _, toks in sentences for t in toks]
+    if all(prefixed):
+        return bool(prefixed)
+    if 2 * sum(prefixed) > len(prefixed):
+        start, toks = next((s, t) for s, t in sentences if not all(_LANG_PREFIX.match(x) for x in t))
+        i = next(i for i, t in enumerate(toks) if not _LANG_PREFIX.match(t))
+        line, where = (start + i, "") if per_token_lines else (start, f"token {i} ")
+        raise DataError(
+            path, line, f"{where}{toks[i]!r} has no language prefix (like 'en:') while most tokens have one"
+        )
+    return False
 
 
 def split_sentences(text: str) -> list[tuple[int, str]]:
@@ -232,13 +244,18 @@ def split_sentences(text: str) -> list[tuple[int, str]]:
 
 
 def record_from_text(
-    text: str, spans: list[tuple[int, int, str]] | None = None, *, source: str = "", doc_id: str | None = None
+    text: str,
+    spans: list[tuple[int, int, str]] | None = None,
+    *,
+    source: str = "",
+    doc_id: str | None = None,
+    tokenizer: TokenizerName = "default",
 ) -> Record:
     """Tokenise raw text (keeping offsets) and turn character spans into IOB2 tags.
 
     Raises TagError if a span does not fall on token boundaries or spans overlap.
     """
-    tokens, offsets = tokenize(text)
+    tokens, offsets = tokenize(text, tokenizer)
     tags = None
     if spans is not None:
         ordered = sorted(spans)
@@ -263,12 +280,16 @@ def _parse_spans(raw: Any) -> list[tuple[int, int, str]]:
 
 
 def read_jsonl(
-    path: str | Path, scheme: Scheme = "auto", label_set: Iterable[str] | None = None
+    path: str | Path,
+    scheme: Scheme = "auto",
+    label_set: Iterable[str] | None = None,
+    tokenizer: TokenizerName = "default",
 ) -> list[Record]:
-    """Read JSONL with tokens (+tags) or text (+character spans) per line."""
+    """Read JSONL with tokens (+tags) or text (+character spans, tokenised by ``tokenizer``) per line."""
     path = Path(path)
     label_set = list(label_set) if label_set is not None else None
-    records = []
+    records: list[Record] = []
+    token_lines: list[tuple[int, int]] = []  # (line, index in records) of records given as tokens
     for n, line in _lines(path):
         if not line.strip():
             continue
@@ -291,6 +312,7 @@ def read_jsonl(
                     raise DataError(path, n, f"{len(tokens)} tokens but {len(tags)} tags")
                 tags = _finish_tags(path, n, tags, scheme, label_set, one_token_per_line=False)
             records.append(Record.from_tokens(tokens, tags, source=src, doc_id=doc_id))
+            token_lines.append((n, len(records) - 1))
         elif "text" in obj:
             if not isinstance(obj["text"], str):
                 raise DataError(path, n, "'text' must be a string")
@@ -304,7 +326,7 @@ def read_jsonl(
                     if s[2] not in label_set:
                         raise DataError(path, n, f"span {list(s)}: label {s[2]!r} is not in the label set")
             try:
-                rec = record_from_text(obj["text"], spans, source=src, doc_id=doc_id)
+                rec = record_from_text(obj["text"], spans, source=src, doc_id=doc_id, tokenizer=tokenizer)
             except TagError as exc:
                 raise DataError(path, n, str(exc)) from None
             if not rec.tokens:
@@ -314,11 +336,18 @@ def read_jsonl(
             raise DataError(path, n, "a line needs 'tokens' or 'text'")
     if not records:
         raise DataError(path, None, "empty file: no sentences found")
+    if _language_prefixed(path, [(n, records[i].tokens) for n, i in token_lines], per_token_lines=False):
+        for _, i in token_lines:
+            r = records[i]
+            records[i] = Record.from_tokens([_LANG_PREFIX.sub("", t) for t in r.tokens], r.tags, source=r.source,
+                                            doc_id=r.doc_id)
     return records
 
 
-def read_text(path: str | Path, mode: Literal["sentence", "document"] = "sentence") -> list[Record]:
-    """Read an unlabelled pool: one sentence per line, or one document per line."""
+def read_text(
+    path: str | Path, mode: Literal["sentence", "document"] = "sentence", tokenizer: TokenizerName = "default"
+) -> list[Record]:
+    """Read an unlabelled pool, one sentence per line or one document per line, split by ``tokenizer``."""
     path = Path(path)
     records = []
     for n, line in _lines(path):
@@ -327,12 +356,20 @@ def read_text(path: str | Path, mode: Literal["sentence", "document"] = "sentenc
         pieces = split_sentences(line) if mode == "document" else [(0, line)]
         for _, sent in pieces:
             doc_id = f"line{n}" if mode == "document" else None
-            rec = record_from_text(sent.strip(), source=f"{path}:{n}", doc_id=doc_id)
+            rec = record_from_text(sent.strip(), source=f"{path}:{n}", doc_id=doc_id, tokenizer=tokenizer)
             if rec.tokens:
                 records.append(rec)
     if not records:
         raise DataError(path, None, "empty file: no sentences found")
     return records
+
+
+def input_format(path: str | Path, fmt: str = "auto") -> str:
+    """The format a file is read as: ``fmt``, or for ``auto`` by extension (.jsonl/.json, .txt, else CoNLL)."""
+    if fmt != "auto":
+        return fmt
+    suffix = Path(path).suffix.lower()
+    return "jsonl" if suffix in (".jsonl", ".json") else "text" if suffix == ".txt" else "conll"
 
 
 def read_any(
@@ -341,13 +378,16 @@ def read_any(
     scheme: Scheme = "auto",
     label_set: Iterable[str] | None = None,
     text_mode: Literal["sentence", "document"] = "sentence",
+    tokenizer: TokenizerName = "default",
 ) -> list[Record]:
-    """Read any supported input; ``auto`` picks by extension (.jsonl/.json, .txt, else CoNLL)."""
-    if fmt == "auto":
-        suffix = Path(path).suffix.lower()
-        fmt = "jsonl" if suffix in (".jsonl", ".json") else "text" if suffix == ".txt" else "conll"
+    """Read any supported input; ``auto`` picks by extension (.jsonl/.json, .txt, else CoNLL).
+
+    ``tokenizer`` splits text (plain-text lines, JSONL ``text``); CoNLL and JSONL ``tokens``
+    keep the tokenisation of the file.
+    """
+    fmt = input_format(path, fmt)
     if fmt == "jsonl":
-        return read_jsonl(path, scheme, label_set)
+        return read_jsonl(path, scheme, label_set, tokenizer)
     if fmt == "text":
-        return read_text(path, text_mode)
+        return read_text(path, text_mode, tokenizer)
     return read_conll(path, scheme, label_set)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 
 from nerloop import paths
 from nerloop.errors import DataError
 from nerloop.formats import read_records
 from nerloop.ledger import Ledger
 from nerloop.records import Record
+from nerloop.tags import tags_to_spans
 
 
 def entity_types() -> list[str]:
@@ -30,6 +33,19 @@ def labelled_records(ledger: Ledger | None = None) -> list[Record]:
                 "the label set changed between cycles; re-run prepare with data.labels covering every type",
             )
     return records
+
+
+def type_counts(records: Iterable[Record], types: list[str]) -> dict[str, int]:
+    """Entity mentions per type in ``records``, every type of the label set listed (0 when unseen)."""
+    counts = Counter(lab for r in records for _, _, lab in tags_to_spans(r.tags or []))
+    return {t: counts.get(t, 0) for t in types}
+
+
+def labelled_type_counts() -> dict[str, int]:
+    """Entity mentions per type in the seed set and the ledger so far ({} before prepare has run)."""
+    if not paths.LABELS.exists():
+        return {}
+    return type_counts(read_records(paths.SEED) + Ledger(paths.LEDGER).records(), entity_types())
 
 
 def exported_before(cycle: int) -> set[str]:

@@ -15,6 +15,7 @@ from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, val
 from pydantic.v1.fields import SHAPE_LIST, SHAPE_SINGLETON, ModelField
 
 from nerloop.errors import ParamsError
+from nerloop.tokenizers import TokenizerName
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -60,6 +61,7 @@ class DataParams(Section):
     scheme: Literal["auto", "iob1", "iob2"] = "auto"
     text_mode: Literal["sentence", "document"] = "sentence"
     labels: list[str] | None = None  # entity types; None = inferred from seed + gold, then fixed
+    tokenizer: TokenizerName = "default"  # splits plain text (.txt, JSONL "text"): default | social | biomedical
 
 
 class ModelParams(Section):
@@ -121,6 +123,8 @@ class DoccanoParams(Section):
 
 class AnnotationParams(Section):
     backend: Literal["simulated", "doccano"] = "simulated"
+    # a cycle stops (nothing committed) when more than this share of one cycle's exported sentences is held back
+    max_held_back_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
     simulated: SimulatedParams | None = None
     doccano: DoccanoParams = Field(default_factory=DoccanoParams)
 

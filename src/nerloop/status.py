@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nerloop import cycle, paths, repo
+from nerloop import cycle, held_back, paths, repo
 from nerloop.formats import read_any, read_records
+from nerloop.labelled import labelled_type_counts
 from nerloop.ledger import Ledger
 from nerloop.params import load_params
 
@@ -25,10 +26,10 @@ def _inputs() -> tuple[list, list, set[str]]:
     if paths.SEED.exists() and paths.POOL.exists() and paths.GOLD.exists():
         return read_records(paths.SEED), read_records(paths.POOL), {r.id for r in read_records(paths.GOLD)}
     d = load_params().data
-    seed = read_any(d.seed, d.format, d.scheme, d.labels, d.text_mode)
-    gold = {r.id for r in read_any(d.gold, d.format, d.scheme, d.labels, d.text_mode)}
+    seed = read_any(d.seed, d.format, d.scheme, d.labels, d.text_mode, d.tokenizer)
+    gold = {r.id for r in read_any(d.gold, d.format, d.scheme, d.labels, d.text_mode, d.tokenizer)}
     seed_ids = {r.id for r in seed}
-    pool = [r for r in read_any(d.pool, d.format, d.scheme, d.labels, d.text_mode)
+    pool = [r for r in read_any(d.pool, d.format, d.scheme, d.labels, d.text_mode, d.tokenizer)
             if r.id not in gold and r.id not in seed_ids]
     return seed, list({r.id: r for r in pool}.values()), gold
 
@@ -42,7 +43,6 @@ def status() -> dict[str, Any]:
     exported = cycle.load_manifest()["examples"]
     labelled = ledger.ids
     history = _read_json(paths.METRICS / "history.json", [])
-    pending = _read_json(paths.PENDING, {"problems": []})
     unfinished = cycle.journal()
     lock = repo.lock_problem()
     waiting = sorted(sid for sid in exported if sid not in labelled)
@@ -55,7 +55,8 @@ def status() -> dict[str, Any]:
         "pool_left": sum(r.id not in labelled and r.id not in exported for r in pool),
         "last_f1": history[-1]["f1"] if history else None,
         "f1_change": round(history[-1]["f1"] - history[-2]["f1"], 4) if len(history) > 1 else None,
-        "held_back": pending.get("problems", []),
+        "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held_back.load()],  # issue 11
+        "entities_per_type": labelled_type_counts(),  # issue 11: a type at 0 cannot be learnt
         "interrupted": unfinished,
         "dvc_lock_problem": lock,
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
@@ -96,7 +97,12 @@ def render(s: dict[str, Any]) -> str:
     ]
     lines += [f"  - {p}" for p in s["held_back"][:5]]
     if len(s["held_back"]) > 5:
-        lines.append(f"  ... and {len(s['held_back']) - 5} more (data/annotations/pending.json)")
+        lines.append(f"  ... and {len(s['held_back']) - 5} more ({held_back.HELD_BACK})")
+    if s["held_back"]:
+        lines.append("  fix the cause (the next cycle retries them) or release them to the pool: "
+                     "python -m nerloop.held_back release --all")
+    per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
+    lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
     if s["interrupted"]:
         lines.append(f"interrupted:         a cycle stopped at step {s['interrupted']['step']!r}")
     if s["dvc_lock_problem"]:

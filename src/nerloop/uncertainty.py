@@ -123,6 +123,26 @@ def bald(mc_probs: np.ndarray) -> float:
     return float(np.clip(entropy_of_mean - mean_of_entropy, 0.0, None).mean())
 
 
+def type_mass(probs: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Per entity type, the largest probability any word gives to that type (its B- plus I- column).
+
+    What the rare-type bonus acts on: a type the model has seen few or no examples of is
+    rarely the argmax, so predicted spans alone would never let it in; a word where the
+    type gets, say, 0.3 of the probability is still a good candidate to ask about.
+    """
+    probs = _check_probs(probs)
+    if probs.shape[1] != len(labels):
+        raise ValueError(f"probs has {probs.shape[1]} label columns but labels has {len(labels)} entries")
+    types = sorted({lab[2:] for lab in labels if lab != "O"})
+    if not len(probs):
+        return dict.fromkeys(types, 0.0)
+    out = {}
+    for t in types:
+        cols = [j for j, lab in enumerate(labels) if lab[2:] == t and lab != "O"]
+        out[t] = round(float(probs[:, cols].sum(axis=1).max()), 5)
+    return out
+
+
 def _ignore_labels(measure: Callable[[np.ndarray], float]) -> Measure:
     """Give a measure that needs no label list the registry's (probs, labels) signature."""
 

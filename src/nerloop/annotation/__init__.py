@@ -14,7 +14,7 @@ def get_backend(params: Params, entity_types: list[str]) -> AnnotationBackend:
     if p.backend == "simulated":
         from nerloop.annotation.simulated import SimulatedBackend
 
-        return SimulatedBackend(p.simulated.answers, p.simulated.state_dir)
+        return SimulatedBackend(p.simulated.answers, p.simulated.state_dir, params.data.tokenizer)
     from nerloop.annotation.doccano import DoccanoBackend
 
     return DoccanoBackend.from_params(p.doccano, entity_types)

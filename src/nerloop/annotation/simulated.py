@@ -4,6 +4,12 @@ It stands in for humans in the demo, the tests and the benchmarks, so the whole 
 runs unattended. Its "server" is a JSONL file of exported examples under ``state_dir``
 (committed with each cycle, like a Doccano database would persist); it answers every
 exported sentence at the next import, as an annotator who confirms everything would.
+
+It answers by characters, not tokens: the answer to a pool sentence is found by the
+sentence's character key (its text without whitespace), and its entities are carried
+onto the pool sentence's own tokens (``nerloop.align``). So a plain-text pool, split by
+nerloop's tokeniser, is answered from a CoNLL file tokenised another way. What cannot be
+answered stays pending with a reason that shows both tokenisations.
 """
 
 from __future__ import annotations
@@ -11,17 +17,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nerloop.align import AlignError, char_key, project_tags
 from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
 from nerloop.errors import DataError
 from nerloop.formats import _lines, atomic_write, read_any
 from nerloop.records import Record
+from nerloop.tokenizers import TokenizerName
 
 
 class SimulatedBackend(AnnotationBackend):
     name = "simulated"
 
-    def __init__(self, answers: str | Path, state_dir: str | Path) -> None:
+    def __init__(self, answers: str | Path, state_dir: str | Path, tokenizer: TokenizerName = "default") -> None:
         self.answers_path = Path(answers)
+        self.tokenizer = tokenizer  # for answers given as text: the pool's tokeniser, so spans map one to one
         self.exported_path = Path(state_dir) / "exported.jsonl"
 
     def _exported(self) -> list[dict]:
@@ -53,29 +62,46 @@ class SimulatedBackend(AnnotationBackend):
                     fh.write(json.dumps(e, ensure_ascii=False) + "\n")
         return {r.id: r.id for r in batch}
 
+    def _answers(self) -> tuple[dict[str, Record], dict[str, Record]]:
+        """The answers by sentence id and by character key (the first of equal keys wins)."""
+        by_id: dict[str, Record] = {}
+        by_key: dict[str, Record] = {}
+        for r in read_any(self.answers_path, tokenizer=self.tokenizer):
+            by_id.setdefault(r.id, r)
+            by_key.setdefault(char_key(r.tokens)[0], r)
+        return by_id, by_key
+
     def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
-        # ``exported`` is not needed: the simulated "server" keeps its own list of what was sent.
-        waiting = [e for e in self._exported() if e["id"] not in known]
+        """Answer every exported sentence not in ``known``.
+
+        With ``exported`` (the export manifest), a sentence missing from it was released
+        back to the pool (``nerloop.held_back``) and is not answered until exported again.
+        """
+        waiting = [e for e in self._exported()
+                   if e["id"] not in known and (exported is None or e["id"] in exported)]
         result = FetchResult()
         if not waiting:
             return result
-        answers = {r.id: r for r in read_any(self.answers_path)}
+        by_id, by_key = self._answers()
         for e in waiting:
             rec = Record.from_dict(e["record"])
-            gold = answers.get(rec.id)
-            problem = None
+            gold = by_id.get(rec.id) or by_key.get(char_key(rec.tokens)[0])
+            problem, tags = None, None
             if gold is None:
-                problem = f"no gold answer in {self.answers_path}"
+                problem = f"no gold answer in {self.answers_path} (text {rec.text!r})"
             elif gold.tags is None:
                 problem = f"the answer in {gold.source} has no tags"
-            elif gold.tokens != rec.tokens:
-                problem = f"the answer in {gold.source} is tokenised differently"
-            if problem:
+            else:
+                try:
+                    tags = project_tags(gold.tokens, gold.tags, rec.tokens)
+                except AlignError as exc:
+                    problem = f"the answer in {gold.source} cannot be mapped: {exc}"
+            if tags is None:
                 result.pending.append(rec.id)
-                result.problems.append(f"{rec.id}: {problem}; stays pending")
+                result.problems.append(f"sentence {rec.id}: {problem}; stays pending")
                 continue
             pre_tags = rec.meta.get("pre_tags")
-            rec.tags = gold.tags
+            rec.tags = tags
             # keep only how the sentence was chosen; pre-annotation and scores are not part of the annotation
             rec.meta = {"selection": rec.meta["selection"]} if "selection" in rec.meta else {}
             result.done.append(Annotation(record=rec, cycle=e["cycle"], annotator="simulated", pre_tags=pre_tags))

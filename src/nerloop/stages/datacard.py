@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from nerloop import paths
+from nerloop import held_back, paths
 from nerloop.errors import NerloopError
 from nerloop.finalize import ORIGINS, SPLITS
-from nerloop.formats import atomic_write
-from nerloop.params import Params, load_params
+from nerloop.formats import atomic_write, input_format
+from nerloop.params import DataParams, Params, load_params
 from nerloop.stages import run
 
 CARD = paths.FINAL / "README.md"
@@ -342,9 +343,41 @@ def limitations(params: Params, stats: dict[str, Any], history: list[dict[str, A
                    "can share context (same abstract, same entities).")
     if stats.get("types_never_seen"):
         out.append(f"Entity type(s) {stats['types_never_seen']} are in the label set but never occur.")
-    out.append("Entities are contiguous, non-overlapping and non-nested token spans (IOB2); tokenisation is that of "
-               "the input files. The CoNLL files carry no document boundaries (the JSONL and dataset have doc_id).")
+    out.append("Entities are contiguous, non-overlapping and non-nested token spans (IOB2). "
+               + tokenisation_text(params.data)
+               + " The CoNLL files carry no document boundaries (the JSONL and dataset have doc_id).")
     return out
+
+
+def _tokenised_as(path: str, fmt: str, tokenizer: str) -> str:
+    """How one input file's sentences got their tokens."""
+    kind = input_format(path, fmt)
+    if kind == "text":
+        return f"by nerloop's `{tokenizer}` tokeniser (plain text)"
+    if kind == "jsonl":
+        return f"as given in its `tokens` (JSONL), or by nerloop's `{tokenizer}` tokeniser where a line gives `text`"
+    return "as given in the file (CoNLL)"
+
+
+def tokenisation_text(data: DataParams) -> str:
+    """Which tokenisation each part of the data has: the input's, or nerloop's tokeniser for plain text."""
+    parts = {name: _tokenised_as(getattr(data, name), data.format, data.tokenizer) for name in ("seed", "pool", "gold")}
+    if len(set(parts.values())) == 1:
+        return f"Tokenisation: every part of the data is tokenised {parts['seed']}."
+    return ("Tokenisation differs between the parts of the data: seed sentences are tokenised "
+            f"{parts['seed']}; actively selected (pool) sentences {parts['pool']}; gold sentences {parts['gold']}. "
+            "A model trained on this data sees both conventions.")
+
+
+def held_back_text(held: list[dict[str, Any]]) -> str:
+    """The card's line on exported sentences that never made it into the dataset."""
+    if not held:
+        return "No exported sentence was held back: every sentence sent for annotation is in the data."
+    ids = [h for h in held if h.get("id")]
+    return (f"{len(held)} exported sentence(s) were held back at the last import and are **not** in this dataset "
+            f"({len(ids)} tied to a sentence), each listed with its text and the reason in "
+            "`data/annotations/held_back.jsonl` of the project; held-back sentences can skew the selection "
+            "(e.g. if they share a feature such as hashtags or a tokenisation problem).")
 
 
 def example_row(final_dir: Path) -> str:
@@ -370,6 +403,7 @@ def build_card(
     *,
     figure: str | None = FIGURE,
     example: str = "{}",
+    held: list[dict[str, Any]] | None = None,
 ) -> DatasetCard:
     """Render the card from the stages' outputs (already read from disk)."""
     p = params.final
@@ -472,7 +506,7 @@ def build_card(
         surface_table=_table(["string", "mentions", "types", "what was done"], surface_rows),
         evaluation_text=evaluation_text,
         evaluation_table=evaluation_table,
-        limitations=limitations(params, stats, history),
+        limitations=[*limitations(params, stats, history), held_back_text(held or [])],
         attribution=attribution,
     )
 
@@ -494,7 +528,8 @@ def main() -> None:
     if SOURCE_FIGURE.exists():
         shutil.copyfile(SOURCE_FIGURE, paths.FINAL / FIGURE)
         figure = FIGURE
-    card = build_card(params, **inputs, figure=figure, example=example_row(paths.FINAL))
+    held = [asdict(h) for h in held_back.load()]
+    card = build_card(params, **inputs, figure=figure, example=example_row(paths.FINAL), held=held)
     with atomic_write(CARD) as fh:
         fh.write(str(card))
     print(f"dataset card written to {CARD}")

@@ -10,17 +10,13 @@ the pre-annotation the annotators had to change.
 
 from __future__ import annotations
 
-import logging
-
-from nerloop import inbox, paths
+from nerloop import held_back, inbox, paths
 from nerloop.annotation.base import FetchResult
 from nerloop.errors import DataError
 from nerloop.formats import write_json
 from nerloop.labelled import entity_types
 from nerloop.ledger import Ledger
 from nerloop.stages import run
-
-log = logging.getLogger(__name__)
 
 
 def check_labels(result: FetchResult, allowed: set[str]) -> None:
@@ -39,8 +35,7 @@ def main() -> None:
     check_labels(result, set(entity_types()))
     ledger = Ledger(paths.LEDGER)
     new = ledger.append(result.done)
-    for problem in result.problems:
-        log.warning("held back: %s", problem)
+    held_back.record(result.problems, exported)  # issue 11: data/annotations/held_back.jsonl + a summary line
 
     waiting = {sid: c for sid, c in exported.items() if sid not in ledger.ids}
     write_json(paths.PENDING, {"exported": exported, "waiting": waiting, "problems": result.problems})

@@ -11,6 +11,7 @@ import logging
 from nerloop import paths
 from nerloop.errors import DataError
 from nerloop.formats import read_any, write_json, write_records
+from nerloop.labelled import type_counts
 from nerloop.params import DataParams, load_params
 from nerloop.records import Record
 from nerloop.stages import run
@@ -30,6 +31,24 @@ def dedupe(records: list[Record], exclude: set[str] = frozenset()) -> tuple[list
     return kept, len(records) - len(kept)
 
 
+def unseen_types(labels: list[str], sets: dict[str, tuple[str, list[Record]]]) -> dict[str, list[str]]:
+    """Per labelled set (name -> (file, records)): the label-set types with no example in it; each is warned about.
+
+    A type with no seed example cannot be learnt by the first model, so it is never
+    predicted and its F1 stays 0 until chance brings one in; one with no gold example
+    cannot be measured at all. Both are easy to miss in a table of per-type scores.
+    """
+    out = {}
+    for name, (path, records) in sets.items():
+        out[name] = [t for t, k in type_counts(records, labels).items() if k == 0]
+        for t in out[name]:
+            hint = ("the first model cannot learn it; add seed sentences with it, or set select.rare_bonus > 0 so "
+                    "selection looks for sentences where the model gives it probability"
+                    if name == "seed" else "its F1 cannot be measured")
+            log.warning("entity type %r of the label set has no example in the %s set (%s): %s", t, name, path, hint)
+    return out
+
+
 def check_usable(seed: list[Record], pool: list[Record], p: DataParams) -> None:
     """Stop before anything is written when the loop could not learn or select anything.
 
@@ -47,13 +66,13 @@ def check_usable(seed: list[Record], pool: list[Record], p: DataParams) -> None:
 def main() -> None:
     p = load_params().data
     labels = p.labels
-    seed = read_any(p.seed, p.format, p.scheme, labels, p.text_mode)
-    gold = read_any(p.gold, p.format, p.scheme, labels, p.text_mode)
+    seed = read_any(p.seed, p.format, p.scheme, labels, p.text_mode, p.tokenizer)
+    gold = read_any(p.gold, p.format, p.scheme, labels, p.text_mode, p.tokenizer)
     for name, recs, path in (("seed", seed, p.seed), ("gold", gold, p.gold)):
         unlabelled = [r.source for r in recs if r.tags is None]
         if unlabelled:
             raise DataError(path, None, f"the {name} set must be labelled; {unlabelled[0]} has no tags")
-    pool = read_any(p.pool, p.format, p.scheme, labels, p.text_mode)
+    pool = read_any(p.pool, p.format, p.scheme, labels, p.text_mode, p.tokenizer)
     for r in pool:
         r.tags = None  # labels in a pool file are never used: they would leak answers into selection
     if labels is None:
@@ -69,7 +88,9 @@ def main() -> None:
     write_records(paths.SEED, seed)
     write_records(paths.GOLD, gold)
     write_records(paths.POOL, pool)
-    write_json(paths.LABELS, {"entity_types": labels})
+    unseen = unseen_types(labels, {"seed": (p.seed, seed), "gold": (p.gold, gold)})
+    write_json(paths.LABELS, {"entity_types": labels, "no_seed_example": unseen["seed"],
+                              "no_gold_example": unseen["gold"]})
     stats = {
         "seed_sentences": len(seed),
         "pool_sentences": len(pool),

@@ -24,7 +24,7 @@ from nerloop.params import load_params
 from nerloop.records import Record
 from nerloop.stages import run
 from nerloop.tags import tags_to_spans, token_to_char_spans
-from nerloop.uncertainty import score_sentence
+from nerloop.uncertainty import score_sentence, type_mass
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def main() -> None:
             "pred_tags": json.dumps(pred.tags),
             "pred_spans": json.dumps(spans),
             "pred_types": json.dumps(sorted({s[2] for s in spans})),
+            "type_mass": json.dumps(type_mass(pred.probs, labels)),
         }
         emb[i] = pred.embedding
     emb.flush()

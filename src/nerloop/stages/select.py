@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -18,25 +17,33 @@ import pandas as pd
 from nerloop import paths
 from nerloop.errors import ParamsError
 from nerloop.formats import atomic_write, read_records, write_records
-from nerloop.labelled import entity_types, exported_before, labelled_records
+from nerloop.labelled import entity_types, exported_before, labelled_records, type_counts
 from nerloop.ledger import Ledger
 from nerloop.params import SelectParams, load_params
-from nerloop.records import Record
 from nerloop.stages import run
 from nerloop.stages.score import EMBEDDINGS_FILE, SCORES_FILE
 from nerloop.strategies import MEASURE_NAMES, SelectConfig, select, validate_config
-from nerloop.tags import tags_to_spans
 
 log = logging.getLogger(__name__)
 
 REPORT = paths.SELECTION / "report.md"
 
 
-def rare_types(labelled: list[Record], share: float) -> set[str]:
-    """Entity types that make up less than ``share`` of the labelled entities so far."""
-    counts = Counter(lab for r in labelled for _, _, lab in tags_to_spans(r.tags or []))
+def rare_types(counts: dict[str, int], share: float) -> set[str]:
+    """Entity types that make up less than ``share`` of the labelled entities so far (unseen ones included)."""
     total = sum(counts.values()) or 1
-    return {t for t in entity_types() if counts.get(t, 0) / total < share}
+    return {t for t, k in counts.items() if k / total < share}
+
+
+def rare_mass(table: pd.DataFrame, rare: set[str]) -> list[float]:
+    """Per sentence, the largest probability one word gives to a rare type (score's ``type_mass``).
+
+    Probability mass, not predicted spans: a type with few or no labelled examples is
+    seldom the model's argmax, so a bonus on predicted spans alone would never let it in.
+    """
+    if "type_mass" not in table:  # an empty score table has no prediction columns
+        return [0.0] * len(table)
+    return [max((m.get(t, 0.0) for t in rare), default=0.0) for m in map(json.loads, table["type_mass"])]
 
 
 def config_from(p: SelectParams) -> SelectConfig:
@@ -65,18 +72,46 @@ def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg:
     return select(cands, emb.astype(np.float32), cfg)
 
 
-def write_report(chosen: pd.DataFrame, cfg: SelectConfig, cycle: int, n_candidates: int) -> None:
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def write_report(
+    chosen: pd.DataFrame,
+    cfg: SelectConfig,
+    cycle: int,
+    n_candidates: int,
+    counts: dict[str, int],
+    rare: set[str],
+    texts: dict[str, str],
+) -> None:
+    """The batch with each sentence's text and why it was chosen, after the entity counts so far."""
     lines = [
         f"# Batch for cycle {cycle}",
         "",
-        f"Strategy `{cfg.strategy}`, measure `{cfg.measure}`, alpha {cfg.alpha}, k {cfg.k}: "
+        f"Strategy `{cfg.strategy}`, measure `{cfg.measure}`, alpha {cfg.alpha}, k {cfg.k}, "
+        f"rare-type bonus {cfg.rare_bonus}: "
         f"{len(chosen)} of {n_candidates} candidate sentences, {int(chosen['n_tokens'].sum())} tokens.",
         "",
-        "| rank | sentence id | tokens | score | cluster | why |",
-        "| ---: | --- | ---: | ---: | ---: | --- |",
+        "## Labelled entities so far (seed and annotations), per type",
+        "",
+        "| type | mentions | |",
+        "| --- | ---: | --- |",
+    ]
+    for t, k in counts.items():
+        note = "no example yet: the model cannot learn it" if k == 0 else "rare" if t in rare else ""
+        lines.append(f"| {t} | {k} | {note} |")
+    lines += [
+        "",
+        "## Selected sentences",
+        "",
+        "| rank | sentence id | tokens | score | cluster | why | text |",
+        "| ---: | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for row in chosen.itertuples():
-        lines.append(f"| {row.rank} | {row.id} | {row.n_tokens} | {row.score:.3f} | {row.cluster} | {row.reason} |")
+        lines.append(f"| {row.rank} | {row.id} | {row.n_tokens} | {row.score:.3f} | {row.cluster} | {row.reason} "
+                     f"| {_cell(texts[row.id])} |")
     with atomic_write(REPORT) as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -92,9 +127,13 @@ def main() -> None:
 
     table = pd.read_parquet(SCORES_FILE)
     embeddings = np.load(EMBEDDINGS_FILE, mmap_mode="r")
-    rare = rare_types(labelled, params.select.rare_share)
-    predicted_types = [json.loads(ts) for ts in table["pred_types"]] if "pred_types" in table else []
-    table["rare"] = [sum(t in rare for t in ts) / len(ts) if ts else 0.0 for ts in predicted_types]
+    counts = type_counts(labelled, entity_types())
+    unseen = [t for t, k in counts.items() if k == 0]
+    if unseen:
+        log.warning("no labelled example yet of type(s) %s: the model cannot learn them; select.rare_bonus > 0 "
+                    "favours sentences where the model gives them probability", unseen)
+    rare = rare_types(counts, params.select.rare_share)
+    table["rare"] = rare_mass(table, rare)
     chosen = choose(table, np.asarray(embeddings), excluded, cfg)
 
     pool = {r.id: r for r in read_records(paths.POOL)}
@@ -115,7 +154,8 @@ def main() -> None:
         }
         batch.append(rec)
     write_records(paths.BATCH, batch)
-    write_report(chosen, cfg, cycle, int((~table["id"].isin(excluded)).sum()) if len(table) else 0)
+    n_candidates = int((~table["id"].isin(excluded)).sum()) if len(table) else 0
+    write_report(chosen, cfg, cycle, n_candidates, counts, rare, {r.id: r.text for r in batch})
     print(f"cycle {cycle}: selected {len(batch)} sentences ({sum(len(r.tokens) for r in batch)} tokens) "
           f"with strategy {cfg.strategy}; report in {REPORT}")
 
