@@ -59,6 +59,7 @@ def status() -> dict[str, Any]:
         "interrupted": unfinished,
         "dvc_lock_problem": lock,
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
+        "forecast": _read_json(paths.METRICS / "forecast.json", None),  # written by evaluate: stop or continue
     }
     out["next"] = next_step(out)
     return out
@@ -94,6 +95,7 @@ def render(s: dict[str, Any]) -> str:
         f"gold F1:             {f1}",
         f"held back:           {len(s['held_back'])}",
     ]
+    lines += forecast_lines(s["forecast"])
     lines += [f"  - {p}" for p in s["held_back"][:5]]
     if len(s["held_back"]) > 5:
         lines.append(f"  ... and {len(s['held_back']) - 5} more (data/annotations/pending.json)")
@@ -106,3 +108,27 @@ def render(s: dict[str, Any]) -> str:
                      (" ..." if len(s["uncommitted"]) > 5 else "") + " (the next cycle commits them)")
     lines.append(f"next:                {s['next']}")
     return "\n".join(lines)
+
+
+def forecast_lines(f: dict[str, Any] | None) -> list[str]:
+    """Stop or continue, the forecast to the target F1 with its band, and the stopping rule's figures."""
+    if f is None:
+        return []
+    lines = [f"stop or continue:    {f['decision']}: {f['why']} (cycle {f['cycle']})"]
+    b = f["sentences"]
+    if b is not None:
+        if b["needed"] is None:
+            need = "never (the fitted ceiling is below it)"
+        else:
+            high = "never" if b["needed_high"] is None else f"{b['needed_high']:,}"
+            need = f"{b['needed']:,} labelled sentences (90% band {b['needed_low']:,}-{high})"
+        hours = f", ~{f['hours_more']} h more at {f['seconds_per_sentence']:.0f} s/sentence" \
+            if f["hours_more"] is not None else ""
+        lines.append(f"forecast:            F1 {f['target_f1']:.3f} at {need}{hours}; "
+                     f"ceiling {b['ceiling']:.3f} ({b['ceiling_low']:.3f}-{b['ceiling_high']:.3f})")
+    kappa = "not yet (needs two cycles)" if f["kappa"] is None else f"{f['kappa']:.3f}"
+    gain = "" if f["gain_per_100_sentences"] is None else \
+        f"; gold F1 {f['gain_per_100_sentences']:+.2f} points per 100 sentences over the last {f['window']} cycles"
+    lines.append(f"stop-set kappa:      {kappa} (stop at >= {f['kappa_threshold']} for {f['window']} cycles: "
+                 f"{f['stable_cycles']} so far){gain}")
+    return lines
