@@ -69,7 +69,9 @@ def stop_set_kappa(cycle: int, ids: list[str], tags: list[list[str]]) -> float |
     earlier = {int(c): p for c, p in saved.get("predictions", {}).items() if int(c) < cycle} \
         if saved.get("ids") == ids else {}
     prev = max(earlier, default=None)
-    kappa = None if prev is None else round(stopping.cohen_kappa([p.split() for p in earlier[prev]], tags), 4)
+    kappa = None
+    if prev is not None and ids:
+        kappa = round(stopping.cohen_kappa([p.split() for p in earlier[prev]], tags), 4)
     keep = {} if prev is None else {str(prev): earlier[prev]}
     write_json(STOP_SET, {"ids": ids, "predictions": keep | {str(cycle): [" ".join(t) for t in tags]}})
     return kappa
