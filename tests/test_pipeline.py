@@ -149,7 +149,8 @@ def test_dvc_commands_do_what_dvc_users_expect(tiny_project: Path) -> None:
     assert sorted(plots) == sorted(["learning curve (sentences)", "learning curve (tokens)", "per-type F1",
                                     "confusion", "forecast (sentences, 90% band)", "metrics/learning_curve.png",
                                     "metrics/per_type_f1.png", "metrics/forecast.png"])
-    assert all(len(v) == 1 for v in plots.values())
+    # the forecast plot stays empty until a third cycle gives the curve its three points
+    assert {k: len(v) for k, v in plots.items()} == {**{k: 1 for k in plots}, "forecast (sentences, 90% band)": 0}
     shown = run_in(tiny_project, "dvc", "metrics", "show")
     assert "failed to load" not in shown.stdout + shown.stderr
 
