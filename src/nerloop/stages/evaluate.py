@@ -111,8 +111,9 @@ def forecast_report(
         "sentences": budgets["sentences"], "tokens": budgets["tokens"],
         "seconds_per_sentence": speed,
         "hours_more": round(more * speed / 3600, 1) if speed is not None and more is not None else None,
-        "band": {"level": forecast.LEVEL, "noise_sd": round(fits["sentences"].noise, 4) if fits else None,
-                 "resamples": fp.resamples, "method": "parametric resampling of the weighted inverse power law fit"},
+        "band": {"level": forecast.LEVEL, "resamples": fp.resamples,
+                 "noise_sd": round(fits["sentences"].noise, 4) if "sentences" in fits else None,
+                 "method": "parametric resampling of the weighted inverse power law fit"},
     }
     rows: list[dict[str, Any]] = []
     if "sentences" in fits:
