@@ -118,13 +118,13 @@ def forecast_lines(f: dict[str, Any] | None) -> list[str]:
     b = f["sentences"]
     if b is not None:
         if b["needed"] is None:
-            need = "never (the fitted ceiling is below it)"
+            need = "never reached (the fitted ceiling is below it)"
         else:
-            high = "never" if b["needed_high"] is None else f"{b['needed_high']:,}"
-            need = f"{b['needed']:,} labelled sentences (90% band {b['needed_low']:,}-{high})"
-        hours = f", ~{f['hours_more']} h more at {f['seconds_per_sentence']:.0f} s/sentence" \
+            low, high = ("never" if v is None else f"{v:,}" for v in (b["needed_low"], b["needed_high"]))
+            need = f"at {b['needed']:,} labelled sentences (90% band {low}-{high})"
+        hours = f", ~{f['hours_more']} h more at {f['seconds_per_sentence']:.3g} s/sentence" \
             if f["hours_more"] is not None else ""
-        lines.append(f"forecast:            F1 {f['target_f1']:.3f} at {need}{hours}; "
+        lines.append(f"forecast:            F1 {f['target_f1']:.3f} {need}{hours}; "
                      f"ceiling {b['ceiling']:.3f} ({b['ceiling_low']:.3f}-{b['ceiling_high']:.3f})")
     kappa = "not yet (needs two cycles)" if f["kappa"] is None else f"{f['kappa']:.3f}"
     gain = "" if f["gain_per_100_sentences"] is None else \
