@@ -95,10 +95,10 @@ def render(s: dict[str, Any]) -> str:
         f"gold F1:             {f1}",
         f"held back:           {len(s['held_back'])}",
     ]
-    lines += forecast_lines(s["forecast"])
     lines += [f"  - {p}" for p in s["held_back"][:5]]
     if len(s["held_back"]) > 5:
         lines.append(f"  ... and {len(s['held_back']) - 5} more (data/annotations/pending.json)")
+    lines += forecast_lines(s["forecast"])
     if s["interrupted"]:
         lines.append(f"interrupted:         a cycle stopped at step {s['interrupted']['step']!r}")
     if s["dvc_lock_problem"]:
