@@ -47,7 +47,7 @@ def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> Non
          "kappa": 0.97, "stable_cycles": 0, "kappa_threshold": 0.99, "window": 3, "gain_per_100_sentences": 1.234,
          "hours_more": 4.2, "seconds_per_sentence": 12.5,
          "sentences": {"needed": 1800, "needed_low": 1500, "needed_high": None, "ceiling": 0.8, "ceiling_low": 0.74,
-                       "ceiling_high": 0.9}}
+                       "ceiling_high": 0.9, "capacity": 3200}}
     assert forecast_lines(None) == []
     assert forecast_lines(f) == [
         "stop or continue:    continue: about 1,200 more sentences to F1 0.750 (cycle 3)",
@@ -56,6 +56,8 @@ def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> Non
         "stop-set kappa:      0.970 (stop at >= 0.99 for 3 cycles: 0 so far); gold F1 +1.23 points per 100 sentences "
         "over the last 3 cycles",
     ]
+    f["sentences"]["needed_high"] = 5000  # more than seed and pool hold
+    assert "(90% band 1,500-beyond the pool)" in forecast_lines(f)[1]
     f.update(kappa=None, gain_per_100_sentences=None, hours_more=None)
     f["sentences"]["needed"] = None
     lines = forecast_lines(f)

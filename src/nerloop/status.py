@@ -120,7 +120,8 @@ def forecast_lines(f: dict[str, Any] | None) -> list[str]:
         if b["needed"] is None:
             need = "never reached (the fitted ceiling is below it)"
         else:
-            low, high = ("never" if v is None else f"{v:,}" for v in (b["needed_low"], b["needed_high"]))
+            low, high = ("never" if v is None else "beyond the pool" if v > b["capacity"] else f"{v:,}"
+                         for v in (b["needed_low"], b["needed_high"]))
             need = f"at {b['needed']:,} labelled sentences (90% band {low}-{high})"
         hours = f", ~{f['hours_more']} h more at {f['seconds_per_sentence']:.3g} s/sentence" \
             if f["hours_more"] is not None else ""
