@@ -419,8 +419,9 @@ def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], ep
                   results: Path) -> dict[str, Any]:
     """Train once on the whole train split with the same model and recipe; its test F1 is the ceiling.
 
-    The seed set is all of train and the pool the same file, so prepare leaves the pool empty.
-    As in every cycle, the recipe holds out ``train.validation_share`` of it for early stopping.
+    The seed set is all of train. Nothing is selected, but prepare refuses an empty pool, so the
+    pool is one placeholder sentence that is in neither train nor test. As in every cycle, the
+    recipe holds out ``train.validation_share`` of it for early stopping.
     """
     out = results / "reference.json"
     config = {**run_config(settings, recipe, corpus), "reference_epochs": epochs}
@@ -439,7 +440,8 @@ def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], ep
     else:
         link(corpus.test_path, raw / "gold.conll")
     params = run_params(replace(settings, epochs=epochs), recipe, BASELINE, 1, corpus.labels)
-    params["data"].update(seed="data/raw/train.conll", pool="data/raw/train.conll")
+    (raw / "pool.txt").write_text("nerloop reference placeholder , never selected .\n", encoding="utf-8")
+    params["data"].update(seed="data/raw/train.conll", pool="data/raw/pool.txt")
     params["annotation"]["simulated"]["answers"] = "data/raw/train.conll"
     (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     t0 = time.perf_counter()

@@ -108,7 +108,8 @@ def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
     # the last cycle sends nothing; then there is nothing new: no training, no commit
     run_in(tiny_project, "nerloop", "cycle", "--no-send")
     assert subjects(tiny_project)[0].startswith("nerloop cycle 3: 42 labelled sentences")
-    out = run_in(tiny_project, "nerloop", "cycle").stdout
+    assert len(read_json(tiny_project / "data/export/manifest.json")["examples"]) == 18
+    out = run_in(tiny_project, "nerloop", "cycle", "--no-send").stdout
     assert "nothing new from the annotators" in out and "no training, no commit" in out
     assert ran_stages(out) == [] and subjects(tiny_project)[0].startswith("nerloop cycle 3")
 
@@ -258,8 +259,8 @@ def test_a_killed_cycle_is_committed_when_resumed(tiny_project: Path) -> None:
     assert "resuming the cycle interrupted at step 'commit'" in out
     assert [s.split(":")[0] for s in subjects(tiny_project)[:3]] == ["nerloop cycle 2", "nerloop cycle 1",
                                                                      "nerloop cycle 0"]
-    ledger = [json.loads(line)["id"] for line in (tiny_project / "data/annotations/ledger.jsonl").read_text().split()]
-    assert len(ledger) == len(set(ledger)) == 12
+    ledger = (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == len({json.loads(line)["id"] for line in ledger}) == 12
     assert len(read_json(manifest)["examples"]) == 18
     assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""
 
