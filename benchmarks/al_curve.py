@@ -312,11 +312,16 @@ def setup_run(run_dir: Path, corpus: Corpus, settings: Settings, params: dict[st
 
 
 def cycle_row(cycle: int, seconds: dict[str, float]) -> dict[str, Any]:
-    """One learning-curve point from the stages' own metrics files."""
+    """One learning-curve point from the stages' own metrics files.
+
+    ``stop_kappa`` (evaluate's agreement with the previous cycle's model on the stop set) lets
+    ``forecast_check.py`` replay the stopping rule on the run: stored curves alone cannot.
+    """
     ev = read_json(Path("metrics/eval.json"))
     tr = read_json(Path("metrics/train.json"))
     return {
         "cycle": cycle,
+        "stop_kappa": read_json(Path("metrics/forecast.json"))["kappa"],
         "ledger_cycle": ev["cycle"],
         "labelled_sentences": ev["labelled_sentences"],
         "labelled_tokens": ev["labelled_tokens"],

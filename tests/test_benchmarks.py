@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import al_curve  # noqa: E402
+import forecast_check  # noqa: E402
 import throughput  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -77,6 +78,8 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
         assert run["cycles"][1]["labelled_tokens"] > run["cycles"][0]["labelled_tokens"]
         assert set(run["cycles"][0]["stage_seconds"]) == {"import", "train", "evaluate", "score", "select", "export"}
         assert "next_batch" not in run["cycles"][-1] and run["cycles"][0]["next_batch"]["sentences"] == 5
+        kappas = [c["stop_kappa"] for c in run["cycles"]]  # for forecast_check.py to replay the stopping rule
+        assert kappas[0] is None and all(-1 <= k <= 1 for k in kappas[1:])
         assert not (tmp_path / "work" / f"{key}-seed1" / "models").exists()  # models are dropped when done
     md = (results / "al_curve.md").read_text()
     assert "## Targets" in md and "hybrid (default)" in md and "| 2 | 20 |" in md and "share of full-data F1" in md
@@ -143,6 +146,27 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "NOT MET" in text
     assert "**not met**" in (tmp_path / "al_curve.md").read_text()
+
+
+def test_forecast_check_on_known_curves(tmp_path: Path) -> None:
+    """Exact power-law curves are forecast exactly; the kappa rule is replayed only where kappas were recorded."""
+    (tmp_path / "runs").mkdir()
+    sizes = [200, 400, 600, 800, 1000]
+    for seed, kappas in ((1, None), (2, [None, 0.9, 0.992, 0.995, 0.999])):
+        f1 = [0.85 - 0.35 * (n / 200) ** -2.0 for n in sizes]  # the gain falls under 0.5 / 100 at cycle 4
+        cycles = [{"cycle": c, "labelled_sentences": n, "labelled_tokens": 15 * n, "f1": round(f1[c], 6),
+                   **({"stop_kappa": kappas[c]} if kappas else {})} for c, n in enumerate(sizes)]
+        (tmp_path / "runs" / f"hybrid-seed{seed}.json").write_text(json.dumps(
+            {"strategy": "hybrid", "seed": seed, "cycles": cycles}))
+    assert forecast_check.main(["--results", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "forecast_check.json").read_text())
+    s = out["summary"]
+    assert s["runs"] == 2 and s["met_final_f1"] and s["met_sentences"] and s["final_f1_max_abs_error_points"] < 0.1
+    first, second = out["runs"]
+    assert first["fit_cycles"] == 3 and first["sentences_to_final_f1"]["actual"] == 1000
+    assert first["stopping"]["gain_cycle"] == 4 and first["stopping"]["met"] is None
+    assert second["stopping"]["fires"] == 4 and second["stopping"]["met"] is True  # window 3 at threshold 0.99
+    assert s["met_stopping"] is True and "**met**" in (tmp_path / "forecast_check.md").read_text()
 
 
 def test_al_curve_skips_clearly_without_conll(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -146,3 +146,23 @@ def test_card_states_tokenisation_and_held_back_sentences(tmp_path):
 @pytest.mark.parametrize(("n", "cat"), [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (123_456, "100K<n<1M")])
 def test_size_category(n, cat):
     assert size_category(n) == cat
+
+
+def test_card_says_how_the_stopping_decision_was_made(tmp_path):
+    data = inputs(include_gold=False)
+    assert "how the loop's length was decided is unknown" in str(build_card(make_params(), **data))
+    for h, k in zip(data["history"], (None, 0.93, 0.995), strict=True):
+        h["stop_kappa"] = k
+    data["forecast"] = {
+        "cycle": 2, "decision": "continue", "why": "about 180 more sentences to F1 0.800", "target_f1": 0.8,
+        "last_f1": 0.7, "kappa": 0.995, "stable_cycles": 1, "kappa_threshold": 0.99, "window": 2,
+        "gain_per_100_sentences": 16.67, "stop_set": {"sentences": 50, "labelled": 4},
+        "sentences": {"ceiling": 0.9, "ceiling_low": 0.82, "ceiling_high": 0.97, "needed": 260, "reachable": True,
+                      "why": None},
+    }
+    text = str(build_card(make_params(), **data))
+    assert "### Stopping Decision" in text and "stop set of 50 pool sentences (4 of them" in text
+    assert "kappa was 0.995, 1 cycle(s) in a row at or above the threshold: the rule **had not fired**" in text
+    assert "Decision recorded then: **continue** (about 180 more sentences to F1 0.800)" in text
+    assert "+16.67 points per 100 labelled sentences" in text and "needed about 260 labelled sentences" in text
+    assert "| 0 | 20 | 0.500 | – |" in text and "| 2 | 80 | 0.700 | 0.995 |" in text

@@ -148,10 +148,38 @@ def test_dvc_commands_do_what_dvc_users_expect(tiny_project: Path) -> None:
     # plots: each once, no default renderings of raw JSON; metrics load without warnings
     plots = json.loads(run_in(tiny_project, "dvc", "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == sorted(["learning curve (sentences)", "learning curve (tokens)", "per-type F1",
-                                    "confusion", "metrics/learning_curve.png", "metrics/per_type_f1.png"])
-    assert all(len(v) == 1 for v in plots.values())
+                                    "confusion", "forecast (sentences, 90% band)", "metrics/learning_curve.png",
+                                    "metrics/per_type_f1.png", "metrics/forecast.png"])
+    # the forecast plot stays empty until a third cycle gives the curve its three points
+    assert {k: len(v) for k, v in plots.items()} == {**{k: 1 for k in plots}, "forecast (sentences, 90% band)": 0}
     shown = run_in(tiny_project, "dvc", "metrics", "show")
     assert "failed to load" not in shown.stdout + shown.stderr
+
+
+def test_forecast_and_stopping_rule_reach_status_and_card(tiny_project: Path) -> None:
+    """Two cycles: a kappa, no forecast yet (tests/test_evaluate.py has the fitted path); status and card show it."""
+    set_params(tiny_project, "forecast", window=2, resamples=20)
+    run_in(tiny_project, "git", "commit", "-qam", "forecast params")
+    run_in(tiny_project, "nerloop", "cycle")
+    run_in(tiny_project, "nerloop", "cycle")
+    stop_set = read_json(tiny_project / "metrics/stop_set.json")
+    assert len(stop_set["ids"]) == 40 and sorted(stop_set["predictions"]) == ["0", "1"]  # the tiny pool, all of it
+    history = read_json(tiny_project / "metrics/history.json")
+    f = read_json(tiny_project / "metrics/forecast.json")
+    assert [h["stop_kappa"] for h in history] == [None, f["kappa"]] and -1 <= f["kappa"] <= 1
+    assert f["cycle"] == 1 and f["sentences"] is None and f["stop_set"] == {"sentences": 40, "labelled": 6}
+    assert (f["decision"], f["why"]) == ("continue", "too few cycles for a forecast yet")  # one kappa < window 2
+    assert read_json(tiny_project / "metrics/forecast_curve.json") == []
+    assert (tiny_project / "metrics/forecast.png").stat().st_size > 1000
+    assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""  # all of it committed with the cycle
+
+    out = run_in(tiny_project, "nerloop", "status").stdout
+    assert "stop or continue:    continue: too few cycles for a forecast yet (cycle 1)" in out
+    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.99 for 2 cycles: " in out
+    run_in(tiny_project, "nerloop", "finalize")
+    card = (tiny_project / "data/final/README.md").read_text()
+    assert "### Stopping Decision" in card and "Decision recorded then: **continue**" in card
+    assert f"| 1 | 30 | {history[-1]['f1']:.3f} | {f['kappa']:.3f} |" in card
 
 
 def test_failing_stage_keeps_outputs_and_venv_need_not_be_active(tiny_project: Path) -> None:

@@ -13,7 +13,7 @@ from nerloop import paths
 from nerloop.errors import ParamsError
 from nerloop.formats import read_records
 from nerloop.model import Prediction
-from nerloop.params import SelectParams
+from nerloop.params import ForecastParams, SelectParams
 from nerloop.records import Record
 from nerloop.stages import evaluate, prepare
 from nerloop.stages.score import candidates, pre_annotation
@@ -83,6 +83,44 @@ def test_history_upserts_one_row_per_cycle(tmp_path: Path, monkeypatch: pytest.M
     evaluate.update_history({"cycle": 1, "f1": 0.3})  # the same cycle re-run replaces its row
     assert json.loads((tmp_path / evaluate.HISTORY).read_text()) == [{"cycle": 0, "f1": 0.1}, {"cycle": 1, "f1": 0.3}]
     assert paths.METRICS.name == "metrics"
+
+
+def test_stop_set_kappa_compares_with_the_previous_cycle_and_keeps_two(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    ids = ["a", "b"]
+    assert evaluate.stop_set_kappa(0, ids, [["O", "B-X"], ["O"]]) is None
+    assert evaluate.stop_set_kappa(1, ids, [["O", "B-X"], ["O"]]) == 1.0
+    assert evaluate.stop_set_kappa(2, ids, [["O", "O"], ["B-X"]]) < 0
+    assert evaluate.stop_set_kappa(2, ids, [["O", "B-X"], ["O"]]) == 1.0  # a re-run compares with cycle 1 again
+    saved = json.loads((tmp_path / evaluate.STOP_SET).read_text())
+    assert saved == {"ids": ids, "predictions": {"1": ["O B-X", "O"], "2": ["O B-X", "O"]}}
+    assert evaluate.stop_set_kappa(3, ["a", "c"], [["O"], ["O"]]) is None  # another stop set: starts afresh
+
+
+def test_forecast_report_fits_writes_the_png_and_counts_hours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    history = [{"cycle": c, "labelled_sentences": n, "labelled_tokens": 15 * n, "f1": round(0.85 - 0.35 * (n / 200)
+                ** -0.6, 4), "stop_kappa": k} for c, (n, k) in enumerate(zip((200, 400, 600, 800),
+                                                                            (None, 0.9, 0.995, 0.999), strict=True))]
+    fp = ForecastParams(target_f1=0.8, window=2, resamples=30)
+    annotation = {"annotators": {"a": {"seconds_per_sentence": 36, "sentences": 10}}}
+    report, rows = evaluate.forecast_report(history, fp, {"sentences": 10_000, "tokens": 150_000}, annotation,
+                                            {"sentences": 500, "labelled": 3})
+    assert report["decision"] == "stop" and report["stable_cycles"] == 2 and report["kappa"] == 0.999
+    s = report["sentences"]
+    assert s["reachable"] and s["ceiling"] == pytest.approx(0.85, abs=0.01)
+    assert s["needed"] == pytest.approx(5123, rel=0.03)  # 200 * ((0.85 - 0.8) / 0.35) ** (-1 / 0.6)
+    assert report["tokens"]["needed"] == pytest.approx(15 * s["needed"], rel=0.02)
+    assert report["hours_more"] == round(s["more"] * 36 / 3600, 1) and report["gain_per_100_sentences"] > 0
+    assert rows[0]["labelled_sentences"] == 200 and rows[-1]["labelled_sentences"] == s["needed"]
+    assert all(r["low"] <= r["forecast"] <= r["high"] for r in rows)
+    assert (tmp_path / "metrics/forecast.png").stat().st_size > 1000
+    fp.kappa_threshold = 0.9999  # the rule does not fire: the forecast decides
+    report, _ = evaluate.forecast_report(history, fp, {"sentences": 10_000, "tokens": 150_000}, {}, {})
+    assert report["decision"] == "continue" and report["why"] == f"about {s['more']:,} more sentences to F1 0.800"
+    assert report["hours_more"] is None
 
 
 def test_confusion_rows_skip_o_o() -> None:

@@ -38,3 +38,28 @@ def test_a_stale_dvc_lock_and_uncommitted_params_are_shown(tiny_project: Path) -
     assert "DVC lock:            .dvc/tmp/rwlock is empty or corrupt" in out
     assert "uncommitted:         params.yaml (the next cycle commits them)" in out
     assert "next:                nerloop cycle   # clears the stale DVC lock" in out
+
+
+def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> None:
+    from nerloop.status import forecast_lines
+
+    f = {"cycle": 3, "decision": "continue", "why": "about 1,200 more sentences to F1 0.750", "target_f1": 0.75,
+         "kappa": 0.97, "stable_cycles": 0, "kappa_threshold": 0.99, "window": 3, "gain_per_100_sentences": 1.234,
+         "hours_more": 4.2, "seconds_per_sentence": 12.5,
+         "sentences": {"needed": 1800, "needed_low": 1500, "needed_high": None, "ceiling": 0.8, "ceiling_low": 0.74,
+                       "ceiling_high": 0.9, "capacity": 3200}}
+    assert forecast_lines(None) == []
+    assert forecast_lines(f) == [
+        "stop or continue:    continue: about 1,200 more sentences to F1 0.750 (cycle 3)",
+        "forecast:            F1 0.750 at 1,800 labelled sentences (90% band 1,500-never), ~4.2 h more at 12.5 "
+        "s/sentence; ceiling 0.800 (0.740-0.900)",
+        "stop-set kappa:      0.970 (stop at >= 0.99 for 3 cycles: 0 so far); gold F1 +1.23 points per 100 sentences "
+        "over the last 3 cycles",
+    ]
+    f["sentences"]["needed_high"] = 5000  # more than seed and pool hold
+    assert "(90% band 1,500-beyond the pool)" in forecast_lines(f)[1]
+    f.update(kappa=None, gain_per_100_sentences=None, hours_more=None)
+    f["sentences"]["needed"] = None
+    lines = forecast_lines(f)
+    assert lines[1].startswith("forecast:            F1 0.750 never reached (the fitted ceiling is below it);")
+    assert lines[2] == "stop-set kappa:      not yet (needs two cycles) (stop at >= 0.99 for 3 cycles: 0 so far)"

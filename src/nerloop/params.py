@@ -155,6 +155,18 @@ class FinalParams(Section):
         return ratios
 
 
+class ForecastParams(Section):
+    """When to stop (stage evaluate): the learning-curve forecast and the stabilising-predictions rule."""
+
+    target_f1: confloat(gt=0, le=1) = 0.75  # type: ignore[valid-type]
+    f1_noise: confloat(ge=0, lt=1) = 0.01  # type: ignore[valid-type]  # sd of one gold-F1 measurement: band floor
+    resamples: conint(ge=20, le=5000) = 200  # type: ignore[valid-type]
+    stop_set_size: conint(ge=10) = 500  # type: ignore[valid-type]
+    kappa_threshold: confloat(gt=0, le=1) = 0.99  # type: ignore[valid-type]
+    window: conint(ge=1, le=20) = 3  # type: ignore[valid-type]
+    seed: int = 42
+
+
 class Params(Section):
     data: DataParams
     model: ModelParams = Field(default_factory=ModelParams)
@@ -164,6 +176,7 @@ class Params(Section):
     select: SelectParams = Field(default_factory=SelectParams)
     annotation: AnnotationParams
     final: FinalParams = Field(default_factory=FinalParams)
+    forecast: ForecastParams = Field(default_factory=ForecastParams)
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -41,6 +42,38 @@ def per_type_f1(per_type: dict[str, dict[str, float]], path: str | Path) -> None
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Gold-set scores per entity type")
+    _save(fig, path)
+
+
+def forecast(history: list[dict[str, Any]], fits: dict[str, Any], capacity: dict[str, int], target: float,
+             path: str | Path) -> None:
+    """Observed gold F1, the fitted inverse power law and its 90% band, against sentences and tokens.
+
+    ``fits`` maps "sentences" / "tokens" to a ``nerloop.forecast.Forecast`` (absent before three
+    cycles). The curve runs to twice the labelled amount, or to the target, within what the pool holds.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, unit in zip(axes, ("sentences", "tokens"), strict=True):
+        xs = [h[f"labelled_{unit}"] for h in history]
+        ax.plot(xs, [h["f1"] for h in history], "o", color="black", label="gold F1")
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.2f}")
+        fc = fits.get(unit)
+        if fc is None:
+            ax.text(0.5, 0.5, "a forecast needs 3 cycles", transform=ax.transAxes, ha="center")
+        else:
+            need = fc.law.n_for(target)
+            end = min(capacity[unit], max(2 * xs[-1], need if np.isfinite(need) else 0))
+            grid = np.linspace(xs[0], max(end, xs[-1]), 200)
+            low, high = fc.band(grid)
+            ax.fill_between(grid, low, high, alpha=0.2, label="90% band")
+            ax.plot(grid, fc.law(grid), label=f"fit, ceiling {fc.law.a:.3f}")
+            if need <= end:
+                ax.axvline(need, color="grey", linewidth=1)
+        ax.set_xlabel(f"labelled {unit}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("F1 on the gold set")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Forecast: inverse power law fitted to the learning curve")
     _save(fig, path)
 
 

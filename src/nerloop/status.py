@@ -60,6 +60,7 @@ def status() -> dict[str, Any]:
         "interrupted": unfinished,
         "dvc_lock_problem": lock,
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
+        "forecast": _read_json(paths.METRICS / "forecast.json", None),  # written by evaluate: stop or continue
     }
     out["next"] = next_step(out)
     return out
@@ -103,6 +104,7 @@ def render(s: dict[str, Any]) -> str:
                      "python -m nerloop.held_back release --all")
     per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
     lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
+    lines += forecast_lines(s["forecast"])
     if s["interrupted"]:
         lines.append(f"interrupted:         a cycle stopped at step {s['interrupted']['step']!r}")
     if s["dvc_lock_problem"]:
@@ -112,3 +114,28 @@ def render(s: dict[str, Any]) -> str:
                      (" ..." if len(s["uncommitted"]) > 5 else "") + " (the next cycle commits them)")
     lines.append(f"next:                {s['next']}")
     return "\n".join(lines)
+
+
+def forecast_lines(f: dict[str, Any] | None) -> list[str]:
+    """Stop or continue, the forecast to the target F1 with its band, and the stopping rule's figures."""
+    if f is None:
+        return []
+    lines = [f"stop or continue:    {f['decision']}: {f['why']} (cycle {f['cycle']})"]
+    b = f["sentences"]
+    if b is not None:
+        if b["needed"] is None:
+            need = "never reached (the fitted ceiling is below it)"
+        else:
+            low, high = ("never" if v is None else "beyond the pool" if v > b["capacity"] else f"{v:,}"
+                         for v in (b["needed_low"], b["needed_high"]))
+            need = f"at {b['needed']:,} labelled sentences (90% band {low}-{high})"
+        hours = f", ~{f['hours_more']} h more at {f['seconds_per_sentence']:.3g} s/sentence" \
+            if f["hours_more"] is not None else ""
+        lines.append(f"forecast:            F1 {f['target_f1']:.3f} {need}{hours}; "
+                     f"ceiling {b['ceiling']:.3f} ({b['ceiling_low']:.3f}-{b['ceiling_high']:.3f})")
+    kappa = "not yet (needs two cycles)" if f["kappa"] is None else f"{f['kappa']:.3f}"
+    gain = "" if f["gain_per_100_sentences"] is None else \
+        f"; gold F1 {f['gain_per_100_sentences']:+.2f} points per 100 sentences over the last {f['window']} cycles"
+    lines.append(f"stop-set kappa:      {kappa} (stop at >= {f['kappa_threshold']} for {f['window']} cycles: "
+                 f"{f['stable_cycles']} so far){gain}")
+    return lines

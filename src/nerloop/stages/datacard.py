@@ -35,6 +35,7 @@ INPUTS = {
     "history": paths.METRICS / "history.json",
     "final_eval": paths.METRICS / "final_eval.json",
     "annotation": paths.METRICS / "annotation.json",
+    "forecast": paths.METRICS / "forecast.json",
 }
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
@@ -132,6 +133,10 @@ A dash means not recorded: the annotations of the last cycle usually arrive afte
 No learning-curve figure was found (metrics/learning_curve.png).
 {%- endif %}
 
+### Stopping Decision
+
+{{ stopping_text }}
+{% if kappa_table.rows %}{{ table(kappa_table) }}{% endif %}
 ### Cleaning and Consistency
 {% for line in cleaning_lines %}
 - {{ line }}
@@ -390,6 +395,37 @@ def example_row(final_dir: Path) -> str:
     return json.dumps(json.loads(line), ensure_ascii=False) if line else "{}"
 
 
+def stopping_section(forecast: dict[str, Any], history: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """How the decision to stop (or to go on) was made, from metrics/forecast.json, and the kappa per cycle."""
+    if not forecast:
+        return ("No stopping figures were recorded (metrics/forecast.json is missing): how the loop's length was "
+                "decided is unknown."), _table([], [])
+    f, s = forecast, forecast["stop_set"]
+    fired = f["stable_cycles"] >= f["window"]
+    text = (
+        "The stopping rule was *stabilising predictions* (Bloodgood & Vijay-Shanker, 2009), which needs no labels: "
+        f"after each cycle the model predicted a fixed random stop set of {s['sentences']} pool sentences "
+        f"({s['labelled']} of them were later selected and labelled), and the token-level Cohen's kappa between "
+        "the predictions of successive cycles' models was compared with the threshold "
+        f"{f['kappa_threshold']}: the rule stops when kappa stays at or above it for {f['window']} cycle(s) in a row. "
+        f"At the last evaluated cycle ({f['cycle']}) kappa was {fmt(f['kappa'])}, {f['stable_cycles']} cycle(s) in "
+        f"a row at or above the threshold: the rule **{'had fired' if fired else 'had not fired'}**. "
+        f"Decision recorded then: **{f['decision']}** ({f['why']})."
+    )
+    if f["gain_per_100_sentences"] is not None:
+        text += (f" Over the last {f['window']} cycle(s) the gold-set F1 rose by {f['gain_per_100_sentences']:+.2f} "
+                 "points per 100 labelled sentences.")
+    b = f["sentences"]
+    if b is not None:
+        text += (f" A weighted inverse power law (Figueroa et al., 2012) fitted to the learning curve puts the F1 "
+                 f"ceiling of this model and source at {b['ceiling']:.3f} (90% band {b['ceiling_low']:.3f}-"
+                 f"{b['ceiling_high']:.3f}); the target F1 {f['target_f1']:.3f} "
+                 + (f"needed about {b['needed']:,} labelled sentences." if b["reachable"] else "was out of reach."))
+    rows = [[h["cycle"], h["labelled_sentences"], h["f1"], h.get("stop_kappa")] for h in history]
+    with_kappa = any(r[3] is not None for r in rows)
+    return text, _table(["cycle", "labelled sentences", "gold F1", "stop-set kappa"], rows if with_kappa else [])
+
+
 # --------------------------------------------------------------------------- the card
 
 
@@ -400,6 +436,7 @@ def build_card(
     history: list[dict[str, Any]],
     final_eval: dict[str, Any],
     annotation: dict[str, Any],
+    forecast: dict[str, Any] | None = None,
     *,
     figure: str | None = FIGURE,
     example: str = "{}",
@@ -466,6 +503,7 @@ def build_card(
                      c.get("resolution", "")] for c in inconsistencies.get("surface_type_conflicts", [])[:15]]
     gold_counts = {s: v["origins"]["gold"] for s, v in splits.items()}
     evaluation_text, evaluation_table = evaluation_section(final_eval, types, splits["test"]["origins"]["active"])
+    stopping_text, kappa_table = stopping_section(forecast or {}, history)
     attribution = p.attribution or (
         "**Not stated**: the sources of the raw sentences and their licence were not given (set `final.attribution` "
         "in params.yaml). Check that the licence above is compatible with the sources before publishing."
@@ -502,6 +540,8 @@ def build_card(
         select_table=select_table,
         agreement_text=agreement_text(params, annotation, stats),
         figure=figure,
+        stopping_text=stopping_text,
+        kappa_table=kappa_table,
         cleaning_lines=cleaning_lines(stats, inconsistencies),
         surface_table=_table(["string", "mentions", "types", "what was done"], surface_rows),
         evaluation_text=evaluation_text,
