@@ -99,13 +99,20 @@ def load(path: Path = HELD_BACK) -> list[HeldBack]:
     return out
 
 
+def _short(text: str | None, width: int = 60) -> str:
+    """A text cut for a one-line summary (the file has it whole)."""
+    if text is None:
+        return "(text unknown)"
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
 def summary(held: list[HeldBack], path: Path = HELD_BACK) -> str:
     """One line for logs, ``status`` and the cycle's output: the count, per cycle, a few examples."""
     if not held:
         return "no sentence is held back"
     per_cycle = Counter(h.cycle for h in held if h.id)
     cycles = ", ".join(f"cycle {c}: {k}" for c, k in sorted(per_cycle.items(), key=lambda kv: kv[0] or 0))
-    shown = "; ".join(f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held[:_SHOWN])
+    shown = "; ".join(f"{h.id or '-'} {_short(h.text)}: {_short(h.reason, 200)}" for h in held[:_SHOWN])
     return (f"{len(held)} held back ({cycles or 'backend problems'}), listed with text and reason in {path} "
             f"(fix the cause, or release them to the pool: python -m nerloop.held_back release --all); "
             f"e.g. {shown}")

@@ -88,7 +88,7 @@ class SimulatedBackend(AnnotationBackend):
             gold = by_id.get(rec.id) or by_key.get(char_key(rec.tokens)[0])
             problem, tags = None, None
             if gold is None:
-                problem = f"no gold answer in {self.answers_path} (text {rec.text!r})"
+                problem = f"no gold answer in {self.answers_path} (none has this text, spacing ignored)"
             elif gold.tags is None:
                 problem = f"the answer in {gold.source} has no tags"
             else:
