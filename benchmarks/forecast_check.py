@@ -1,4 +1,4 @@
-"""Does the forecast hold? Checked on the stored CoNLL-2003 learning curves (issue 14).
+"""Does the forecast hold? Checked on the stored CoNLL-2003 learning curves.
 
 For each finished run of ``al_curve.py`` (``results/runs/*.json``: 5 points, 200 to 1,000
 labelled sentences), the forecast of ``nerloop.forecast`` is made from cycles 0..k, k = half the

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     st = sub.add_parser("status", help="where the loop stands and what to run next")
     st.add_argument("--json", action="store_true", help="machine-readable")
     sub.add_parser("finalize", help="reproduce the final dataset and its card and commit them")
+    held = sub.add_parser("held-back", help="list held-back sentences, or release them to the pool", add_help=False)
+    held.add_argument("rest", nargs=argparse.REMAINDER)
     doc = sub.add_parser("doccano", help="manage a local Doccano server")
     doc.add_argument("action", choices=["up", "down", "status"])
     doc.add_argument("--port", type=int, default=8000)
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(s, indent=2) if args.json else render(s))
         elif args.command == "finalize":
             cycle.finalize()
+        elif args.command == "held-back":
+            from nerloop import held_back
+
+            held_back.main(args.rest)
         elif args.command == "doccano":
             from nerloop import doccano_server
 

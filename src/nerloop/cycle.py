@@ -74,11 +74,13 @@ def fetch(params: Params) -> int:
         return 0  # nothing sent yet: no need to reach the backend
     ledger = Ledger(paths.LEDGER)
     result = get_backend(params, entity_types()).fetch(ledger.ids, {s: e["example"] for s, e in manifest.items()})
-    for problem in result.problems:
+    for problem in result.problems[:5]:
         print(f"held back: {problem}")
+    if len(result.problems) > 5:
+        print(f"held back: ... and {len(result.problems) - 5} more (`nerloop held-back list` after the import)")
     waiting = sum(sid not in ledger.ids for sid in manifest) - len(result.done)
     if not result.done:
-        if result.problems:  # issue 11: held-back sentences reach the import (and its check) even with nothing new
+        if result.problems:  # held-back sentences reach import (its list and share check)
             inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
         print(f"nothing new from the annotators ({waiting} sentences still waiting)")
         return 0
@@ -131,7 +133,7 @@ def _finish(params: Params, send_batch: bool, resumed_step: str | None = None) -
     """repro, send, commit, push: the part of a cycle that is safe to run again after an interruption."""
     _mark("repro")
     repro()
-    held_back.check_share(params.annotation.max_held_back_share)  # issue 11: stop before sending and committing
+    held_back.check_share(params.annotation.max_held_back_share)  # too many held back: stop before sending and committing
     _mark("send")
     if send_batch:
         send(params)

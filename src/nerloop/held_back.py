@@ -9,7 +9,7 @@ source, export cycle and the backend's reason. From there a user can:
 
 - **fix** it where the reason says (the answers file, Doccano): the next import retries
   every held-back sentence, and a fixed one goes into the ledger and off this list;
-- **release** it: ``python -m nerloop.held_back release ID... | --all`` takes it off the
+- **release** it: ``nerloop held-back release ID... | --all`` takes it off the
   export manifest and the inbox, so it is no longer waiting and returns to the pool for
   selection at the next cycle.
 
@@ -114,7 +114,7 @@ def summary(held: list[HeldBack], path: Path = HELD_BACK) -> str:
     cycles = ", ".join(f"cycle {c}: {k}" for c, k in sorted(per_cycle.items(), key=lambda kv: kv[0] or 0))
     shown = "; ".join(f"{h.id or '-'} {_short(h.text)}: {_short(h.reason, 200)}" for h in held[:_SHOWN])
     return (f"{len(held)} held back ({cycles or 'backend problems'}), listed with text and reason in {path} "
-            f"(fix the cause, or release them to the pool: python -m nerloop.held_back release --all); "
+            f"(fix the cause, or release them to the pool: nerloop held-back release --all); "
             f"e.g. {shown}")
 
 
@@ -186,7 +186,7 @@ def release(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nerloop.held_back", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nerloop held-back", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="every held-back sentence with its text and reason")
     rel = sub.add_parser("release", help="return held-back sentences to the pool")

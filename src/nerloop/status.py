@@ -55,8 +55,8 @@ def status() -> dict[str, Any]:
         "pool_left": sum(r.id not in labelled and r.id not in exported for r in pool),
         "last_f1": history[-1]["f1"] if history else None,
         "f1_change": round(history[-1]["f1"] - history[-2]["f1"], 4) if len(history) > 1 else None,
-        "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held_back.load()],  # issue 11
-        "entities_per_type": labelled_type_counts(),  # issue 11: a type at 0 cannot be learnt
+        "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held_back.load()],
+        "entities_per_type": labelled_type_counts(),  # a type at 0 cannot be learnt
         "interrupted": unfinished,
         "dvc_lock_problem": lock,
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
@@ -74,6 +74,8 @@ def next_step(s: dict[str, Any]) -> str:
         return "nerloop cycle   # clears the stale DVC lock (no DVC process runs here), then runs a cycle"
     if s["last_f1"] is None:
         return "nerloop cycle   # trains on the seed set, evaluates on gold and sends the first batch"
+    if (s["forecast"] or {}).get("decision") == "stop":
+        return (f"nerloop cycle --no-send, then nerloop finalize   # stop: {s['forecast']['why']}")
     if s["waiting_for_annotation"] and s["backend"] != "simulated":
         return (f"annotate the {s['waiting_for_annotation']} waiting sentences in {s['backend']}, then: nerloop cycle"
                 "   # imports what was confirmed, retrains and sends the next batch")
@@ -101,7 +103,7 @@ def render(s: dict[str, Any]) -> str:
         lines.append(f"  ... and {len(s['held_back']) - 5} more ({held_back.HELD_BACK})")
     if s["held_back"]:
         lines.append("  fix the cause (the next cycle retries them) or release them to the pool: "
-                     "python -m nerloop.held_back release --all")
+                     "nerloop held-back release --all")
     per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
     lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
     lines += forecast_lines(s["forecast"])

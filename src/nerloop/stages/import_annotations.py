@@ -35,7 +35,7 @@ def main() -> None:
     check_labels(result, set(entity_types()))
     ledger = Ledger(paths.LEDGER)
     new = ledger.append(result.done)
-    held_back.record(result.problems, exported)  # issue 11: data/annotations/held_back.jsonl + a summary line
+    held_back.record(result.problems, exported)  # data/annotations/held_back.jsonl + a summary line
 
     waiting = {sid: c for sid, c in exported.items() if sid not in ledger.ids}
     write_json(paths.PENDING, {"exported": exported, "waiting": waiting, "problems": result.problems})
