@@ -133,7 +133,7 @@ def _finish(params: Params, send_batch: bool, resumed_step: str | None = None) -
     """repro, send, commit, push: the part of a cycle that is safe to run again after an interruption."""
     _mark("repro")
     repro()
-    held_back.check_share(params.annotation.max_held_back_share)  # too many held back: stop before sending and committing
+    held_back.check_share(params.annotation.max_held_back_share)  # too many held back: stop before send and commit
     _mark("send")
     if send_batch:
         send(params)
