@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     sim.add_argument("--cycles", type=int, default=3)
     sub.add_parser("status", help="cycle, labelled count, pool left, last F1, what is waiting")
     sub.add_parser("finalize", help="build the final dataset and its card (dvc repro datacard) and commit")
-    doc = sub.add_parser("doccano", help="manage a local Doccano server")
-    doc.add_argument("action", choices=["up", "down", "status"])
-    doc.add_argument("--port", type=int, default=8000)
+    from nerloop import doccano_cli
+
+    doccano_cli.add_arguments(sub.add_parser("doccano", help="the Doccano server, the annotation team, disagreements"))
     args = parser.parse_args(argv)
 
     try:
@@ -167,9 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             if _commit("nerloop: final dataset and dataset card"):
                 _push()
         elif args.command == "doccano":
-            from nerloop import doccano_server
-
-            doccano_server.cli(args.action, args.port)
+            doccano_cli.run(args)
     except NerloopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

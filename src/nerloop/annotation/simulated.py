@@ -14,6 +14,7 @@ from pathlib import Path
 from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
 from nerloop.errors import DataError
 from nerloop.formats import _lines, atomic_write, read_any
+from nerloop.ledger import Ledger
 from nerloop.records import Record
 
 
@@ -53,8 +54,10 @@ class SimulatedBackend(AnnotationBackend):
                     fh.write(json.dumps(e, ensure_ascii=False) + "\n")
         return {r.id: r.id for r in batch}
 
-    def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
-        # ``exported`` is not needed: the simulated "server" keeps its own list of what was sent.
+    def fetch(self, ledger: Ledger, exported: dict[str, str] | None = None) -> FetchResult:
+        # ``exported`` is not needed: the simulated "server" keeps its own list of what was sent, and
+        # its answers never change after import, so there are no late corrections to report.
+        known = ledger.ids
         waiting = [e for e in self._exported() if e["id"] not in known]
         result = FetchResult()
         if not waiting:

@@ -29,7 +29,7 @@ def main() -> None:
     manifest = load_manifest()["examples"]
     # Nothing exported yet (cycle 0): no need to reach the backend.
     exported = {sid: e["example"] for sid, e in manifest.items()}
-    result = get_backend(params, entity_types()).fetch(ledger.ids, exported) if manifest else FetchResult()
+    result = get_backend(params, entity_types()).fetch(ledger, exported) if manifest else FetchResult()
     new = ledger.append(result.done)
     for problem in result.problems:
         log.warning("held back: %s", problem)
@@ -48,8 +48,10 @@ def main() -> None:
         "held_back": len(result.problems),
         **({"agreement": result.metrics} if result.metrics else {}),
     })
+    revised = sorted(e["id"] for e in new if e.get("revision"))
+    late = f"; {len(revised)} of them correct sentences imported before (new revisions: {revised})" if revised else ""
     print(f"imported {len(new)} new annotations (ledger: {len(ledger.entries)} sentences, cycle {ledger.cycle}); "
-          f"{len(waiting)} exported sentences still waiting")
+          f"{len(waiting)} exported sentences still waiting{late}")
 
 
 if __name__ == "__main__":
