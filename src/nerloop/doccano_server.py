@@ -121,6 +121,12 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _open_log(path: Path) -> Any:
+    """Open a log for appending, created owner-only (a log can show usernames and request paths)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8")
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -225,7 +231,7 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
     steps = [[str(_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *SERVER_REQUIREMENTS]]
     if not _python(venv).exists():
         steps.insert(0, [sys.executable, "-m", "venv", str(venv)])
-    with log.open("a", encoding="utf-8") as fh:
+    with _open_log(log) as fh:
         for cmd in steps:
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
@@ -280,7 +286,7 @@ def _server_env(home: Path, venv: Path) -> dict[str, str]:
 def _run_server_cmd(home: Path, venv: Path, argv: list[str], *, what: str, stdin: str = "", log_name: str) -> None:
     """Run a command of the server venv with the server environment; its output goes to a log."""
     log = Path(home) / log_name
-    with log.open("a", encoding="utf-8") as fh:
+    with _open_log(log) as fh:
         proc = subprocess.run(
             argv,
             input=stdin,
@@ -381,7 +387,7 @@ def up(
         "--capture-output",
         "config.wsgi",
     ]  # fmt: skip
-    with log.open("a", encoding="utf-8") as fh:
+    with _open_log(log) as fh:
         proc = subprocess.Popen(
             cmd,
             stdout=fh,

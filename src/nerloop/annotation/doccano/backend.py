@@ -410,7 +410,7 @@ class DoccanoBackend(AnnotationBackend):
             return
         names = {v: k for k, v in self._label_cache(pid).items()}
         base = f"projects/{pid}/examples/{eid}"
-        if self.conn.request("GET", f"{base}/states", "reading confirmations"):
+        if self._states(pid, eid):
             return
         for span in self.conn.request("GET", f"{base}/spans", "listing spans"):
             key = (int(span["start_offset"]), int(span["end_offset"]), names.get(int(span["label"]), ""))
@@ -418,6 +418,12 @@ class DoccanoBackend(AnnotationBackend):
             if conf is not None and abs(float(span.get("prob") or 0.0) - conf) > 1e-6:
                 self.conn.request("PATCH", f"{base}/spans/{span['id']}", "writing span confidences",
                                   json={"prob": conf})
+
+    def _states(self, pid: int, eid: int) -> list[dict[str, Any]]:
+        """The example's confirmations (``ExampleState``: confirmed_by, confirmed_at); all users' in a
+        collaborative project."""
+        return list(self.conn.pages(f"projects/{pid}/examples/{eid}/states", "reading confirmations",
+                                    self.params.page_size))
 
     def _label_cache(self, pid: int) -> dict[str, int]:
         if pid not in self._labels_by_pid:
@@ -488,7 +494,7 @@ class DoccanoBackend(AnnotationBackend):
         for sid, ex in listing.ours.items():
             if not ex.confirmed:
                 continue
-            states = self.conn.request("GET", f"projects/{pid}/examples/{ex.example_id}/states", "reading states")
+            states = self._states(pid, ex.example_id)
             if not states:
                 continue
             state = max(states, key=lambda s: s["confirmed_at"])
