@@ -363,7 +363,7 @@ def test_each_annotator_sees_their_share_with_the_models_spans_and_confidences(
     from doccano_client.exceptions import DoccanoAPIError
 
     with pytest.raises(DoccanoAPIError):  # bob cannot open alice's project
-        people["bob"].c.list_examples(people["lead"].project(be.project_name("alice")))
+        list(people["bob"].c.list_examples(people["lead"].project(be.project_name("alice"))))
     print(f"\nalice sees {len(seen['alice'])} examples, bob {len(seen['bob'])}, {len(both)} of them shared (QC)")
 
 
@@ -413,9 +413,10 @@ def test_corrections_effort_speed_and_a_late_correction(
 
     alice.delete(pid, e1, org[0])  # a late correction of an imported, still confirmed sentence
     alice.c.update_example_state(pid, e2)  # e2 un-confirmed after import: the imported version stays
-    alice.add(pid, e2, org[0], org[1], "PER")
+    alice.delete(pid, e2, org[0])  # ... and changed, but not marked done again: not imported
     late = make_backend(annotators=["alice"]).fetch(ledger, manifest)
     assert [a.record.id for a in late.done] == [recs[1].id] and late.revisions == [recs[1].id]
+    assert any(recs[2].id in p and "marked done again" in p for p in late.problems)
     (entry,) = ledger.append(late.done)
     assert entry["revision"] == 2 and entry["effort"]["deleted"] == 1
     reopened = Ledger(ledger.path)

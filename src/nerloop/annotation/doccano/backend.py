@@ -589,7 +589,15 @@ class DoccanoBackend(AnnotationBackend):
         project = source.get("project")
         candidates = [*mine.values(), *([reviewed[sid]] if sid in reviewed else [])]
         v = next((c for c in candidates if c.project == project), None)
-        if v is None or v.tags == entry["record"]["tags"]:
+        if v is None:
+            if project:
+                result.problems.append(
+                    f"sentence {sid}: imported from project {project!r} (example {source.get('example')}), which "
+                    "no longer has it marked done; a change there is imported once it is marked done again "
+                    "(until then the imported version stays)"
+                )
+            return
+        if v.tags == entry["record"]["tags"]:
             return
         if v.tags is None:
             result.problems.extend(p + " (a correction after import; the imported version stays)" for p in v.problems)
