@@ -379,7 +379,7 @@ def test_corrections_effort_speed_and_a_late_correction(
     manifest = be.export(recs, 2)
     alice = people["alice"]
     pid = alice.project(be.project_name("alice"))
-    e0, e1, e2, e3 = (alice.examples(pid)[r.id] for r in recs)
+    e0, e1, e2 = (alice.examples(pid)[r.id] for r in recs[:3])
     per, loc, org = (tuple(sp[:2]) for sp in recs[0].meta["pre_spans"])
     # e0: LOC deleted, ORG relabelled to LOC, PER replaced by a PER on the first token only
     alice.delete(pid, e0, loc[0])
@@ -421,7 +421,7 @@ def test_corrections_effort_speed_and_a_late_correction(
     assert entry["revision"] == 2 and entry["effort"]["deleted"] == 1
     reopened = Ledger(ledger.path)
     assert len(reopened.entries) == 3 and len(reopened.history) == 4
-    assert next(r for r in reopened.records() if r.id == recs[1].id).tags == PRE[:5] + ["O", "O", "O"]
+    assert next(r for r in reopened.records() if r.id == recs[1].id).tags == [*PRE[:5], "O", "O", "O"]
     assert late.metrics["revisions"] == 1
 
 
