@@ -330,6 +330,12 @@ def test_up_down_status_lifecycle(doccano_server: Server, tmp_path: Path) -> Non
     assert ds.status(home)["running"] is False and not (home / "server.json").exists()
     assert ds.down(home) is False
     assert (home / "credentials.json").exists()  # kept: the next `up` reuses the same admin password
+    wide = ds.up(home, port, host="0.0.0.0", venv=doccano_server.venv)  # opt-in: annotators on other machines
+    try:
+        assert _listening(port) == {f"00000000:{port:04X}"} and ds.status(home)["host"] == "0.0.0.0"
+    finally:
+        ds.down(home)
+    assert not ds._pid_alive(wide["pid"])
 
 
 # ---------------------------------------------------------------- what each annotator sees

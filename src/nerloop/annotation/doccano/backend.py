@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from nerloop.records import Record
 from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most one chunk's request
+THREADS = 4  # concurrent per-example requests (spans, confirmations): Doccano has no bulk route for them
 META_PREFIX = "nerloop_"
 VERSION_PREFIX = "version_"  # review examples: meta "version_<annotator>" shows that annotator's spans
 EXPORT_BREAKING_KEYS = {"id", "text", "label", "Comments"}  # meta keys that break or corrupt Doccano's export
@@ -130,6 +132,17 @@ def _finite(x: Any) -> Any:
 
 def _sha(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``fn`` over ``items`` with a few concurrent requests, results in order; the first error is raised.
+
+    Reading spans and confirmations, and writing confidences, is one request per example (Doccano
+    1.8.4 has no bulk route); a handful in flight keeps the server's workers busy instead of idle
+    between round trips.
+    """
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))
 
 
 def _readable(text: str, offsets: list[list[int]], tags: list[str]) -> str:
@@ -300,12 +313,12 @@ class DoccanoBackend(AnnotationBackend):
             out.ours[nid] = ex
         return out
 
-    def where(self) -> dict[str, dict[str, int]]:
-        """{sentence id: {annotator: example id}} over every annotator project."""
-        out: dict[str, dict[str, int]] = {}
+    def where(self) -> dict[str, dict[str, _Example]]:
+        """{sentence id: {annotator: example}} over every annotator project."""
+        out: dict[str, dict[str, _Example]] = {}
         for who, pid in self.annotator_projects().items():
             for sid, ex in self.listing(pid).ours.items():
-                out.setdefault(sid, {})[who] = ex.example_id
+                out.setdefault(sid, {})[who] = ex
         return out
 
     # ------------------------------------------------------------ export
@@ -394,24 +407,22 @@ class DoccanoBackend(AnnotationBackend):
                 f"project (first: {missing[:3]}); see the server log and run the stage again"
             )
         projects = self.annotator_projects()
-        for sid, rec in unique.items():
-            for who, eid in where[sid].items():
-                self._write_confidences(projects[who], eid, rec)
-        return {sid: " ".join(f"{who}:{eid}" for who, eid in sorted(where[sid].items())) for sid in lines}
+        self._label_cache_all(projects.values())
+        _parallel(lambda job: self._write_confidences(*job),
+                  [(projects[who], ex, rec) for sid, rec in unique.items() for who, ex in where[sid].items()])
+        return {sid: " ".join(f"{who}:{ex.example_id}" for who, ex in sorted(where[sid].items())) for sid in lines}
 
-    def _write_confidences(self, pid: int, eid: int, rec: Record) -> None:
+    def _write_confidences(self, pid: int, ex: _Example, rec: Record) -> None:
         """Put each pre-annotated span's confidence into Doccano's ``prob`` (file upload stores 0.0).
 
         Only spans that still match a pre-annotated span of an example nobody confirmed are touched.
         """
         spans, confs, _ = self._pre_spans(rec)
         wanted = {(s, e, lab): c for (s, e, lab), c in zip(spans, confs, strict=True) if c is not None}
-        if not wanted:
+        if not wanted or ex.confirmed:
             return
         names = {v: k for k, v in self._label_cache(pid).items()}
-        base = f"projects/{pid}/examples/{eid}"
-        if self._states(pid, eid):
-            return
+        base = f"projects/{pid}/examples/{ex.example_id}"
         for span in self.conn.request("GET", f"{base}/spans", "listing spans"):
             key = (int(span["start_offset"]), int(span["end_offset"]), names.get(int(span["label"]), ""))
             conf = wanted.get(key)
@@ -424,6 +435,11 @@ class DoccanoBackend(AnnotationBackend):
         collaborative project."""
         return list(self.conn.pages(f"projects/{pid}/examples/{eid}/states", "reading confirmations",
                                     self.params.page_size))
+
+    def _label_cache_all(self, pids: Iterable[int]) -> None:
+        """Fill the label cache before threads read it."""
+        for pid in pids:
+            self._label_cache(pid)
 
     def _label_cache(self, pid: int) -> dict[str, int]:
         if pid not in self._labels_by_pid:
@@ -490,17 +506,20 @@ class DoccanoBackend(AnnotationBackend):
             for eid in listing.foreign
         )
         members = self.members(pid)
-        versions: dict[str, _Version] = {}
-        for sid, ex in listing.ours.items():
-            if not ex.confirmed:
-                continue
+        self._label_cache(pid)
+
+        def version(ex: _Example) -> _Version | None:
             states = self._states(pid, ex.example_id)
             if not states:
-                continue
+                return None
             state = max(states, key=lambda s: s["confirmed_at"])
             tags, problems = self._spans_of(pid, ex, who)
             by = members.get(int(state["confirmed_by"]), f"user #{state['confirmed_by']}")
-            versions[sid] = _Version(self.project_name(who), ex, by, state["confirmed_at"], tags, problems)
+            return _Version(self.project_name(who), ex, by, state["confirmed_at"], tags, problems)
+
+        confirmed = [ex for ex in listing.ours.values() if ex.confirmed]
+        found = _parallel(version, confirmed)
+        versions = {ex.sid: v for ex, v in zip(confirmed, found, strict=True) if v is not None}
         return listing.ours, versions
 
     def _record(self, ex: _Example, tags: list[str], version: _Version, annotators: list[str]) -> Record:
