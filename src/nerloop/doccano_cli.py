@@ -87,6 +87,7 @@ def _up(port: int, host: str, home: Path) -> None:
     print(f"Doccano is running at {state['url']} (pid {state['pid']}, log {home / 'gunicorn.log'})")
     print(f"log in as {ds.ADMIN_USER!r}; the generated password is in {home / 'credentials.json'} (not printed)")
     if state.get("host", ds.LOOPBACK) != ds.LOOPBACK:
+        print(f"annotators on other machines use {_annotator_url(home)}")
         print(HOST_WARNING.format(host=state["host"], port=state["port"]))
 
 
