@@ -4,5 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The Doccano browser test drives Debian's chromium through chromium-driver (apt, root only). Idempotent;
+# where it cannot be installed the test skips and says why.
+if ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+      || echo "note: chromium / chromium-driver could not be installed; the browser test will skip" >&2
+  else
+    echo "note: no chromedriver and not root: the browser test will skip (apt-get install chromium chromium-driver)" >&2
+  fi
+fi
 .venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/python -m pytest -q "$@"

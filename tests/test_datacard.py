@@ -112,8 +112,12 @@ def test_card_header_and_content_with_gold_included(tmp_path):
 def test_card_without_gold_with_agreement_and_no_final_model(tmp_path):
     data = inputs(include_gold=False)
     data["final_eval"] = {"skipped": True, "reason": "final.train_final_model is false"}
-    data["annotation"] = {"cycle": 2, "agreement": {"qc_examples": 12, "kappa": 0.83, "entity_f1": 0.9,
-                                                    "kappa_target": 0.8, "disagreements": 1}}
+    data["annotation"] = {"cycle": 2, "agreement": {
+        "qc_examples": 12, "kappa": 0.83, "entity_f1": 0.9, "kappa_target": 0.8, "disagreements": 1,
+        "cumulative": {"pairs": 20, "kappa": 0.8, "entity_f1": 0.88, "disagreements": 3}, "break_s": 300,
+        "annotators": {"alice": {"2": {"sentences": 40, "timed_sentences": 38, "seconds_per_sentence": 12.5,
+                                       "seconds_per_token": 0.61, "kept": 50, "added": 7, "deleted": 4,
+                                       "relabelled": 2}}}}}
     params = make_params(include_gold=False, attribution="Sentences from BC5CDR (Li et al., 2016).",
                          backend="doccano")
     card = build_card(params, **data, figure=None)
@@ -122,6 +126,8 @@ def test_card_without_gold_with_agreement_and_no_final_model(tmp_path):
     assert header(text)["license"] == "cc-by-4.0"
     assert "is not included: it stays an independent test set" in text
     assert "Cohen's kappa 0.830 (target 0.800)" in text and "last import (cycle 2)" in text
+    assert "each double-annotated sentence counted once: 20 sentences, kappa 0.800" in text
+    assert "| alice | 2 | 40 | 38 | 12.500 | 0.610 | 50 | 7 | 4 | 2 |" in text and "over 300 s" in text
     assert "No final model was trained" in text
     assert "No learning-curve figure was found" in text
     assert "Sentences from BC5CDR (Li et al., 2016)." in text

@@ -81,6 +81,23 @@ def test_append_is_idempotent(tmp_path: Path) -> None:
     assert len(Ledger(ledger.path).entries) == 3
 
 
+def test_a_late_correction_is_a_new_revision_and_the_latest_wins(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append([A, B])
+    fixed = _ann(["Ada", "met", "Bob"], ["B-PER", "O", "O"], 1, pre=["B-PER", "O", "O"])
+    assert ledger.append([fixed]) == []  # not marked as a revision: a re-import, skipped
+    fixed.revision = True
+    (entry,) = ledger.append([fixed, fixed])  # twice in one call: one revision
+    assert entry["revision"] == 2 and entry["effort"] == {"kept": 1, "added": 0, "deleted": 0, "relabelled": 0}
+    assert ledger.append([fixed]) == []  # the same tags again: nothing new
+    reopened = Ledger(ledger.path)
+    assert len(reopened.history) == 3 and len(reopened.entries) == 2 and reopened.ids == {A.record.id, B.record.id}
+    assert reopened.records() == [fixed.record, B.record]  # the latest wins, in first-entry order
+    assert reopened.per_cycle()[1]["sentences"] == 2
+    lines = ledger.path.read_text().splitlines()
+    assert json.loads(lines[0])["record"]["tags"] == A.record.tags  # the old line is kept: append-only
+
+
 def test_append_skips_unlabelled(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
     assert ledger.append([_ann(["no", "tags"], None)]) == []

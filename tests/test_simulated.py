@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nerloop.annotation.base import Annotation
 from nerloop.annotation.simulated import SimulatedBackend
 from nerloop.errors import DataError
 from nerloop.formats import read_any, record_from_text
@@ -65,11 +66,19 @@ def test_export_a_sentence_twice_in_one_batch_keeps_one_copy(backend: SimulatedB
     assert [e["id"] for e in _state(backend)] == [ADA.id, PARIS.id]
 
 
+def _ledger(backend: SimulatedBackend, *known: Record) -> Ledger:
+    """A ledger (beside the backend's state) holding ``known`` sentences, as import passes to fetch."""
+    ledger = Ledger(backend.exported_path.parent / f"ledger-{len(known)}.jsonl")
+    ledger.append(Annotation(record=Record.from_dict({**r.to_dict(), "tags": ["O"] * len(r.tokens)}), cycle=1,
+                             annotator="t") for r in known)
+    return ledger
+
+
 def test_fetch_answers_from_gold(backend: SimulatedBackend) -> None:
-    assert backend.fetch(set()).done == []  # nothing exported yet
+    assert backend.fetch(_ledger(backend)).done == []  # nothing exported yet
     backend.export([ADA, PARIS], cycle=1)
     backend.export([YORK], cycle=2)
-    result = backend.fetch(set())
+    result = backend.fetch(_ledger(backend))
     assert result.pending == [] and result.problems == []
     by_id = {a.record.id: a for a in result.done}
     assert set(by_id) == {ADA.id, PARIS.id, YORK.id}
@@ -84,21 +93,21 @@ def test_fetch_answers_from_gold(backend: SimulatedBackend) -> None:
 
 def test_fetch_skips_known(backend: SimulatedBackend) -> None:
     backend.export([ADA, PARIS, YORK], cycle=1)
-    result = backend.fetch({ADA.id, YORK.id})
+    result = backend.fetch(_ledger(backend, ADA, YORK))
     assert [a.record.id for a in result.done] == [PARIS.id]
-    assert backend.fetch({ADA.id, PARIS.id, YORK.id}).done == []
+    assert backend.fetch(_ledger(backend, ADA, PARIS, YORK)).done == []
 
 
 def test_missing_answer_stays_pending(backend: SimulatedBackend) -> None:
     backend.export([ADA, MISSING], cycle=1)
-    result = backend.fetch(set())
+    result = backend.fetch(_ledger(backend))
     assert [a.record.id for a in result.done] == [ADA.id]
     assert result.pending == [MISSING.id]
     assert len(result.problems) == 1
     assert MISSING.id in result.problems[0] and "answers.conll" in result.problems[0]
     assert "pending" in result.problems[0]
     # still pending (not lost) at the next fetch
-    assert backend.fetch({ADA.id}).pending == [MISSING.id]
+    assert backend.fetch(_ledger(backend, ADA)).pending == [MISSING.id]
 
 
 def test_answer_tokenised_differently_is_mapped_by_characters(backend: SimulatedBackend) -> None:
@@ -106,7 +115,7 @@ def test_answer_tokenised_differently_is_mapped_by_characters(backend: Simulated
     whole = Record(id=ADA.id, tokens=["Ada met Bob"], text="Ada met Bob", offsets=[(0, 11)], meta={})
     coarse = Record(id=YORK.id, tokens=["in", "New York"], text="in New York", offsets=[(0, 2), (3, 11)], meta={})
     backend.export([whole, coarse], cycle=1)
-    result = backend.fetch(set())
+    result = backend.fetch(_ledger(backend))
     assert [a.record.tags for a in result.done] == [["O", "B-LOC"]]
     assert result.done[0].record.tokens == ["in", "New York"]  # the pool's tokens, not the answer's
     assert result.pending == [ADA.id] and len(result.problems) == 1
@@ -145,7 +154,7 @@ def test_plain_text_pool_of_tweets_with_conll_answers_loses_nothing(tmp_path: Pa
     pool = read_any(tmp_path / "pool.txt", tokenizer=tokenizer)
     backend = SimulatedBackend(tmp_path / "answers.conll", tmp_path / "state", tokenizer)
     backend.export(pool, cycle=1)
-    result = backend.fetch(set(), {r.id: r.id for r in pool})
+    result = backend.fetch(_ledger(backend), {r.id: r.id for r in pool})
     assert result.problems == [] and result.pending == [] and len(result.done) == 3
     entities = [[(" ".join(a.record.tokens[s:e]), t) for s, e, t in tags_to_spans(a.record.tags)] for a in result.done]
     if tokenizer == "social":
@@ -158,7 +167,7 @@ def test_plain_text_pool_of_tweets_with_conll_answers_loses_nothing(tmp_path: Pa
 
 def test_released_sentence_is_not_answered(backend: SimulatedBackend) -> None:
     backend.export([ADA, PARIS], cycle=1)
-    result = backend.fetch(set(), {PARIS.id: PARIS.id})  # ADA was released from the manifest
+    result = backend.fetch(_ledger(backend), {PARIS.id: PARIS.id})  # ADA was released from the manifest
     assert [a.record.id for a in result.done] == [PARIS.id] and result.pending == []
 
 
@@ -168,15 +177,15 @@ def test_unlabelled_answer_stays_pending(tmp_path: Path) -> None:
     backend = SimulatedBackend(answers, tmp_path / "state")
     rec = record_from_text("Ada met Bob.")
     backend.export([rec], cycle=1)
-    result = backend.fetch(set())
+    result = backend.fetch(_ledger(backend))
     assert result.done == [] and result.pending == [rec.id] and "no tags" in result.problems[0]
 
 
 def test_fetch_then_ledger_round(backend: SimulatedBackend, tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.jsonl")
     backend.export([ADA, PARIS], cycle=1)
-    assert len(ledger.append(backend.fetch(ledger.ids).done)) == 2
-    assert backend.fetch(ledger.ids).done == []
+    assert len(ledger.append(backend.fetch(ledger).done)) == 2
+    assert backend.fetch(ledger).done == []
     entry = next(e for e in ledger.entries if e["id"] == ADA.id)
     assert entry["effort"] == {"kept": 1, "added": 1, "deleted": 0, "relabelled": 0}
 
@@ -186,7 +195,7 @@ def test_corrupt_state_names_the_line(backend: SimulatedBackend) -> None:
     with backend.exported_path.open("a", encoding="utf-8") as fh:
         fh.write('{"id": "x"}\n')
     with pytest.raises(DataError) as info:
-        backend.fetch(set())
+        backend.fetch(_ledger(backend))
     assert f"{backend.exported_path}:2:" in str(info.value)
 
 
@@ -194,4 +203,4 @@ def test_missing_answers_file(tmp_path: Path) -> None:
     backend = SimulatedBackend(tmp_path / "nope.conll", tmp_path / "state")
     backend.export([ADA], cycle=1)
     with pytest.raises(DataError, match=r"nope\.conll"):
-        backend.fetch(set())
+        backend.fetch(_ledger(backend))

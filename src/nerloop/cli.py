@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("finalize", help="reproduce the final dataset and its card and commit them")
     held = sub.add_parser("held-back", help="list held-back sentences, or release them to the pool", add_help=False)
     held.add_argument("rest", nargs=argparse.REMAINDER)
-    doc = sub.add_parser("doccano", help="manage a local Doccano server")
-    doc.add_argument("action", choices=["up", "down", "status"])
-    doc.add_argument("--port", type=int, default=8000)
+    from nerloop import doccano_cli
+
+    doccano_cli.add_arguments(sub.add_parser("doccano", help="the Doccano server, the annotation team, disagreements"))
     args = parser.parse_args(argv)
 
     try:
@@ -66,9 +66,7 @@ def main(argv: list[str] | None = None) -> None:
 
             held_back.main(args.rest)
         elif args.command == "doccano":
-            from nerloop import doccano_server
-
-            doccano_server.cli(args.action, args.port)
+            doccano_cli.run(args)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing is lost; run the same command again to resume", file=sys.stderr)
         sys.exit(130)

@@ -73,7 +73,7 @@ def fetch(params: Params) -> int:
     if not manifest:
         return 0  # nothing sent yet: no need to reach the backend
     ledger = Ledger(paths.LEDGER)
-    result = get_backend(params, entity_types()).fetch(ledger.ids, {s: e["example"] for s, e in manifest.items()})
+    result = get_backend(params, entity_types()).fetch(ledger, {s: e["example"] for s, e in manifest.items()})
     for problem in result.problems[:5]:
         print(f"held back: {problem}")
     if len(result.problems) > 5:

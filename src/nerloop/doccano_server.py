@@ -7,17 +7,25 @@ Why it is built this way:
   training stack in the project environment. Versions are pinned (``SERVER_REQUIREMENTS``);
   ``numpy<2`` and ``setuptools<81`` are needed for it to import at all.
 * gunicorn is started directly, bound to 127.0.0.1: ``doccano webserver`` would bind 0.0.0.0.
+  ``--host`` opts in to another address (annotators on other machines); the server then speaks
+  plain HTTP to the network (passwords and session cookies readable on the wire), so it is meant
+  for a trusted network or behind a TLS proxy.
 * Celery tasks (file upload and dataset export, which nerloop uses for both stages) run *eagerly*
   inside the web process, through a small settings module written into ``<home>``. A separate
   ``doccano task`` worker would be one more process to start, watch and stop by pid, and it polls
   its sqlite broker in the same database file as the web server on a 2-core machine; eager tasks
   also make an upload finish inside its HTTP request, so the client knows when it is done. The
   cost is that a large upload holds one web worker for its duration (gunicorn's timeout is raised).
-* The admin password is generated (``secrets.token_urlsafe``) and written only to
-  ``<home>/credentials.json`` (mode 0600; ``.doccano/`` is git-ignored). Passwords are passed to
-  the server's Python on stdin, never on a command line (visible in ``ps``) or in a log.
-* All state is under ``home``: sqlite database, media, upload temp files, logs, ``server.json``
-  (pid, port, url). Tests pass a temporary ``home`` and a free port.
+* The admin password is generated (``secrets.token_urlsafe``, 24 characters: Doccano's login form
+  refuses 30 or more) and written only to ``<home>/credentials.json`` (mode 0600; ``.doccano/`` is
+  git-ignored). Passwords are passed to the server's Python on stdin, never on a command line
+  (visible in ``ps``) or in a log.
+* All state is under ``home``, made absolute first (server commands run in Doccano's backend
+  folder, so the default relative ``.doccano`` would point nowhere): sqlite database, media,
+  upload temp files, logs, ``server.json`` (pid, port, url). It is owner-only: the home is 0700,
+  files 0600, and server processes run with umask 077 (Doccano creates its sqlite, which holds
+  every API token, world-readable). Tests pass a temporary ``home`` and a free port.
+* Templates (the settings module, the user script) are files under ``nerloop/templates``.
 """
 
 from __future__ import annotations
@@ -45,33 +53,14 @@ VENV_ENV = "NERLOOP_DOCCANO_VENV"  # where an already-installed server venv is (
 PAGE_SIZE = 1000  # DOCCANO_PAGE_SIZE: the server default of 5 makes every list call page
 SETTINGS_MODULE = "nerloop_doccano_settings"
 ADMIN_USER = "admin"
+LOOPBACK = "127.0.0.1"
 STOP_GRACE_S = 10.0
 
-_SETTINGS_TEXT = '''"""Written by nerloop: Doccano production settings with Celery tasks run inline (eager)."""
-import os
-
-from config.settings.production import *  # noqa: F401,F403
-
-CELERY_TASK_ALWAYS_EAGER = True
-CELERY_TASK_STORE_EAGER_RESULT = True  # the export download looks the finished task up by id
-# upload temp files under the nerloop home, not inside site-packages (filepond must be told that is allowed)
-DJANGO_DRF_FILEPOND_UPLOAD_TMP = os.environ["NERLOOP_DOCCANO_UPLOAD_TMP"]
-DJANGO_DRF_FILEPOND_ALLOW_EXTERNAL_UPLOAD_DIR = True
-'''
-
-# Run by the server venv's Python with DJANGO_SETTINGS_MODULE set; reads "username\npassword\nsuperuser".
-_USER_SCRIPT = """
-import sys
-import django
-django.setup()
-from django.contrib.auth import get_user_model
-username, password, superuser = sys.stdin.read().split("\\n")[:3]
-user, _ = get_user_model().objects.get_or_create(username=username)
-user.set_password(password)
-user.is_superuser = user.is_staff = superuser == "1"
-user.save()
-print("user ready:", username)
-"""
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SETTINGS_TEMPLATE = TEMPLATES / "doccano_settings.py.txt"  # Doccano settings: Celery tasks run inline (eager)
+USER_SCRIPT = TEMPLATES / "doccano_user.py.txt"  # run by the server's Python: create or reset one user
+PASSWORD_BYTES = 18  # token_urlsafe(18): 24 characters; Doccano's login form refuses passwords of 30 or more
+PRIVATE_UMASK = 0o077  # every file the server writes (sqlite with API tokens, media, logs) is owner-only
 
 
 class DoccanoServerError(NerloopError):
@@ -82,9 +71,32 @@ class DoccanoServerError(NerloopError):
 
 
 def venv_path(home: Path = DEFAULT_HOME) -> Path:
-    """The server's virtual environment: ``$NERLOOP_DOCCANO_VENV`` if set, else ``<home>/venv``."""
+    """The server's virtual environment, absolute: ``$NERLOOP_DOCCANO_VENV`` if set, else ``<home>/venv``.
+
+    Absolute because server commands run with another working directory (Doccano's backend
+    folder): a relative ``.doccano/venv`` would not be found there.
+    """
     env = os.environ.get(VENV_ENV)
-    return Path(env) if env else Path(home) / "venv"
+    return (Path(env) if env else Path(home) / "venv").resolve()
+
+
+def make_private(home: Path) -> None:
+    """Owner-only permissions on the server's state: the home and every file and folder in it but the venv.
+
+    The sqlite database holds every user's API token and all annotations; Doccano creates it
+    world-readable. Server processes also run with umask 077, so what they create later is private.
+    """
+    home = Path(home)
+    home.chmod(0o700)
+    for path in home.iterdir():
+        if path.name == "venv":
+            continue
+        if path.is_dir() and not path.is_symlink():
+            for sub in [path, *path.rglob("*")]:
+                if not sub.is_symlink():
+                    sub.chmod(0o700 if sub.is_dir() else 0o600)
+        elif path.is_file():
+            path.chmod(0o600)
 
 
 def _python(venv: Path) -> Path:
@@ -107,6 +119,12 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
         json.dump(data, fh, indent=2)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def _open_log(path: Path) -> Any:
+    """Open a log for appending, created owner-only (a log can show usernames and request paths)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -205,7 +223,7 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
 
     Returns the venv path. Does nothing when the pinned requirements are already installed.
     """
-    venv = Path(venv) if venv else venv_path(home)
+    venv = Path(venv).resolve() if venv else venv_path(home)
     if is_installed(venv):
         return venv
     log = Path(home) / "install.log"
@@ -213,7 +231,7 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
     steps = [[str(_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *SERVER_REQUIREMENTS]]
     if not _python(venv).exists():
         steps.insert(0, [sys.executable, "-m", "venv", str(venv)])
-    with log.open("a", encoding="utf-8") as fh:
+    with _open_log(log) as fh:
         for cmd in steps:
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
@@ -241,7 +259,7 @@ def _server_env(home: Path, venv: Path) -> dict[str, str]:
         _write_private(home / "secret.json", secret)
     (home / "media").mkdir(parents=True, exist_ok=True)
     (home / "upload-tmp").mkdir(parents=True, exist_ok=True)
-    (home / f"{SETTINGS_MODULE}.py").write_text(_SETTINGS_TEXT, encoding="utf-8")
+    (home / f"{SETTINGS_MODULE}.py").write_text(SETTINGS_TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
     backend = _site_packages(venv) / "backend"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NERLOOP_DOCCANO_", "DJANGO_", "CELERY_"))}
     env.update(
@@ -268,7 +286,7 @@ def _server_env(home: Path, venv: Path) -> dict[str, str]:
 def _run_server_cmd(home: Path, venv: Path, argv: list[str], *, what: str, stdin: str = "", log_name: str) -> None:
     """Run a command of the server venv with the server environment; its output goes to a log."""
     log = Path(home) / log_name
-    with log.open("a", encoding="utf-8") as fh:
+    with _open_log(log) as fh:
         proc = subprocess.run(
             argv,
             input=stdin,
@@ -278,6 +296,7 @@ def _run_server_cmd(home: Path, venv: Path, argv: list[str], *, what: str, stdin
             env=_server_env(home, venv),
             cwd=str(_site_packages(venv) / "backend"),
             check=False,
+            umask=PRIVATE_UMASK,
         )
     if proc.returncode != 0:
         raise DoccanoServerError(f"Doccano {what} failed (exit {proc.returncode}); see {log}:\n{_log_tail(log)}")
@@ -300,12 +319,13 @@ def create_user(home: Path, username: str, password: str, *, superuser: bool = F
     """
     if "\n" in username or "\n" in password:
         raise DoccanoServerError("a Doccano username or password must not contain a newline")
-    venv = Path(venv) if venv else venv_path(home)
+    home = Path(home).resolve()
+    venv = Path(venv).resolve() if venv else venv_path(home)
     _init_db(home, venv)
     _run_server_cmd(
         home,
         venv,
-        [str(_python(venv)), "-c", _USER_SCRIPT],
+        [str(_python(venv)), "-c", USER_SCRIPT.read_text(encoding="utf-8")],
         what=f"user creation for {username!r}",
         stdin=f"{username}\n{password}\n{'1' if superuser else '0'}",
         log_name="init.log",
@@ -319,44 +339,47 @@ def up(
     home: Path = DEFAULT_HOME,
     port: int = 8000,
     *,
+    host: str = LOOPBACK,
     venv: Path | None = None,
     workers: int = 2,
     wait_s: float = 90.0,
     install_if_missing: bool = True,
 ) -> dict[str, Any]:
-    """Start Doccano on 127.0.0.1:``port`` and wait until it answers; return the state dict.
+    """Start Doccano on ``host``:``port`` (loopback unless asked) and wait until it answers; return the state.
 
     Installs the server venv if missing, initialises the database and the admin account (password
-    generated once and kept in ``credentials.json``). A server already running from this ``home``
-    is left alone and its state returned.
+    generated once, 24 characters, kept in ``credentials.json``). A server already running from this
+    ``home`` is left alone and its state returned. ``home`` may be relative (the default
+    ``.doccano``): it is made absolute first, since the server runs with another working directory.
     """
-    home = Path(home)
+    home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     current = status(home)
     if current["running"]:
         return current
-    venv = Path(venv) if venv else venv_path(home)
+    venv = Path(venv).resolve() if venv else venv_path(home)
     if not is_installed(venv):
         if not install_if_missing:
             raise DoccanoServerError(f"no Doccano {DOCCANO_VERSION} in {venv}; run `nerloop doccano up` to install it")
         install(home, venv=venv)
     if _port_in_use(port):
-        raise DoccanoServerError(f"port {port} on 127.0.0.1 is already in use; choose another port (--port)")
+        raise DoccanoServerError(f"port {port} is already in use; choose another port (--port)")
 
     creds_path = home / "credentials.json"
     creds = _read_json(creds_path)
     url = f"http://127.0.0.1:{port}"
-    if creds is None:
-        creds = {"url": url, "username": ADMIN_USER, "password": secrets.token_urlsafe(24)}
+    if creds is None or len(creds.get("password", "")) >= 30:  # older homes had 32 characters: renewed
+        creds = {"url": url, "username": ADMIN_USER, "password": secrets.token_urlsafe(PASSWORD_BYTES)}
     creds["url"] = url
     _init_db(home, venv)
     create_user(home, creds["username"], creds["password"], superuser=True, venv=venv)
     _write_private(creds_path, creds)
+    make_private(home)
 
     log = home / "gunicorn.log"
     cmd = [
         str(venv / "bin" / "gunicorn"),
-        "--bind", f"127.0.0.1:{port}",
+        "--bind", f"{host}:{port}",
         "--workers", str(workers),
         "--timeout", "600",  # eager upload/export tasks run inside the request
         "--chdir", str(_site_packages(venv) / "backend"),
@@ -364,7 +387,7 @@ def up(
         "--capture-output",
         "config.wsgi",
     ]  # fmt: skip
-    with log.open("a", encoding="utf-8") as fh:
+    with _open_log(log) as fh:
         proc = subprocess.Popen(
             cmd,
             stdout=fh,
@@ -373,8 +396,9 @@ def up(
             env=_server_env(home, venv),
             cwd=str(home),
             start_new_session=True,  # own process group: down() can reach the workers too
+            umask=PRIVATE_UMASK,
         )
-    state = {"pid": proc.pid, "port": port, "url": url, "started_at": time.time(), "log": str(log.resolve())}
+    state = {"pid": proc.pid, "port": port, "host": host, "url": url, "started_at": time.time(), "log": str(log)}
     _write_private(home / "server.json", state)
 
     deadline = time.monotonic() + wait_s
@@ -426,7 +450,7 @@ def down(home: Path = DEFAULT_HOME, *, grace_s: float = STOP_GRACE_S) -> bool:
 
     Returns True if a server was running. The database and credentials are kept.
     """
-    home = Path(home)
+    home = Path(home).resolve()
     state = _read_json(home / "server.json")
     if state is None:
         return False
@@ -440,7 +464,7 @@ def status(home: Path = DEFAULT_HOME) -> dict[str, Any]:
 
     ``running`` means the recorded process is alive; ``responding`` that the API answers.
     """
-    home = Path(home)
+    home = Path(home).resolve()
     state = _read_json(home / "server.json") or {}
     pid = state.get("pid")
     alive = bool(pid) and _pid_alive(int(pid))
@@ -448,37 +472,13 @@ def status(home: Path = DEFAULT_HOME) -> dict[str, Any]:
         "running": alive,
         "pid": pid if alive else None,
         "port": state.get("port"),
+        "host": state.get("host"),
         "url": state.get("url"),
         "responding": bool(alive and state.get("url") and probe(state["url"])),
         "installed": installed_version(venv_path(home)),  # doccano version in the server venv, or None
-        "home": str(home.resolve()),
+        "home": str(home),
     }
     if state and not alive:
         out["stale_state"] = True  # recorded server is gone (crash, reboot): `up` starts a new one
         (home / "server.json").unlink(missing_ok=True)
     return out
-
-
-# ---------------------------------------------------------------- command line
-
-
-def cli(action: str, port: int = 8000, home: Path = DEFAULT_HOME) -> None:
-    """``nerloop doccano up|down|status``: print what happened; never print the password."""
-    home = Path(home)
-    if action == "up":
-        if not is_installed(venv_path(home)):
-            print(
-                f"installing Doccano {DOCCANO_VERSION} into {venv_path(home)} (once, about two minutes) ...", flush=True
-            )
-        state = up(home, port)
-        if state.get("port") != port:
-            print(f"a server from {home} was already running on port {state.get('port')}; left as it is")
-        print(f"Doccano is running at {state['url']} (pid {state['pid']}, log {home / 'gunicorn.log'})")
-        print(f"log in as {ADMIN_USER!r}; the generated password is in {home / 'credentials.json'} (not printed)")
-    elif action == "down":
-        print("Doccano stopped" if down(home) else f"no Doccano server from {home} is running")
-    elif action == "status":
-        for key, value in status(home).items():
-            print(f"{key:>12}: {value}")
-    else:
-        raise DoccanoServerError(f"unknown action {action!r}: use up, down or status")

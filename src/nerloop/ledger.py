@@ -4,6 +4,12 @@ The ledger is what makes the loop safe to re-run: ``import`` only appends senten
 has not seen, each with the cycle it was annotated in, so running a stage twice or
 resuming after a crash never duplicates or drops an annotation. It is rewritten
 atomically (old lines + new lines), never edited in place.
+
+A correction made after import (an annotator changes a sentence already in the ledger) is
+appended as a new *revision* of that sentence (``"revision": 2, 3, ...``), never written over
+the old line: the file keeps the whole history, and everything that reads the ledger
+(``entries``, ``records()``, ``ids``, ``per_cycle()``) sees the latest revision of each
+sentence, so the latest wins in training and in the final dataset.
 """
 
 from __future__ import annotations
@@ -28,7 +34,15 @@ class Ledger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.entries: list[dict[str, Any]] = self._load()
+        self.history: list[dict[str, Any]] = self._load()  # every line, revisions included
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """The latest revision of each sentence, in the order sentences first entered the ledger."""
+        latest: dict[str, dict[str, Any]] = {}
+        for e in self.history:
+            latest[e["id"]] = e  # dicts keep first-insertion order; a later revision replaces the value
+        return list(latest.values())
 
     def _load(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -53,35 +67,44 @@ class Ledger:
 
     @property
     def ids(self) -> set[str]:
-        return {e["id"] for e in self.entries}
+        return {e["id"] for e in self.history}
 
     def append(self, annotations: Iterable[Annotation]) -> list[dict[str, Any]]:
-        """Add annotations of sentences not yet in the ledger; return the new entries."""
-        seen = self.ids
+        """Add annotations of sentences not yet in the ledger, and revisions; return the new entries.
+
+        An annotation of a sentence already in the ledger is skipped (re-imports are harmless)
+        unless it is marked ``revision`` and its tags differ from the latest revision: then it is
+        appended with the next revision number (and its own effort against what was shown).
+        """
+        latest = {e["id"]: e for e in self.history}
         new = []
         for ann in annotations:
-            if ann.record.id in seen or ann.record.tags is None:
+            if ann.record.tags is None:
                 continue
-            seen.add(ann.record.id)
-            new.append(
-                {
-                    "id": ann.record.id,
-                    "cycle": ann.cycle,
-                    "annotator": ann.annotator,
-                    "effort": edit_counts(ann.pre_tags, ann.record.tags),
-                    "pre_tags": ann.pre_tags,
-                    "record": ann.record.to_dict(),
-                }
-            )
-        self.entries.extend(new)
+            before = latest.get(ann.record.id)
+            if before is not None and (not ann.revision or before["record"]["tags"] == ann.record.tags):
+                continue
+            entry = {
+                "id": ann.record.id,
+                "cycle": ann.cycle,
+                "annotator": ann.annotator,
+                "effort": edit_counts(ann.pre_tags, ann.record.tags),
+                "pre_tags": ann.pre_tags,
+                "record": ann.record.to_dict(),
+            }
+            if before is not None:
+                entry["revision"] = int(before.get("revision", 1)) + 1
+            latest[ann.record.id] = entry
+            new.append(entry)
+        self.history.extend(new)
         if new or not self.path.exists():  # an empty ledger still exists, for downstream stages
             with atomic_write(self.path) as fh:
-                for e in self.entries:
+                for e in self.history:
                     fh.write(json.dumps(e, ensure_ascii=False) + "\n")
         return new
 
     def records(self) -> list[Record]:
-        """The annotated sentences, in ledger order."""
+        """The annotated sentences (latest revision of each), in ledger order."""
         return [Record.from_dict(e["record"]) for e in self.entries]
 
     @property

@@ -112,13 +112,27 @@ class SimulatedParams(Section):
 
 
 class DoccanoParams(Section):
+    """Doccano: server, team and how a batch is shared out. Credentials never live here (env or .doccano/)."""
+
     url: str = "http://127.0.0.1:8000"  # NERLOOP_DOCCANO_URL overrides; credentials only from env / .doccano
-    project: str = "nerloop"
+    project: str = "nerloop"  # prefix: one project per annotator (<project>-<name>) and <project>-review
+    # who annotates; empty = the team added with `nerloop doccano annotator add` (.doccano/team.json)
+    annotators: list[str] = []
+    weights: dict[str, confloat(gt=0)] = {}  # type: ignore[valid-type]  # relative share; unnamed = 1
     qc_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
-    disagreement_policy: Literal["reviewer", "hold"] = "hold"
-    reviewer: str | None = None
+    disagreement_policy: Literal["review", "hold"] = "review"  # review: <project>-review, resolved there
+    reviewer: str | None = None  # account that resolves disagreements; None = nerloop's own (the lead)
+    break_s: confloat(gt=0) = 300.0  # type: ignore[valid-type]  # longer gaps between confirmations are breaks
     page_size: conint(ge=1, le=10000) = 1000  # type: ignore[valid-type]
     timeout_s: confloat(gt=0) = 30.0  # type: ignore[valid-type]
+
+    @validator("weights")  # a field validator, so the error names annotation.doccano.weights
+    def _weights_name_annotators(cls, weights: dict[str, float], values: dict[str, Any]) -> dict[str, float]:  # noqa: N805
+        named = values.get("annotators") or []
+        unknown = sorted(set(weights) - set(named)) if named else []
+        if unknown:
+            raise ValueError(f"weights name {unknown}, who are not in annotation.doccano.annotators {named}")
+        return weights
 
 
 class AnnotationParams(Section):

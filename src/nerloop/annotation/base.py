@@ -10,24 +10,30 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nerloop.records import Record
 from nerloop.tags import tags_to_spans
+
+if TYPE_CHECKING:
+    from nerloop.ledger import Ledger
 
 
 @dataclass
 class Annotation:
     """A finished annotation of one exported sentence.
 
-    ``record.tags`` holds the annotator's IOB2 tags; ``pre_tags`` the model's
-    pre-annotation that was shown (None if none was), used for the effort figure.
+    ``record.tags`` holds the annotator's IOB2 tags; ``pre_tags`` the pre-annotation that
+    annotator was shown (None if none was), used for the effort figure. ``revision`` marks a
+    correction of a sentence already in the ledger (made after it was imported): the ledger
+    appends it as a new revision instead of skipping it as already known.
     """
 
     record: Record
     cycle: int
     annotator: str
     pre_tags: list[str] | None = None
+    revision: bool = False
 
 
 @dataclass
@@ -61,11 +67,13 @@ class AnnotationBackend(ABC):
         return None
 
     @abstractmethod
-    def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
-        """Return every finished annotation whose sentence id is not in ``known``.
+    def fetch(self, ledger: Ledger, exported: dict[str, str] | None = None) -> FetchResult:
+        """Return every finished annotation whose sentence is not in ``ledger`` yet, and, where the
+        backend can see them, corrections of sentences already in it (``Annotation.revision``).
 
-        ``exported`` (sentence id -> example id, from the export manifest) lets a backend
-        report examples that were sent but have since disappeared.
+        The whole ledger (not only its ids) is passed so that a backend can tell a late correction
+        from the version already imported. ``exported`` (sentence id -> example id, from the export
+        manifest) lets a backend report examples that were sent but have since disappeared.
         """
 
 

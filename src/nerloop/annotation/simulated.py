@@ -21,6 +21,7 @@ from nerloop.align import AlignError, char_key, project_tags
 from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
 from nerloop.errors import DataError
 from nerloop.formats import _lines, atomic_write, read_any
+from nerloop.ledger import Ledger
 from nerloop.records import Record
 from nerloop.tokenizers import TokenizerName
 
@@ -71,12 +72,13 @@ class SimulatedBackend(AnnotationBackend):
             by_key.setdefault(char_key(r.tokens)[0], r)
         return by_id, by_key
 
-    def fetch(self, known: set[str], exported: dict[str, str] | None = None) -> FetchResult:
-        """Answer every exported sentence not in ``known``.
+    def fetch(self, ledger: Ledger, exported: dict[str, str] | None = None) -> FetchResult:
+        """Answer every exported sentence the ledger does not hold (answers never change: no revisions).
 
         With ``exported`` (the export manifest), a sentence missing from it was released
         back to the pool (``nerloop.held_back``) and is not answered until exported again.
         """
+        known = ledger.ids
         waiting = [e for e in self._exported()
                    if e["id"] not in known and (exported is None or e["id"] in exported)]
         result = FetchResult()

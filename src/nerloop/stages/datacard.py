@@ -124,6 +124,13 @@ A dash means not recorded: the annotations of the last cycle usually arrive afte
 ### Annotation and Agreement
 
 {{ agreement_text }}
+{% if speed_table.rows %}
+Annotation speed and effort per annotator and cycle, from Doccano's confirmation times: a sentence's time is
+the gap since the same annotator's previous confirmation; gaps over {{ break_s }} s count as breaks and are left
+out with their sentence (as is the first sentence of each sitting), so the figures are "while working".
+Kept / added / deleted / relabelled compare each annotator's spans with the pre-annotation they were shown.
+{{ table(speed_table) }}
+{%- endif %}
 
 ### Learning Curve
 
@@ -265,10 +272,25 @@ def agreement_text(params: Params, annotation: dict[str, Any], stats: dict[str, 
                  f"{agr.get('disagreements', 0)} disagreement(s) (disagreement policy: "
                  f"`{a.doccano.disagreement_policy}`). These figures cover the last import (cycle "
                  f"{annotation.get('cycle')}); the Cycles table above has the figure of every cycle that had one.")
+        cum = agr.get("cumulative") or {}
+        if cum.get("pairs"):
+            text += (f" Over all cycles, each double-annotated sentence counted once: {cum['pairs']} sentences, "
+                     f"kappa {fmt(cum.get('kappa'))}, entity F1 {fmt(cum.get('entity_f1'))}, "
+                     f"{cum.get('disagreements', 0)} disagreement(s).")
     else:
         text += ("No agreement figures were recorded (no sentence was annotated twice in the last import), so the "
                  "consistency between annotators is unknown.")
     return text
+
+
+def speed_table(annotation: dict[str, Any]) -> dict[str, Any]:
+    """Seconds per sentence and per token, and effort, per annotator and cycle (Doccano imports only)."""
+    per = (annotation.get("agreement") or {}).get("annotators") or {}
+    rows = [[who, int(c), r.get("sentences"), r.get("timed_sentences"), r.get("seconds_per_sentence"),
+             r.get("seconds_per_token"), *(r.get(k) for k in ("kept", "added", "deleted", "relabelled"))]
+            for who, cycles in sorted(per.items()) for c, r in sorted(cycles.items(), key=lambda kv: int(kv[0]))]
+    return _table(["annotator", "cycle", "sentences", "timed", "s / sentence", "s / token", "kept", "added",
+                   "deleted", "relabelled"], rows)
 
 
 def evaluation_section(final_eval: dict[str, Any], types: list[str], n_active_test: int) -> tuple[str, dict[str, Any]]:
@@ -539,6 +561,8 @@ def build_card(
         per_cycle_table=per_cycle_table,
         select_table=select_table,
         agreement_text=agreement_text(params, annotation, stats),
+        speed_table=speed_table(annotation),
+        break_s=f"{(annotation.get('agreement') or {}).get('break_s', params.annotation.doccano.break_s):g}",
         figure=figure,
         stopping_text=stopping_text,
         kappa_table=kappa_table,

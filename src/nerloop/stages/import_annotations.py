@@ -49,8 +49,10 @@ def main() -> None:
         "held_back": len(result.problems),
         **({"agreement": result.metrics} if result.metrics else {}),
     })
+    revised = sorted(e["id"] for e in new if e.get("revision"))
+    late = f"; {len(revised)} of them correct sentences imported before (new revisions: {revised})" if revised else ""
     print(f"imported {len(new)} new annotations (ledger: {len(ledger.entries)} sentences, cycle {ledger.cycle}); "
-          f"{len(waiting)} exported sentences still waiting")
+          f"{len(waiting)} exported sentences still waiting{late}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,532 @@
+"""The Doccano annotation backend: a real annotation team behind ``AnnotationBackend``.
+
+Design, and the Doccano 1.8.4 facts behind it:
+
+* **One project per annotator** (``<project>-<name>``), *collaborative* (``collaborative_annotation``
+  on). Doccano 1.8.4 shows a span only to the account that created it unless the project is
+  collaborative, and it has no per-member assignment (that arrives in 1.8.5). A collaborative
+  project of one annotator is the only 1.8.4 setup where the pre-annotations nerloop uploads are
+  visible to the person who corrects them, and it is also the assignment: the project holds exactly
+  that annotator's share of each batch. The quality-control share is uploaded into two annotators'
+  projects, so the two versions stay independent. Uploading spans *as* each annotator was the other
+  option; it needs every annotator's password, which a server nerloop does not manage never gives.
+* Spans are uploaded in bulk (one JSONL upload per project, prob 0.0, as Doccano's import sets it),
+  then each span's confidence is written into Doccano's own ``prob`` through the API. That step
+  only touches examples nobody has confirmed, and it repeats harmlessly, so a rerun after a crash
+  finishes it.
+* Everything nerloop needs to rebuild the canonical record travels in the example's meta under
+  ``nerloop_*`` keys (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assigned
+  annotators), so fetch does not depend on local files. The prefix keeps them clear of Doccano's
+  own columns, and every uploaded line carries the same keys (a missing key fails an upload).
+* How projects are named, created and joined is in ``projects`` (``ProjectsMixin``); who gets which
+  sentence in ``plan``; the figures in ``quality``.
+* Fetch reads examples, spans and ``ExampleState`` (who confirmed, when) through the REST API as
+  the nerloop account. No dataset export is made: an export leaves a zip of every annotation under
+  the server's ``media/``, served without login.
+* Fetch takes the ledger: a sentence already imported whose confirmed spans changed since is a
+  late correction, imported as a new revision (the ledger is append-only; the latest wins).
+* Disagreements on the QC share go to ``<project>-review`` (``disagreement_policy: review``): the
+  spans both annotators agree on are pre-annotated, each annotator's version is written into the
+  example's meta (shown beside the text in Doccano), and the version the lead confirms there is
+  imported.
+* A label type outside the label set never blocks anything: an example that uses it is held back
+  with a message naming example, span and label. Deleting a label type in Doccano deletes every span
+  of that type, so no message ever suggests it.
+* Credentials come from ``NERLOOP_DOCCANO_URL/USERNAME/PASSWORD`` or ``.doccano/credentials.json``
+  and never appear in messages, metrics or return values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult, edit_counts
+from nerloop.annotation.doccano import plan, quality
+from nerloop.annotation.doccano.client import (
+    DEFAULT_HOME,
+    Connection,
+    DoccanoConfigError,
+    DoccanoDataError,
+    DoccanoHTTPError,
+)
+from nerloop.annotation.doccano.projects import META_PREFIX, ProjectsMixin, _Example, _parallel
+from nerloop.errors import TagError
+from nerloop.ledger import Ledger
+from nerloop.params import DoccanoParams
+from nerloop.records import Record
+from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
+
+UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most one chunk's request
+VERSION_PREFIX = "version_"  # review examples: meta "version_<annotator>" shows that annotator's spans
+
+Span = tuple[int, int, str]
+
+
+@dataclass
+class DoccanoFetchResult(FetchResult):
+    """``FetchResult`` plus the details behind the agreement and fault counts (JSON-serialisable)."""
+
+    disagreements: list[dict[str, Any]] = field(default_factory=list)  # QC pairs that differ, with both versions
+    deleted: list[str] = field(default_factory=list)  # exported sentence ids no longer in Doccano
+    not_ours: list[int] = field(default_factory=list)  # example ids without nerloop_id in meta
+    qc_waiting: list[str] = field(default_factory=list)  # QC sentences confirmed by one annotator so far
+    revisions: list[str] = field(default_factory=list)  # imported sentences corrected since (new revisions)
+
+
+@dataclass
+class _Version:
+    """One confirmed example in one project: who confirmed it when, and its tags (None: invalid)."""
+
+    project: str
+    example: _Example
+    confirmed_by: str
+    confirmed_at: str
+    tags: list[str] | None
+    problems: list[str]
+
+
+def _finite(x: Any) -> Any:
+    """JSON-safe scores: NaN/inf become None (Doccano stores meta as strict JSON)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _readable(text: str, offsets: list[list[int]], tags: list[str]) -> str:
+    """Spans as a person reads them: ``Alice Smith/PER · Paris/LOC`` (or ``(no entities)``)."""
+    spans = token_to_char_spans([(int(s), int(e)) for s, e in offsets], tags_to_spans(tags))
+    return " · ".join(f"{text[s:e]}/{lab}" for s, e, lab in spans) or "(no entities)"
+
+
+class DoccanoBackend(ProjectsMixin, AnnotationBackend):
+    """Annotation by a team in Doccano 1.8.4 (see the module docstring for the design)."""
+
+    name = "doccano"
+
+    def __init__(
+        self,
+        params: DoccanoParams,
+        labels: Iterable[str],
+        *,
+        home: Path = DEFAULT_HOME,
+        creds: tuple[str, str, str] | None = None,
+    ) -> None:
+        """``labels`` are the entity types (PER, ORG, ...). ``creds`` = (url, username, password)
+        overrides the environment / ``<home>/credentials.json`` (tests); they are read on first use."""
+        self.params = params
+        self.labels = sorted(set(labels))
+        if not self.labels:
+            raise DoccanoConfigError("the label set is empty: set data.labels or label the seed set")
+        self.home = Path(home)
+        self.conn = Connection(creds, home=self.home, default_url=params.url, timeout_s=params.timeout_s)
+        self._projects: dict[str, dict[str, Any]] | None = None
+        self._labels_by_pid: dict[int, dict[str, int]] = {}
+
+    @classmethod
+    def from_params(cls, params: DoccanoParams, labels: Iterable[str], home: Path = DEFAULT_HOME) -> DoccanoBackend:
+        """The backend for ``annotation.doccano`` in params.yaml; credentials are read on first use."""
+        return cls(params, labels, home=home)
+
+    def project_id(self) -> int | None:
+        """None: the examples live in one project per annotator; the manifest names them per example."""
+        return None
+
+    # ------------------------------------------------------------ export
+
+    def _pre_spans(self, rec: Record) -> tuple[list[Span], list[float | None], list[str]]:
+        """The record's pre-annotation as character spans (+ confidences) and IOB2 tags, validated."""
+        meta = rec.meta
+        spans: list[Span] = []
+        confs: list[float | None] = []
+        if meta.get("pre_spans") is not None:
+            for item in meta["pre_spans"]:
+                s, e, label = int(item[0]), int(item[1]), str(item[2])
+                spans.append((s, e, label))
+                confs.append(float(item[3]) if len(item) > 3 and item[3] is not None else None)
+        elif meta.get("pre_tags") is not None:
+            spans = token_to_char_spans(rec.offsets, tags_to_spans(meta["pre_tags"]))
+            confs = [None] * len(spans)
+        bad = sorted({label for _, _, label in spans} - set(self.labels))
+        if bad:
+            raise DoccanoDataError(
+                f"sentence {rec.id}: pre-annotation labels {bad} are not in the label set {self.labels}; "
+                "nothing was sent"
+            )
+        try:
+            tags = spans_to_tags(len(rec.tokens), char_to_token_spans(rec.offsets, spans))
+        except TagError as exc:
+            raise DoccanoDataError(f"sentence {rec.id}: bad pre-annotation: {exc}; nothing was sent") from None
+        return spans, confs, tags
+
+    def _line(self, rec: Record, cycle: int) -> dict[str, Any]:
+        """One upload line. Every line has exactly these keys (a missing key fails the whole upload);
+        ``nerloop_qc`` and ``nerloop_assigned`` are filled in once the batch is shared out."""
+        spans, confs, tags = self._pre_spans(rec)
+        return {
+            "text": rec.text,
+            "label": [[s, e, label] for s, e, label in spans],
+            META_PREFIX + "id": rec.id,
+            META_PREFIX + "cycle": int(cycle),
+            META_PREFIX + "qc": False,
+            META_PREFIX + "assigned": [],
+            META_PREFIX + "tokens": list(rec.tokens),
+            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
+            META_PREFIX + "text_sha1": _sha(rec.text),
+            META_PREFIX + "source": rec.source or "",
+            META_PREFIX + "doc_id": rec.doc_id,
+            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
+            META_PREFIX + "pre_conf": _finite(confs),
+            META_PREFIX + "scores": _finite(dict(rec.meta.get("scores") or {})),
+            META_PREFIX + "selection": rec.meta.get("selection"),
+            META_PREFIX + "cluster": rec.meta.get("cluster"),
+        }
+
+    def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
+        """Share the batch out over the team, with pre-annotations and their confidences.
+
+        Returns {sentence id: "annotator:example id ..."}. Idempotent: a sentence already in any
+        annotator project is not sent again (nobody gets it twice), so a rerun after a timeout or
+        crash resumes. Everything is validated before anything is sent.
+        """
+        if not batch:
+            return {}
+        names = self.team()
+        unique: dict[str, Record] = {}
+        for rec in plan.order_batch(batch):
+            unique.setdefault(rec.id, rec)
+        lines = {sid: self._line(rec, cycle) for sid, rec in unique.items()}  # validates all first
+
+        pids = {who: self.ensure_project(who, [who]) for who in names}
+        where = self.where()
+        new = [sid for sid in lines if sid not in where]
+        qc = plan.qc_ids(new, self.params.qc_share, cycle) if len(names) > 1 else set()
+        assignment = plan.assign(new, names, self.params.weights, qc)
+        for who in names:
+            todo = []
+            for sid, people in assignment.items():
+                if who in people:
+                    todo.append({**lines[sid], META_PREFIX + "qc": len(people) > 1, META_PREFIX + "assigned": people})
+            for start in range(0, len(todo), UPLOAD_CHUNK):
+                self.conn.upload(pids[who], todo[start : start + UPLOAD_CHUNK])
+        if new:
+            where = self.where()
+        missing = [sid for sid in lines if sid not in where]
+        if missing:
+            raise DoccanoHTTPError(
+                f"Doccano at {self.conn.url} accepted the upload but {len(missing)} sentences are in no annotator "
+                f"project (first: {missing[:3]}); see the server log and run the stage again"
+            )
+        projects = self.annotator_projects()
+        self._label_cache_all(projects.values())
+        _parallel(lambda job: self._write_confidences(*job),
+                  [(projects[who], ex, rec) for sid, rec in unique.items() for who, ex in where[sid].items()])
+        return {sid: " ".join(f"{who}:{ex.example_id}" for who, ex in sorted(where[sid].items())) for sid in lines}
+
+    def _write_confidences(self, pid: int, ex: _Example, rec: Record) -> None:
+        """Put each pre-annotated span's confidence into Doccano's ``prob`` (file upload stores 0.0).
+
+        Only spans that still match a pre-annotated span of an example nobody confirmed are touched.
+        """
+        spans, confs, _ = self._pre_spans(rec)
+        wanted = {(s, e, lab): c for (s, e, lab), c in zip(spans, confs, strict=True) if c is not None}
+        if not wanted or ex.confirmed:
+            return
+        names = {v: k for k, v in self._label_cache(pid).items()}
+        base = f"projects/{pid}/examples/{ex.example_id}"
+        for span in self.conn.request("GET", f"{base}/spans", "listing spans"):
+            key = (int(span["start_offset"]), int(span["end_offset"]), names.get(int(span["label"]), ""))
+            conf = wanted.get(key)
+            if conf is not None and abs(float(span.get("prob") or 0.0) - conf) > 1e-6:
+                self.conn.request("PATCH", f"{base}/spans/{span['id']}", "writing span confidences",
+                                  json={"prob": conf})
+
+    # ------------------------------------------------------------ reading annotations
+
+    def _spans_of(self, pid: int, ex: _Example, who: str) -> tuple[list[str] | None, list[str]]:
+        """The example's spans -> IOB2 tags on the original tokens, or None and the problems found."""
+        where = f"example {ex.example_id} (sentence {ex.sid}) in project {self.project_name(who)!r}"
+        if _sha(ex.text) != ex.m("text_sha1"):
+            return None, [
+                f"{where}: the text was edited in Doccano (now {ex.text!r}); spans cannot be mapped to the original "
+                "tokens. Undo the edit (restore the original text) or delete the example"
+            ]
+        names = {v: k for k, v in self._label_cache(pid).items()}
+        offsets = [(int(s), int(e)) for s, e in ex.m("offsets")]
+        problems: list[str] = []
+        spans: list[Span] = []
+        rows = self.conn.request("GET", f"projects/{pid}/examples/{ex.example_id}/spans", "listing spans")
+        for row in rows:
+            s, e = int(row["start_offset"]), int(row["end_offset"])
+            label = names.get(int(row["label"]))
+            if label is None:  # a label type created in Doccano after nerloop's: look it up by id
+                self._labels_by_pid.pop(pid, None)
+                types = self.conn.request("GET", f"projects/{pid}/span-types", "listing label types")
+                label = next((t["text"] for t in types if int(t["id"]) == int(row["label"])), f"#{row['label']}")
+            shown = ex.text[s:e]
+            if label not in self.labels:
+                problems.append(
+                    f"{where}: span [{s}, {e}) {shown!r} has label {label!r}, which is not in the label set "
+                    f"{self.labels}. Give the span one of those labels in Doccano and mark the example done again, "
+                    f"or add {label!r} to data.labels and re-run prepare"
+                )
+                continue
+            try:
+                char_to_token_spans(offsets, [(s, e, label)])
+            except TagError as exc:
+                problems.append(f"{where}: {exc} (text {shown!r}); fix the span in Doccano")
+                continue
+            spans.append((s, e, label))
+        widest: Span | None = None  # the span reaching furthest right so far
+        for s2, e2, l2 in sorted(spans):
+            if widest is not None and s2 < widest[1]:
+                s1, e1, l1 = widest
+                problems.append(
+                    f"{where}: spans [{s1}, {e1}) {l1} and [{s2}, {e2}) {l2} overlap; keep one of them in Doccano"
+                )
+            if widest is None or e2 > widest[1]:
+                widest = (s2, e2, l2)
+        if problems:
+            return None, problems
+        return spans_to_tags(len(offsets), char_to_token_spans(offsets, spans)), []
+
+    def _versions(self, who: str, pid: int, result: DoccanoFetchResult) -> tuple[dict[str, _Example],
+                                                                                  dict[str, _Version]]:
+        """Every example of a project, and a version of each confirmed one."""
+        listing = self.listing(pid)
+        result.problems.extend(listing.problems)
+        result.not_ours.extend(listing.foreign)
+        result.problems.extend(
+            f"example {eid} in project {self.project_name(who)!r}: not ours (no nerloop_id in meta); ignored"
+            for eid in listing.foreign
+        )
+        members = self.members(pid)
+        self._label_cache(pid)
+
+        def version(ex: _Example) -> _Version | None:
+            states = self._states(pid, ex.example_id)
+            if not states:
+                return None
+            state = max(states, key=lambda s: s["confirmed_at"])
+            tags, problems = self._spans_of(pid, ex, who)
+            by = members.get(int(state["confirmed_by"]), f"user #{state['confirmed_by']}")
+            return _Version(self.project_name(who), ex, by, state["confirmed_at"], tags, problems)
+
+        confirmed = [ex for ex in listing.ours.values() if ex.confirmed]
+        found = _parallel(version, confirmed)
+        versions = {ex.sid: v for ex, v in zip(confirmed, found, strict=True) if v is not None}
+        return listing.ours, versions
+
+    def _record(self, ex: _Example, tags: list[str], version: _Version, annotators: list[str]) -> Record:
+        return Record(
+            id=ex.sid,
+            tokens=[str(t) for t in ex.m("tokens")],
+            text=ex.text,
+            offsets=[(int(s), int(e)) for s, e in ex.m("offsets")],
+            tags=tags,
+            source=ex.m("source") or "",
+            doc_id=ex.m("doc_id"),
+            meta={"cycle": int(ex.m("cycle", 0)), "scores": ex.m("scores") or {}, "selection": ex.m("selection"),
+                  "annotators": annotators,
+                  "doccano": {"project": version.project, "example": ex.example_id,
+                              "confirmed_by": version.confirmed_by, "confirmed_at": version.confirmed_at}},
+        )
+
+    def _annotation(self, v: _Version, annotators: list[str], pre_tags: list[str] | None,
+                    revision: bool = False) -> Annotation:
+        assert v.tags is not None
+        rec = self._record(v.example, v.tags, v, annotators)
+        return Annotation(record=rec, cycle=int(v.example.m("cycle", 0)), annotator=v.confirmed_by,
+                          pre_tags=pre_tags, revision=revision)
+
+    # ------------------------------------------------------------ fetch
+
+    def fetch(self, ledger: Ledger, exported: dict[str, str] | None = None) -> DoccanoFetchResult:
+        """Every confirmed, valid annotation not yet in ``ledger``, and late corrections of those in it.
+
+        ``exported`` (the export manifest, sentence id -> example ids) lets deleted examples be
+        reported. A sentence is done when its annotator confirmed it (both, for QC sentences, and
+        agreeing, or resolved in the review project) and every confirmed version is valid; otherwise
+        it stays pending, with a message when something needs doing in Doccano.
+        """
+        result = DoccanoFetchResult()
+        latest = {e["id"]: e for e in ledger.entries}
+        examples: dict[str, dict[str, _Example]] = {}  # sid -> annotator -> example
+        versions: dict[str, dict[str, _Version]] = {}  # sid -> annotator -> confirmed version
+        for who, pid in sorted(self.annotator_projects().items()):
+            ours, found = self._versions(who, pid, result)
+            for sid, ex in ours.items():
+                examples.setdefault(sid, {})[who] = ex
+            for sid, v in found.items():
+                versions.setdefault(sid, {})[who] = v
+        review_pid = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX), {}).get("id")
+        reviewed: dict[str, _Version] = {}
+        review_ours: dict[str, _Example] = {}
+        if review_pid is not None:
+            review_ours, reviewed = self._versions(plan.REVIEW_SUFFIX, int(review_pid), result)
+
+        result.deleted = sorted(sid for sid in exported or {} if sid not in examples and sid not in latest)
+        result.problems.extend(
+            f"sentence {sid}: its Doccano example ({(exported or {})[sid]}) was deleted in Doccano; export the "
+            "sentence again to have it annotated"
+            for sid in result.deleted
+        )
+        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
+        confirmations: list[quality.Confirmation] = []
+        for sid in sorted(examples):
+            first = next(iter(examples[sid].values()))
+            assigned = [str(a) for a in first.m("assigned") or sorted(examples[sid])]
+            mine = versions.get(sid, {})
+            for who, v in mine.items():
+                if v.confirmed_by == who:  # speed and effort are the annotator's own work only
+                    confirmations.append(quality.Confirmation(
+                        who, sid, int(first.m("cycle", 0)), len(first.m("tokens")), v.confirmed_at,
+                        first.m("pre_tags"), v.tags))
+            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None for a in assigned):
+                pairs.setdefault(int(first.m("cycle", 0)), []).append(
+                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
+            if sid in latest:
+                self._late_correction(sid, latest[sid], mine, reviewed, result)
+                continue
+            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
+            if ann is None:
+                result.pending.append(sid)
+            else:
+                result.done.append(ann)
+        result.metrics = self._metrics(result, pairs, confirmations)
+        return result
+
+    def _late_correction(self, sid: str, entry: dict[str, Any], mine: dict[str, _Version],
+                         reviewed: dict[str, _Version], result: DoccanoFetchResult) -> None:
+        """An imported sentence whose source example now holds other confirmed spans: a new revision."""
+        source = (entry["record"].get("meta") or {}).get("doccano") or {}
+        project = source.get("project")
+        candidates = [*mine.values(), *([reviewed[sid]] if sid in reviewed else [])]
+        v = next((c for c in candidates if c.project == project), None)
+        if v is None:
+            if project:
+                result.problems.append(
+                    f"sentence {sid}: imported from project {project!r} (example {source.get('example')}), which "
+                    "no longer has it marked done; a change there is imported once it is marked done again "
+                    "(until then the imported version stays)"
+                )
+            return
+        if v.tags == entry["record"]["tags"]:
+            return
+        if v.tags is None:
+            result.problems.extend(p + " (a correction after import; the imported version stays)" for p in v.problems)
+            return
+        annotators = (entry["record"].get("meta") or {}).get("annotators") or [v.confirmed_by]
+        result.done.append(self._annotation(v, annotators, entry.get("pre_tags"), revision=True))
+        result.revisions.append(sid)
+
+    def _judge(self, sid: str, assigned: list[str], mine: dict[str, _Version], reviewed: dict[str, _Version],
+               review_ours: dict[str, _Example], result: DoccanoFetchResult) -> Annotation | None:
+        """Decide one sentence not yet imported: an Annotation, or None (pending; problems appended)."""
+        confirmed = [a for a in assigned if a in mine]
+        for a in confirmed:
+            result.problems.extend(p + "; the sentence stays pending" for p in mine[a].problems)
+        if len(confirmed) < len(assigned):
+            if confirmed:
+                result.qc_waiting.append(sid)
+            return None
+        if any(mine[a].tags is None for a in assigned):
+            return None
+        pre = mine[assigned[0]].example.m("pre_tags")
+        if len(assigned) == 1:
+            return self._annotation(mine[assigned[0]], assigned, pre)
+        a, b = assigned
+        if mine[a].tags == mine[b].tags:
+            return self._annotation(mine[a], assigned, pre)
+        ex = mine[a].example
+        offsets = ex.m("offsets")
+        result.disagreements.append({
+            "sentence_id": sid, "annotators": [a, b], "text": ex.text,
+            "examples": {a: mine[a].example.example_id, b: mine[b].example.example_id},
+            "spans": {u: _readable(ex.text, offsets, mine[u].tags or []) for u in (a, b)},
+        })
+        where = f"sentence {sid} ({a}: example {mine[a].example.example_id}, {b}: example {mine[b].example.example_id})"
+        if self.params.disagreement_policy == "hold":
+            result.problems.append(
+                f"{where}: {a} and {b} disagree; held back (disagreement_policy: hold). Make both versions match in "
+                "their projects, or set disagreement_policy: review"
+            )
+            return None
+        v = reviewed.get(sid)
+        if v is not None:
+            if v.tags is None:
+                result.problems.extend(p + "; the sentence stays pending" for p in v.problems)
+                return None
+            return self._annotation(v, [a, b, v.confirmed_by], self._agreed(mine[a].tags, mine[b].tags))
+        eid = review_ours[sid].example_id if sid in review_ours else self._send_to_review(sid, mine[a], mine[b])
+        result.problems.append(
+            f"{where}: {a} and {b} disagree; resolve it in project {self.project_name(plan.REVIEW_SUFFIX)!r}, example "
+            f"{eid} (both versions are in its metadata), and mark it done"
+        )
+        return None
+
+    @staticmethod
+    def _agreed(a: list[str] | None, b: list[str] | None) -> list[str]:
+        """Tags of the entities both versions share (the review project's pre-annotation)."""
+        a, b = a or [], b or []
+        both = set(tags_to_spans(a)) & set(tags_to_spans(b))
+        return spans_to_tags(len(a), sorted(both))
+
+    def _send_to_review(self, sid: str, va: _Version, vb: _Version) -> int:
+        """Upload a disagreement to ``<project>-review``; return its example id there."""
+        members = [self.params.reviewer] if self.params.reviewer else []
+        pid = self.ensure_project(plan.REVIEW_SUFFIX, members)
+        ex = va.example
+        agreed = self._agreed(va.tags, vb.tags)
+        offsets = [(int(s), int(e)) for s, e in ex.m("offsets")]
+        line = {k: v for k, v in ex.meta.items() if k.startswith(META_PREFIX)}
+        line.update({
+            "text": ex.text,
+            "label": [[s, e, lab] for s, e, lab in token_to_char_spans(offsets, tags_to_spans(agreed))],
+            VERSION_PREFIX + va.confirmed_by: _readable(ex.text, ex.m("offsets"), va.tags or []),
+            VERSION_PREFIX + vb.confirmed_by: _readable(ex.text, ex.m("offsets"), vb.tags or []),
+        })
+        self.conn.upload(pid, [line])
+        return self.listing(pid).ours[sid].example_id
+
+    def _metrics(self, result: DoccanoFetchResult, pairs: dict[int, list[tuple[list[str], list[str]]]],
+                 confirmations: list[quality.Confirmation]) -> dict[str, Any]:
+        """Counts, agreement per cycle and cumulative, speed and effort per annotator and cycle."""
+        per_cycle = {str(c): quality.agreement(p) for c, p in sorted(pairs.items())}
+        cumulative = quality.agreement(p for c in sorted(pairs) for p in pairs[c])
+        last = per_cycle[str(max(pairs))] if pairs else quality.agreement([])
+        effort = {"kept": 0, "added": 0, "deleted": 0, "relabelled": 0}
+        for ann in result.done:
+            for k, v in edit_counts(ann.pre_tags, ann.record.tags or []).items():
+                effort[k] += v
+        return {
+            "done": len(result.done),
+            "revisions": len(result.revisions),
+            "pending": len(result.pending),
+            "problems": len(result.problems),
+            "qc_examples": last["pairs"],  # the latest cycle with QC pairs (per_cycle and cumulative: below)
+            "kappa": last["kappa"],
+            "entity_f1": last["entity_f1"],
+            "disagreements": last["disagreements"],
+            "kappa_target": quality.KAPPA_TARGET,
+            "qc_waiting": len(result.qc_waiting),
+            "deleted": len(result.deleted),
+            "not_ours": len(result.not_ours),
+            **{f"effort_{k}": v for k, v in effort.items()},
+            "per_cycle": per_cycle,
+            "cumulative": cumulative,
+            "annotators": quality.speed_and_effort(confirmations, self.params.break_s),
+            "break_s": self.params.break_s,
+        }
