@@ -176,6 +176,9 @@ def test_ray_engine_scores_as_the_local_engine(tiny_project: Path, two_node_clus
         sa, sb = json.loads(a), json.loads(b)
         assert [s[:3] for s in sa] == [s[:3] for s in sb]
         assert np.allclose([s[3] for s in sa], [s[3] for s in sb], atol=1e-3)
+    measure_diff = float(np.abs(remote[MEASURES].to_numpy() - local[MEASURES].to_numpy()).max())
+    emb_diff = float(np.abs(remote_emb.astype(np.float32) - local_emb.astype(np.float32)).max())
+    print(f"ray vs local: max |measure diff| {measure_diff:.2e}, max |embedding diff| {emb_diff:.2e}")
     np.testing.assert_allclose(remote[MEASURES].to_numpy(), local[MEASURES].to_numpy(), rtol=1e-4, atol=1e-5)
     assert remote_emb.dtype == local_emb.dtype == np.float16 and remote_emb.shape == local_emb.shape
     np.testing.assert_allclose(remote_emb.astype(np.float32), local_emb.astype(np.float32), rtol=0, atol=2e-3)
