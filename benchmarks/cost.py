@@ -35,6 +35,8 @@ import argparse
 import contextlib
 import json
 import math
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -68,7 +70,7 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results"
 DEFAULT_WORK = ROOT / "benchmarks" / "work" / "cost"
 README = ROOT / "README.md"
 PHASES = ("train", "score", "select")
-SIZES = {"train": [1000, 2000, 4000], "score": [5000, 10000, 20000], "select": [10_000, 100_000, 1_000_000]}
+SIZES = {"train": [500, 1000, 2000], "score": [2500, 5000, 10000], "select": [10_000, 100_000, 1_000_000]}
 
 # The projection's scenario and its assumptions (none of them measured here; all printed with the figures).
 PROJECTION = {
@@ -78,12 +80,29 @@ PROJECTION = {
     "batch": 100,  # select.batch_size, the shipped default
     "epochs": 6,  # epochs per cycle: every al_curve.py cycle ran 6 (its cap); params.yaml allows up to 15
     "subsample": 20_000,  # score.subsample in the "capped" scenario
-    "gpu_train_speedup": 25.0,  # ASSUMED one-GPU / this-2-core-CPU throughput ratio for training
-    "gpu_score_speedup": 40.0,  # ASSUMED ratio for scoring (inference batches of 64)
+    # ASSUMED one-GPU / one-core-of-this-CPU throughput ratios (not measured: no GPU here). A 22M-parameter
+    # encoder at batches of 16 (train) and 64 (score) leaves a GPU mostly waiting on kernel launches.
+    "gpu_train_speedup": 30.0,
+    "gpu_score_speedup": 30.0,
 }
 
 
 # --------------------------------------------------------------------------- workers
+# Each runs with ONE torch thread and reports its CPU seconds (user + system) besides wall time: on a CPU
+# shared with other work, wall time swings with the load, and several threads contending for two cores
+# spin-wait; CPU seconds of one thread are what the work itself costs, and what the fits use.
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed_cpu(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(result, wall seconds, CPU seconds of this process) of ``fn()``."""
+    c0 = cpu_seconds()
+    out, wall = timed(fn)
+    return out, wall, cpu_seconds() - c0
 
 
 def work_train(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -96,11 +115,11 @@ def work_train(cfg: dict[str, Any]) -> dict[str, Any]:
     tp = TrainParams(**{**cfg["train_params"], "epochs": 1})
     train_set, val_set = split_validation(records, tp.validation_share, tp.seed)
     out_dir = Path(cfg["work"]) / "train-model"
-    summary, wall = timed(lambda: train(train_set, val_set, cfg["labels"],
-                                        ModelParams(base=cfg["base"], max_length=MAX_LENGTH), tp, out_dir))
+    summary, wall, cpu = timed_cpu(lambda: train(train_set, val_set, cfg["labels"],
+                                                 ModelParams(base=cfg["base"], max_length=MAX_LENGTH), tp, out_dir))
     shutil.rmtree(out_dir, ignore_errors=True)
     return {"size": len(records), "train_sentences": len(train_set), "validation_sentences": len(val_set),
-            "epoch_seconds": summary["train_seconds"], "wall_seconds": round(wall, 2),
+            "cpu_seconds": round(cpu, 2), "epoch_seconds": summary["train_seconds"], "wall_seconds": round(wall, 2),
             "sentences_per_s": summary["train_sentences_per_second"], "peak_rss_mib": peak_rss_mib()}
 
 
@@ -111,9 +130,9 @@ def _stage(cfg: dict[str, Any], module: str) -> dict[str, Any]:
 
     main = importlib.import_module(f"nerloop.stages.{module}").main
     with contextlib.chdir(Path(cfg["project"])):
-        _, seconds = timed(main)
-    return {"size": cfg["size"], "wall_seconds": round(seconds, 2), "sentences_per_s": round(cfg["size"] / seconds, 1),
-            "peak_rss_mib": peak_rss_mib()}
+        _, seconds, cpu = timed_cpu(main)
+    return {"size": cfg["size"], "cpu_seconds": round(cpu, 2), "wall_seconds": round(seconds, 2),
+            "sentences_per_s": round(cfg["size"] / seconds, 1), "peak_rss_mib": peak_rss_mib()}
 
 
 def work_score(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +156,8 @@ def run_worker(name: str, cfg: dict[str, Any], in_process: bool) -> dict[str, An
     cfg_file, out_file = work / f"{name}.config.json", work / f"{name}.result.json"
     write_json(cfg_file, cfg)
     out_file.unlink(missing_ok=True)
-    subprocess.run([sys.executable, __file__, "--worker", name, str(cfg_file), str(out_file)], check=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    subprocess.run([sys.executable, __file__, "--worker", name, str(cfg_file), str(out_file)], check=True, env=env)
     return json.loads(out_file.read_text(encoding="utf-8"))
 
 
@@ -225,10 +245,7 @@ def project_dataset(fits: dict[str, dict[str, float]], p: dict[str, Any], batch:
 def analyse(res: dict[str, Any]) -> dict[str, Any]:
     """Fits of every phase with at least two sizes, and the projection when all three are fitted."""
     m = res.get("measurements", {})
-    points = {
-        "train": [(v["size"], v["epoch_seconds"]) for k, v in m.items() if k.startswith("train:")],
-        "score": [(v["size"], v["wall_seconds"]) for k, v in m.items() if k.startswith("score:")],
-        "select": [(v["size"], v["wall_seconds"]) for k, v in m.items() if k.startswith("select:")],
+    points = {ph: [(v["size"], v["cpu_seconds"]) for k, v in m.items() if k.startswith(f"{ph}:")] for ph in PHASES
     }
     fits = {k: f for k, pts in points.items() if (f := fit(pts))}
     out: dict[str, Any] = {"fits": fits}
@@ -260,19 +277,22 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         f"Generated by `python benchmarks/cost.py`; model `{res['base']}`, {mach.get('cpus')} CPUs (shared), "
         f"torch {mach.get('torch')}, GPU: {mach.get('gpu') or 'none'}. Each row is one run of the real code in its "
-        "own worker process (peak RSS = that process's peak, libraries and model included). Train = ONE epoch "
-        "(with the validation pass); score and select = the whole stage.",
+        "own worker process with ONE torch thread (peak RSS = that process's peak, libraries and model included). "
+        "Train = ONE epoch with its validation pass, model load and save; score and select = the whole stage. "
+        "CPU = CPU seconds of that process (what the fits use); wall time is on a CPU shared with other work, "
+        "so it is indicative only.",
         "",
-        "| step | size | wall time | per sentence | peak RSS | measured |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| step | size | CPU (1 thread) | per sentence | wall | peak RSS | measured |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for key in sorted(m, key=lambda k: (PHASES.index(k.split(":")[0]), int(k.split(":")[1]))):
         v = m[key]
         phase = key.split(":")[0]
         unit = "labelled" if phase == "train" else "pool" if phase == "score" else "scored rows"
-        t = v["epoch_seconds"] if phase == "train" else v["wall_seconds"]
+        t = v["cpu_seconds"]
         lines.append(f"| {phase}{' (1 epoch)' if phase == 'train' else ''} | {v['size']:,} {unit} | {t:,.1f} s | "
-                     f"{1000 * t / v['size']:.2f} ms | {v['peak_rss_mib'] / 1024:.2f} GiB | {v['measured_at']} |")
+                     f"{1000 * t / v['size']:.2f} ms | {v['wall_seconds']:,.1f} s | {v['peak_rss_mib'] / 1024:.2f} GiB "
+                     f"| {v['measured_at']} |")
     lines += ["", "## Growth (power-law fit, t = a·n^b)", "", "| step | b (log-log slope) | growth | fitted on |",
               "| --- | ---: | --- | --- |"]
     for k, f in a.get("fits", {}).items():
@@ -284,16 +304,17 @@ def markdown(res: dict[str, Any]) -> str:
             f"## Projection: a {p['dataset']:,}-sentence dataset from a {p['pool']:,} pool (PROJECTED, not measured)",
             "",
             f"Cycle c trains {p['epochs']} epochs on {p['seed']} + c × batch sentences from the base model, scores "
-            "what is left of the pool (or a subsample) and selects from it. CPU = the fits above extrapolated "
-            "(beyond the measured sizes for train and score). GPU = the CPU figure divided by an ASSUMED speed-up: "
-            f"×{p['gpu_train_speedup']:g} for training, ×{p['gpu_score_speedup']:g} for scoring (no GPU was "
-            "available to measure it; pass your own ratio with `--gpu-train-speedup/--gpu-score-speedup` and "
-            "`--report-only`). Select runs on the CPU in both.",
+            "what is left of the pool (or a subsample) and selects from it. CPU = core-hours of this CPU from the "
+            "fits above, extrapolated beyond the measured sizes (divide by the cores a machine gives torch for "
+            "its wall time, if threads scale). GPU = those core-hours divided by an ASSUMED speed-up of one GPU "
+            f"over one core of this CPU: ×{p['gpu_train_speedup']:g} for training, ×{p['gpu_score_speedup']:g} for "
+            "scoring (no GPU was available to measure it; pass your own ratios with `--gpu-train-speedup` "
+            "`--gpu-score-speedup --report-only`). Select stays on the CPU in both.",
             "",
-            f"Last cycle on this CPU: train {lc['train'] / 60:,.0f} min ({p['dataset']:,} sentences × {p['epochs']} "
-            f"epochs), score {lc['score'] / 60:,.0f} min, select {lc['select']:,.0f} s.",
+            f"Last cycle on one core of this CPU: train {lc['train'] / 60:,.0f} min ({p['dataset']:,} sentences × "
+            f"{p['epochs']} epochs), score {lc['score'] / 60:,.0f} min, select {lc['select']:,.0f} s.",
             "",
-            "| scenario | cycles | CPU hours (train / score / select) | one GPU, hours (train / score / select) |",
+            "| scenario | cycles | CPU core-hours (train / score / select) | one GPU, hours (train / score / select) |",
             "| --- | ---: | ---: | ---: |",
         ]
         for s in a["projection"]:
@@ -317,11 +338,11 @@ def where_time_goes(res: dict[str, Any]) -> list[str]:
         f"Training dominates: its per-epoch time grows {_growth(f['train']['slope'])}ly with the labelled set "
         f"(b = {f['train']['slope']:.2f}) and every cycle retrains from the base model on all labels (on purpose: "
         "no drift, comparable scores), so over a whole run it grows with the square of the dataset over the batch "
-        f"size: {whole['cpu_hours']['train']:,} CPU hours of training for {whole['cycles']} cycles of "
+        f"size: {whole['cpu_hours']['train']:,} core-hours of training for {whole['cycles']} cycles of "
         f"{whole['batch']}, {big['cpu_hours']['train']:,} with batches of {big['batch']:,}.",
         f"Scoring grows {_growth(f['score']['slope'])}ly with the pool (b = {f['score']['slope']:.2f}); "
         f"score.subsample caps it per cycle: {whole['cpu_hours']['score']:,} -> {capped['cpu_hours']['score']:,} "
-        "CPU hours over the run, and the Ray engine spreads what is left over a cluster.",
+        "core-hours over the run, and the Ray engine spreads what is left over a cluster.",
         f"Selection is cheap (b = {f['select']['slope']:.2f}; measured up to {f['select']['to']:,} rows).",
         "What the loop does about it: score.subsample (shipped, off by default), larger select.batch_size as the "
         "set grows (fewer retrainings), early stopping (train.early_stopping_patience), the Ray engine for "
@@ -359,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:  # inside a worker process: one measurement, result to a file
         name, cfg_file, out_file = args.worker
+        import torch
+
+        torch.set_num_threads(1)
         write_json(out_file, WORKERS[name](json.loads(Path(cfg_file).read_text(encoding="utf-8"))))
         return 0
     out = args.out.resolve()
@@ -437,10 +461,10 @@ def readme_block(res: dict[str, Any]) -> str:
     f, lc = a["fits"], a["last_cycle_cpu_seconds"]
     whole, capped, big = a["projection"]
     m = res["measurements"]
-    rows = ["| step | measured here (wall, peak RSS) | growth b |", "| --- | --- | ---: |"]
+    rows = ["| step | measured here: size: CPU seconds (1 thread), peak RSS | growth b |", "| --- | --- | ---: |"]
     for ph in PHASES:
         pts = sorted((v for k, v in m.items() if k.startswith(f"{ph}:")), key=lambda v: v["size"])
-        shown = ", ".join(f"{v['size']:,}: {v.get('epoch_seconds', v['wall_seconds']):,.0f} s "
+        shown = ", ".join(f"{v['size']:,}: {v['cpu_seconds']:,.0f} s "
                           f"{v['peak_rss_mib'] / 1024:.1f} GiB" for v in pts)
         rows.append(f"| {ph}{' (1 epoch, labelled)' if ph == 'train' else ' (pool)' if ph == 'score' else ' (rows)'}"
                     f" | {shown} | {f[ph]['slope']:.2f} |")
@@ -448,12 +472,13 @@ def readme_block(res: dict[str, Any]) -> str:
         f"Cost of a cycle as it grows (`benchmarks/results/cost.md`; this 2-core CPU, model `{res['base']}`):", "",
         *rows, "",
         f"Projected, not measured: a {p['dataset']:,}-sentence dataset from a {p['pool']:,} pool, {p['epochs']} "
-        f"epochs per cycle. Its last cycle here: train {lc['train'] / 60:,.0f} min, score {lc['score'] / 60:,.0f} "
-        f"min, select {lc['select']:,.0f} s. The whole run, batches of {whole['batch']} ({whole['cycles']} cycles): "
-        f"{whole['cpu_total_hours']:,} CPU hours, {whole['gpu_total_hours']:,} h on one GPU; with "
+        f"epochs per cycle. Its last cycle on one core here: train {lc['train'] / 60:,.0f} min, score "
+        f"{lc['score'] / 60:,.0f} min, select {lc['select']:,.0f} s. The whole run, batches of {whole['batch']} "
+        f"({whole['cycles']} cycles): {whole['cpu_total_hours']:,} core-hours, {whole['gpu_total_hours']:,} h on one "
+        "GPU; with "
         f"score.subsample {capped['subsample']:,}: {capped['gpu_total_hours']:,} h; with batches of "
-        f"{big['batch']:,}: {big['gpu_total_hours']:,} h. GPU hours assume a GPU trains ×{p['gpu_train_speedup']:g} "
-        f"and scores ×{p['gpu_score_speedup']:g} faster than this CPU (an assumption: no GPU here). Training is "
+        f"{big['batch']:,}: {big['gpu_total_hours']:,} h. GPU hours assume one GPU trains ×{p['gpu_train_speedup']:g} "
+        f"and scores ×{p['gpu_score_speedup']:g} faster than one core here (an assumption: no GPU here). Training is "
         "most of it and grows with the square of the dataset over the batch size, since every cycle retrains "
         "from the base model.",
     ])

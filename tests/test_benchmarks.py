@@ -189,7 +189,7 @@ def test_cost_smoke_resumes_fits_and_projects(corpus: tuple[Path, Path], tmp_pat
     assert set(a["fits"]) == {"train", "score", "select"} and len(a["projection"]) == 3
     whole, capped, _ = a["projection"]
     assert whole["cycles"] == 299 and capped["cpu_hours"]["score"] <= whole["cpu_hours"]["score"]
-    assert whole["gpu_hours"]["train"] == pytest.approx(whole["cpu_hours"]["train"] / 25, abs=0.02)
+    assert whole["gpu_hours"]["train"] == pytest.approx(whole["cpu_hours"]["train"] / 30, abs=0.02)
     md = (tmp_path / "out" / "cost.md").read_text()
     assert "PROJECTED, not measured" in md and "ASSUMED" in md and "Tsvigun" in md
 
