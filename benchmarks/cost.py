@@ -324,8 +324,49 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {name} | {s['cycles']} | {s['cpu_total_hours']:,} ({c['train']:,} / {c['score']:,} / "
                          f"{c['select']:,}) | {s['gpu_total_hours']:,} ({g['train']:,} / {g['score']:,} / "
                          f"{g['select']:,}) |")
+    if res.get("calibration"):
+        lines += ["", calibration_line(res["calibration"])]
     lines += ["", "## Where the time goes", ""] + [f"- {t}" for t in where_time_goes(res)] + [""]
     return "\n".join(lines)
+
+
+def calibration(res: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """The same work on this machine when it was idle (``throughput.json``, torch's threads) against here.
+
+    Both are core-seconds per sentence; their ratio says how much the shared CPU inflated the figures here
+    (a constant factor: it moves the levels, not the slopes).
+    """
+    tp_file = out / "throughput.json"
+    m = res.get("measurements", {})
+    trains = sorted((v for k, v in m.items() if k.startswith("train:")), key=lambda v: v["size"])
+    scores = sorted((v for k, v in m.items() if k.startswith("score:")), key=lambda v: v["size"])
+    if not tp_file.exists() or not trains or not scores:
+        return None
+    tp = json.loads(tp_file.read_text(encoding="utf-8"))
+    threads = tp.get("machine", {}).get("torch_threads") or 1
+    try:
+        idle_train = threads / tp["train"]["nerloop"]["sentences_per_s"]
+        idle_score = threads / tp["score"]["nerloop"]["sentences_per_s"]
+    except (KeyError, ZeroDivisionError):
+        return None
+    here_train = trains[-1]["cpu_seconds"] / trains[-1]["train_sentences"]
+    here_score = scores[-1]["cpu_seconds"] / scores[-1]["size"]
+    def pair(idle: float, here: float) -> dict[str, float]:
+        return {"idle": round(idle, 4), "here": round(here, 4), "ratio": round(here / idle, 1)}
+
+    return {"idle_measured_at": tp.get("updated_at"), "threads": threads, "train": pair(idle_train, here_train),
+            "score": pair(idle_score, here_score)}
+
+
+def calibration_line(cal: dict[str, Any] | None) -> str:
+    if not cal:
+        return ""
+    t, s = cal["train"], cal["score"]
+    return (f"Calibration: on this machine idle ({cal['idle_measured_at']}, throughput.md, {cal['threads']} torch "
+            f"threads) training cost {t['idle']} core-s per sentence and scoring {s['idle']}; here, shared with "
+            f"other work, {t['here']} (validation pass, load and save included) and {s['here']} (the whole stage): "
+            f"×{t['ratio']:g} and ×{s['ratio']:g}. The levels here are inflated by about that much (the slopes are "
+            "not: a constant factor); divide the CPU hours by it for an idle machine.")
 
 
 def where_time_goes(res: dict[str, Any]) -> list[str]:
@@ -406,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         measure(args, res, base, train_file, results_file)
     res["analysis"] = analyse(res)
+    res["calibration"] = calibration(res, out)
     res["machine"] = res.get("machine") or machine()
     out.mkdir(parents=True, exist_ok=True)
     write_json(results_file, res)
@@ -480,7 +522,7 @@ def readme_block(res: dict[str, Any]) -> str:
         f"{big['batch']:,}: {big['gpu_total_hours']:,} h. GPU hours assume one GPU trains ×{p['gpu_train_speedup']:g} "
         f"and scores ×{p['gpu_score_speedup']:g} faster than one core here (an assumption: no GPU here). Training is "
         "most of it and grows with the square of the dataset over the batch size, since every cycle retrains "
-        "from the base model.",
+        "from the base model. " + calibration_line(res.get("calibration")),
     ])
 
 
