@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import al_curve  # noqa: E402
+import cost  # noqa: E402
 import forecast_check  # noqa: E402
 import throughput  # noqa: E402
 
@@ -195,3 +196,37 @@ def test_throughput_smoke(corpus: tuple[Path, Path], tmp_path: Path) -> None:
     assert res["stream"]["met"] is None  # measured below 100k: no verdict claimed
     assert res["select"]["rows"] == 400 and res["io"]["export_s"] >= 0 and res["io"]["imported"] == 20
     assert "| training" in (out / "throughput.md").read_text()
+
+
+def test_cost_smoke_resumes_fits_and_projects(corpus: tuple[Path, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    data, model = corpus
+    args = ["--data", str(data), "--base", str(model), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
+            "--in-process", "--train-sizes", "20", "40", "--score-sizes", "30", "60", "--select-sizes", "50", "100"]
+    assert cost.main(args) == 0
+    res = json.loads((tmp_path / "out" / "cost.json").read_text())
+    assert sorted(res["measurements"]) == ["score:30", "score:60", "select:100", "select:50", "train:20", "train:40"]
+    assert all(v["peak_rss_mib"] > 0 for v in res["measurements"].values())
+    assert res["measurements"]["train:40"]["train_sentences"] + res["measurements"]["train:40"][
+        "validation_sentences"] == 40
+    a = res["analysis"]
+    assert set(a["fits"]) == {"train", "score", "select"} and len(a["projection"]) == 3
+    whole, capped, _ = a["projection"]
+    assert whole["cycles"] == 299 and capped["cpu_hours"]["score"] <= whole["cpu_hours"]["score"]
+    assert whole["gpu_hours"]["train"] == pytest.approx(whole["cpu_hours"]["train"] / 30, abs=0.02)
+    md = (tmp_path / "out" / "cost.md").read_text()
+    assert "PROJECTED, not measured" in md and "ASSUMED" in md and "Tsvigun" in md
+
+    # a second run measures nothing again; other sizes are added to the same file
+    capsys.readouterr()
+    assert cost.main([*args[:-3], "--select-sizes", "50", "100", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "skip train 20" in out and "skip select 100" in out and "-- select 200" in out and "-- train" not in out
+    assert "select:200" in json.loads((tmp_path / "out" / "cost.json").read_text())["measurements"]
+    # another model's figures are not mixed into the same file
+    assert cost.main([*args[:2], "--base", "minilm", *args[4:]]) == 2
+
+
+def test_cost_skips_clearly_without_conll(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cost.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 0
+    assert "skipped: CoNLL-2003 not found" in capsys.readouterr().out and not (tmp_path / "o").exists()

@@ -97,6 +97,9 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d.update(select={"token_budget": 99.5}), "select.token_budget", "whole number"),
         (lambda d: d.update(final={"include_gold": 1}), "final.include_gold", "must be true or false, got 1"),
         (lambda d: d.update(final={"ratios": [0.8, True, 0.1]}), "final.ratios", "got the boolean True"),
+        (lambda d: d.update(score={"engine": "spark"}), "score.engine", "permitted"),
+        (lambda d: d.update(score={"ray_actors": 1.5}), "score.ray_actors", "whole number"),
+        (lambda d: d.update(score={"ray_cpus_per_actor": 0}), "score.ray_cpus_per_actor", "greater than or equal"),
     ],
 )
 def test_bad_values_name_their_key(
