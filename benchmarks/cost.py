@@ -38,7 +38,6 @@ import math
 import os
 import resource
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +58,9 @@ from throughput import (
     sample,
     synthetic_scores,
     timed,
+)
+from throughput import (
+    run_worker as run_measurement,
 )
 
 from nerloop.formats import read_conll, read_records, write_json, write_records
@@ -149,16 +151,9 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def run_worker(name: str, cfg: dict[str, Any], in_process: bool) -> dict[str, Any]:
-    """One measurement, by default in a fresh Python process so that its peak memory is its own."""
-    if in_process:
-        return WORKERS[name](cfg)
-    work = Path(cfg["work"])
-    cfg_file, out_file = work / f"{name}.config.json", work / f"{name}.result.json"
-    write_json(cfg_file, cfg)
-    out_file.unlink(missing_ok=True)
+    """One measurement in its own process (throughput's runner), with one BLAS/OpenMP thread."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    subprocess.run([sys.executable, __file__, "--worker", name, str(cfg_file), str(out_file)], check=True, env=env)
-    return json.loads(out_file.read_text(encoding="utf-8"))
+    return run_measurement(name, cfg, in_process, workers=WORKERS, script=__file__, env=env)
 
 
 # --------------------------------------------------------------------------- inputs (not timed)

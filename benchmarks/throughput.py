@@ -280,16 +280,22 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def run_worker(name: str, cfg: dict[str, Any], in_process: bool) -> dict[str, Any]:
-    """Run one measurement, by default in a fresh Python process so its peak memory is its own."""
+def run_worker(name: str, cfg: dict[str, Any], in_process: bool, *,
+               workers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+               script: str = __file__, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one measurement, by default in a fresh Python process so its peak memory is its own.
+
+    ``workers`` and ``script`` let another benchmark (cost.py) run its own measurements the same way:
+    ``script --worker NAME CONFIG RESULT`` must call ``workers[NAME]``.
+    """
     print(f"-- {name}", flush=True)
     if in_process:
-        return WORKERS[name](cfg)
+        return (workers or WORKERS)[name](cfg)
     work = Path(cfg["work"])
     cfg_file, out_file = work / f"{name}.config.json", work / f"{name}.result.json"
     write_json(cfg_file, cfg)
     out_file.unlink(missing_ok=True)
-    subprocess.run([sys.executable, __file__, "--worker", name, str(cfg_file), str(out_file)], check=True)
+    subprocess.run([sys.executable, script, "--worker", name, str(cfg_file), str(out_file)], check=True, env=env)
     return json.loads(out_file.read_text(encoding="utf-8"))
 
 
