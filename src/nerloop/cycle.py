@@ -19,22 +19,17 @@ then runs the next: every cycle that ran gets its own commit, none is skipped.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 from nerloop import held_back, inbox, paths, repo
-from nerloop.formats import read_records, write_json
+from nerloop.formats import read_json, read_records, write_json
 from nerloop.ledger import Ledger
 from nerloop.params import Params, load_params
 
 # What a cycle commits to git (DVC-cached outputs are pinned by dvc.lock and ignored by git).
 COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models", ".gitignore"]
 
-
-def _read_json(path: Path, default: Any = None) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
 
 
 def committed_paths(params: Params) -> list[str]:
@@ -48,7 +43,7 @@ def committed_paths(params: Params) -> list[str]:
 
 def journal() -> dict[str, Any] | None:
     """The unfinished cycle's record ({"step", "started", ...}), or None when the last one finished."""
-    return _read_json(paths.JOURNAL)
+    return read_json(paths.JOURNAL)
 
 
 def _mark(step: str, **extra: Any) -> None:
@@ -61,7 +56,7 @@ def _mark(step: str, **extra: Any) -> None:
 
 def load_manifest() -> dict[str, Any]:
     """What was sent: {"backend", "project", "examples": {sentence id: {"example", "cycle"}}}."""
-    return _read_json(paths.EXPORT_MANIFEST, {"backend": None, "examples": {}})
+    return read_json(paths.EXPORT_MANIFEST, {"backend": None, "examples": {}})
 
 
 def fetch(params: Params) -> int:
@@ -123,8 +118,8 @@ def send(params: Params) -> int:
 
 
 def summary() -> dict[str, Any]:
-    ann = _read_json(paths.METRICS / "annotation.json", {})
-    ev = _read_json(paths.METRICS / "eval.json", {})
+    ann = read_json(paths.METRICS / "annotation.json", {})
+    ev = read_json(paths.METRICS / "eval.json", {})
     return {"cycle": ann.get("cycle", 0), "labelled": ev.get("labelled_sentences"), "f1": ev.get("f1"),
             "waiting": ann.get("waiting", 0), "held_back": len(held_back.load())}
 

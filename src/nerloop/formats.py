@@ -63,6 +63,12 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """A JSON file written by ``write_json``, or ``default`` when it does not exist (yet)."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write pretty JSON atomically."""
     with atomic_write(path) as fh:

@@ -6,19 +6,13 @@ as on a fresh clone) and never contacts the annotation backend.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from nerloop import cycle, held_back, paths, repo
-from nerloop.formats import read_any, read_records
+from nerloop.formats import read_any, read_json, read_records
 from nerloop.labelled import labelled_type_counts
 from nerloop.ledger import Ledger
 from nerloop.params import load_params
-
-
-def _read_json(path: Path, default: Any) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
 
 
 def _inputs() -> tuple[list, list, set[str]]:
@@ -42,7 +36,7 @@ def status() -> dict[str, Any]:
     seed, pool, _gold = _inputs()
     exported = cycle.load_manifest()["examples"]
     labelled = ledger.ids
-    history = _read_json(paths.METRICS / "history.json", [])
+    history = read_json(paths.METRICS / "history.json", [])
     unfinished = cycle.journal()
     lock = repo.lock_problem()
     waiting = sorted(sid for sid in exported if sid not in labelled)
@@ -60,7 +54,7 @@ def status() -> dict[str, Any]:
         "interrupted": unfinished,
         "dvc_lock_problem": lock,
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
-        "forecast": _read_json(paths.METRICS / "forecast.json", None),  # written by evaluate: stop or continue
+        "forecast": read_json(paths.METRICS / "forecast.json", None),  # written by evaluate: stop or continue
     }
     out["next"] = next_step(out)
     return out
