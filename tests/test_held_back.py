@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,13 @@ def test_command_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None
         held_back.main(["release"])
     held_back.main(["release", TWEET.id])
     assert "released 1 sentence(s)" in capsys.readouterr().out and held_back.load() == []
+
+
+def test_the_cli_commands_the_readme_names(tiny_project: Path) -> None:
+    """`nerloop held-back list` and `... release` exactly as README and status print them."""
+    from conftest import project_env, run_in
+
+    assert "no sentence is held back" in run_in(tiny_project, "nerloop", "held-back", "list").stdout
+    proc = subprocess.run(["nerloop", "held-back", "release"], cwd=tiny_project, env=project_env(), text=True,
+                          capture_output=True)
+    assert proc.returncode == 1 and "name the sentence ids to release, or --all" in proc.stderr
