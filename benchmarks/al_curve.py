@@ -81,10 +81,17 @@ TITLES = {
 DEFAULT_STRATEGY = "hybrid"  # what params.yaml ships: hybrid, MNLP, alpha 0.7, k 20
 BASELINE = "random"
 DEFAULT_SEEDS = [1, 2, 3]
+REFERENCE_EPOCHS = 8  # the full-data reference's epoch cap; early stopping on valid.txt picks the epoch
+REFERENCE_PATIENCE = 2
 
 # Targets of issue #6; fixed here, never tuned to the results.
 TARGET_GAIN = 0.03  # mean F1 over cycles 1..N at least 3 points above random at the same sentence count
 TARGET_SHARE = 0.60  # random's final F1 reached with at most 60% of random's labelled sentences
+# Targets added by issue #12
+REACH_SHARES = (0.95, 0.98, 0.99)  # shares of the full-data reference F1 the report says the cost of
+TARGET_REACH_TOKENS = 0.20  # 99% of the reference reached with at most 20% of train's tokens
+TARGET_TRAIN_SPEED = 25.0  # sentences/s in training (benchmarks/throughput.py)
+TARGET_SCORE_RATIO = 0.85  # scoring speed as a share of a bare forward pass (benchmarks/throughput.py)
 
 # Recipe keys that each run sets itself (seeded, or a benchmark setting), left out of the shared recipe.
 PER_RUN_KEYS = {
@@ -106,15 +113,25 @@ class Settings:
 
     seed_size: int = 200  # randomly drawn, labelled sentences every run starts from
     batch: int = 200  # sentences selected per cycle (select.batch_size)
-    cycles: int = 5  # selection cycles after the seed-only cycle 0
+    cycles: int = 4  # selection cycles after the seed-only cycle 0
     subsample: int = 4000  # pool sentences scored per cycle (score.subsample); 0 = the whole pool
-    epochs: int = 6  # train.epochs (at most; early stopping on the validation share)
-    patience: int = 2  # train.early_stopping_patience
+    epochs: int = 15  # train.epochs (at most, in the probe run; early stopping picks the count) as shipped
+    patience: int = 3  # train.early_stopping_patience, as shipped
     gold_size: int = 0  # test sentences used as gold; 0 = the whole official test split
     base: str = "minilm"  # model.base
+    schedule: tuple[int, ...] = ()  # batch size per cycle (last repeats), as select.batch_size takes it; () = batch
+    stop_token_share: float = 0.0  # > 0: stop once labelled tokens reach this share of train's (cycles = at most)
+
+    def batch_sizes(self) -> int | list[int]:
+        """select.batch_size of every run: the schedule when there is one."""
+        return list(self.schedule) if self.schedule else self.batch
 
 
 QUICK = Settings(seed_size=50, batch=50, cycles=2, subsample=500, epochs=1, patience=1, gold_size=500)
+# The long run of issue #12: small batches early, larger later, until a quarter of train's tokens are labelled.
+LONG = Settings(schedule=(200, 200, 400, 800, 1600), stop_token_share=0.25, cycles=12, epochs=15, patience=3)
+LONG_STRATEGIES = ["random", "hybrid"]
+LONG_SEEDS = [1, 2]
 
 
 @dataclass
@@ -189,7 +206,8 @@ def run_config(settings: Settings, recipe: dict[str, Any], corpus: Corpus) -> di
     config = {
         **asdict(settings),
         "recipe": recipe,
-        "data": {"train_sentences": len(corpus.train), "test_sentences": len(corpus.test), "labels": corpus.labels},
+        "data": {"train_sentences": len(corpus.train), "test_sentences": len(corpus.test), "labels": corpus.labels,
+                 "train_tokens": sum(len(r.tokens) for r in corpus.train)},
     }
     return json.loads(json.dumps(config))  # JSON types only, so it compares equal to one read back
 
@@ -204,7 +222,7 @@ def run_params(settings: Settings, recipe: dict[str, Any], key: str, seed: int, 
                   "early_stopping_patience": settings.patience},
         "evaluate": recipe["evaluate"],
         "score": {**recipe["score"], "subsample": settings.subsample, "seed": seed},
-        "select": {**recipe["select"], **STRATEGIES[key], "batch_size": settings.batch, "seed": seed},
+        "select": {**recipe["select"], **STRATEGIES[key], "batch_size": settings.batch_sizes(), "seed": seed},
         "annotation": {"backend": "simulated",
                        "simulated": {"answers": "data/raw/answers.conll", "state_dir": "annotation/simulated"}},
     }
@@ -333,9 +351,10 @@ def cycle_row(cycle: int, seconds: dict[str, float]) -> dict[str, Any]:
         "gold_sentences": ev["gold_sentences"],
         "train_sentences": tr["train_sentences"],
         "validation_sentences": tr["validation_sentences"],
+        "recipe": tr.get("recipe"),
         "epochs_run": tr["epochs_run"],
         "best_validation_f1": tr["best_validation_f1"],
-        "train_seconds": tr["train_seconds"],
+        "train_seconds": round(tr["train_seconds"] + tr.get("probe_seconds", 0.0), 1),  # probe + refit
         "train_sentences_per_second": tr["train_sentences_per_second"],
         "stage_seconds": seconds,
     }
@@ -374,12 +393,15 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
             progress["prepare_seconds"] = timed(stages["prepare"].main)
             progress["prepare"] = read_json(Path("metrics/prepare.json"))  # seed, pool and gold sizes
             save()
+        token_goal = settings.stop_token_share * sum(len(r.tokens) for r in corpus.train)
         for c in range(settings.cycles + 1):
             if len(progress["rows"]) == c:  # learn from everything labelled so far, and measure on gold
                 print(f"== {key} seed {seed}: cycle {c}/{settings.cycles}")
                 seconds = {name: timed(stages[name].main) for name in ("import", "train", "evaluate")}
                 progress["rows"].append(cycle_row(c, seconds))
                 save()
+            if token_goal and progress["rows"][c]["labelled_tokens"] >= token_goal:
+                break  # the long run's goal: enough of train's tokens are labelled
             if c < settings.cycles and progress["exported"] < c:  # choose and send the next batch
                 seconds = {name: timed(stages[name].main) for name in ("score", "select", "export")}
                 batch = [json.loads(line) for line in Path("data/selection/batch.jsonl").read_text().splitlines()]
@@ -394,7 +416,7 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
     record = {
         "benchmark": "al_curve",
         "strategy": key,
-        "select": {**recipe["select"], **STRATEGIES[key], "batch_size": settings.batch, "seed": seed},
+        "select": {**recipe["select"], **STRATEGIES[key], "batch_size": settings.batch_sizes(), "seed": seed},
         "seed": seed,
         "config": config,
         "cycles": progress["rows"],
@@ -415,44 +437,57 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
     return record
 
 
-def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], epochs: int, work: Path,
-                  results: Path) -> dict[str, Any]:
-    """Train once on the whole train split with the same model and recipe; its test F1 is the ceiling.
+def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], epochs: int, patience: int,
+                  work: Path, results: Path) -> dict[str, Any]:
+    """Train once on the whole train split, to convergence; its test F1 is the ceiling the curves aim at.
 
-    The seed set is all of train. Nothing is selected, but prepare refuses an empty pool, so the
-    pool is one placeholder sentence that is in neither train nor test. As in every cycle, the
-    recipe holds out ``train.validation_share`` of it for early stopping.
+    Every train sentence is trained on (duplicates and sentences also in test left out, as prepare
+    does), and the epoch count is chosen by early stopping on the official validation split
+    (``valid.txt``, beside train and test): data the benchmark may look at, unlike the test split.
+    The epoch cap and patience are reported, with the validation F1 of every epoch, so a reader can
+    see that the curve had flattened.
     """
+    from nerloop.model import predict_tags, seqeval_scores, train
+    from nerloop.params import ModelParams, TrainParams
+
     out = results / "reference.json"
-    config = {**run_config(settings, recipe, corpus), "reference_epochs": epochs}
-    for k in ("seed_size", "batch", "cycles", "subsample", "epochs"):
-        config.pop(k)
+    config = {**run_config(settings, recipe, corpus), "reference_epochs": epochs, "reference_patience": patience,
+              "reference_validation": "valid.txt"}
+    for k in ("seed_size", "batch", "cycles", "subsample", "epochs", "patience", "schedule", "stop_token_share"):
+        config.pop(k, None)
     if out.exists() and read_json(out)["config"] == config:
         print(f"skip reference: already done ({out})")
         return read_json(out)
-    stages = stage_modules()
-    run_dir = work / "reference"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    raw = run_dir / "data" / "raw"
-    link(corpus.train_path, raw / "train.conll")
-    if settings.gold_size:
-        write_conll(raw / "gold.conll", gold_subset(corpus, settings.gold_size))
-    else:
-        link(corpus.test_path, raw / "gold.conll")
-    params = run_params(replace(settings, epochs=epochs), recipe, BASELINE, 1, corpus.labels)
-    (raw / "pool.txt").write_text("nerloop reference placeholder , never selected .\n", encoding="utf-8")
-    params["data"].update(seed="data/raw/train.conll", pool="data/raw/pool.txt")
-    params["annotation"]["simulated"]["answers"] = "data/raw/train.conll"
-    (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    valid_path = corpus.test_path.with_name("valid.txt")
+    if not valid_path.is_file():
+        raise BenchmarkError(f"--reference needs CoNLL-2003's validation split at {valid_path}")
+    seed_set, pool = split_seed_pool(corpus, 1, seed=1)
+    train_set = seed_set + pool
+    valid = read_conll(valid_path)
+    gold = gold_subset(corpus, settings.gold_size) if settings.gold_size else corpus.test
+    model_params = ModelParams(**{**recipe["model"], "base": resolve_base(settings.base)})
+    train_params = TrainParams(**{**recipe["train"], "seed": 1, "epochs": epochs,
+                                  "early_stopping_patience": patience})
+    labels = ["O"] + [f"{p}-{t}" for t in corpus.labels for p in ("B", "I")]
+    model_dir = scratch(work / "reference") / "model"
     t0 = time.perf_counter()
-    with contextlib.chdir(run_dir):
-        seconds = {name: timed(stages[name].main) for name in ("prepare", "import", "train", "evaluate")}
-        row = cycle_row(0, seconds)
-    record = {"benchmark": "al_curve_reference", "config": config, **row,
-              "wall_seconds": round(time.perf_counter() - t0, 1), "finished_at": now(),
-              "nerloop_commit": git_commit(), "machine": machine()}
+    summary = train(train_set, valid, labels, model_params, train_params, model_dir)
+    t_eval = time.perf_counter()
+    pred = predict_tags(model_dir, gold, recipe["evaluate"]["batch_size"], model_params.max_length)
+    scores = seqeval_scores([r.tags for r in gold], pred)
+    record = {
+        "benchmark": "al_curve_reference", "config": config,
+        "labelled_sentences": len(train_set), "labelled_tokens": sum(len(r.tokens) for r in train_set),
+        "f1": round(scores["f1"], 4), "precision": round(scores["precision"], 4),
+        "recall": round(scores["recall"], 4), "token_accuracy": round(scores["token_accuracy"], 4),
+        "f1_per_type": {t: round(v["f1"], 4) for t, v in sorted(scores["per_type"].items())},
+        "gold_sentences": len(gold), **summary,
+        "evaluate_seconds": round(time.perf_counter() - t_eval, 1),
+        "wall_seconds": round(time.perf_counter() - t0, 1), "finished_at": now(),
+        "nerloop_commit": git_commit(), "machine": machine(),
+    }
     write_json(out, record)
-    shutil.rmtree(run_dir / "models", ignore_errors=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
     return record
 
 
@@ -545,6 +580,43 @@ def savings_target(stats: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {**out, "reached": False, "final_f1": mine[-1]["f1_mean"], "met": False}
 
 
+def reach(rows: list[dict[str, Any]], goal: float) -> dict[str, float] | None:
+    """Sentences and tokens where a seed-averaged curve first reaches ``goal`` (linear between cycles)."""
+    for i, row in enumerate(rows):
+        if row["f1_mean"] >= goal:
+            if i == 0:
+                return {"sentences": row["sentences"], "tokens": row["tokens"]}
+            prev = rows[i - 1]
+            frac = (goal - prev["f1_mean"]) / (row["f1_mean"] - prev["f1_mean"])
+            return {x: prev[x] + frac * (row[x] - prev[x]) for x in ("sentences", "tokens")}
+    return None
+
+
+def reach_target(stats: dict[str, list[dict[str, Any]]], ref_f1: float | None, train_tokens: int) -> dict[str, Any]:
+    """Per strategy, the labelled sentences and tokens at 95, 98 and 99% of the reference; and the 99% target."""
+    if ref_f1 is None or DEFAULT_STRATEGY not in stats:
+        return {"met": None, "why": f"needs the reference (--reference) and finished {DEFAULT_STRATEGY} runs"}
+    table = {key: {str(share): reach(rows, share * ref_f1) for share in REACH_SHARES} for key, rows in stats.items()}
+    at99 = table[DEFAULT_STRATEGY][str(REACH_SHARES[-1])]
+    out = {"reference_f1": ref_f1, "train_tokens": train_tokens, "table": table, "target": TARGET_REACH_TOKENS,
+           "final_f1": stats[DEFAULT_STRATEGY][-1]["f1_mean"], "final_tokens": stats[DEFAULT_STRATEGY][-1]["tokens"]}
+    if at99 is None:
+        return {**out, "reached": False, "met": False}
+    share = at99["tokens"] / train_tokens
+    return {**out, "reached": True, "token_share": share, "met": bool(share <= TARGET_REACH_TOKENS)}
+
+
+def speed_target(results: Path) -> dict[str, Any]:
+    """The product-speed targets, read from throughput.py's last figures (not measured here)."""
+    path = results / "throughput.json"
+    if not path.exists():
+        return {"met": None, "why": f"no {path.name}: run benchmarks/throughput.py"}
+    t = read_json(path)
+    train, ratio = t["train"]["nerloop"]["sentences_per_s"], t["score"]["ratio"]
+    return {"train_sentences_per_s": train, "score_ratio": ratio, "measured_at": t["train"].get("measured_at"),
+            "met": bool(train >= TARGET_TRAIN_SPEED and ratio >= TARGET_SCORE_RATIO)}
+
+
 def _fmt_int(x: float) -> str:
     return f"{round(x):,}"
 
@@ -560,7 +632,8 @@ def report(results: Path, readme: Path | None = None) -> dict[str, Any] | None:
         print(f"no finished runs in {results / 'runs'} yet: nothing to report")
         return None
     config = runs[0]["config"]
-    ref_file = results / "reference.json"
+    ref_file = next((f for f in (results / "reference.json", results.parent / "reference.json") if f.exists()),
+                    results / "reference.json")  # the long run's folder sits inside the main results folder
     reference = read_json(ref_file) if ref_file.exists() else None
     if reference and (reference["config"]["recipe"] != config["recipe"]
                       or reference["config"]["gold_size"] != config["gold_size"]
@@ -573,21 +646,26 @@ def report(results: Path, readme: Path | None = None) -> dict[str, Any] | None:
     gain = gain_target(runs)
     common = set(gain.get("seeds", []))  # the savings curves use the seeds both strategies have finished
     savings = savings_target(curve_stats(runs, common) if common else {})
-    summary = {"config": config, "reference_f1": ref_f1, "stats": stats,
-               "targets": {"gain": gain, "savings": savings}, "runs": len(runs), "generated_at": now()}
+    reached = reach_target(stats, ref_f1, config["data"].get("train_tokens", 0))
+    speed = speed_target(ref_file.parent)
+    targets = {"gain": gain, "savings": savings, "reach": reached, "speed": speed}
+    summary = {"config": config, "reference_f1": ref_f1, "stats": stats, "targets": targets, "runs": len(runs),
+               "generated_at": now()}
     write_json(results / "al_curve_summary.json", summary)
     plot_curves(stats, ref_f1, results)
-    md = markdown(runs, stats, gain, savings, reference)
+    md = markdown(runs, stats, targets, reference)
     (results / "al_curve.md").write_text(md, encoding="utf-8")
-    print("Targets (issue #6):\n  " + "\n  ".join(target_lines(gain, savings)))
+    print("Targets (issues #6 and #12):\n  " + "\n  ".join(target_lines(targets)))
     print(f"report: {results / 'al_curve.md'}")
     if readme is not None:
-        update_readme(readme, "al_curve", headline(config, stats, gain, savings, ref_f1, len(runs)))
+        block = "al_curve_long" if results.name == "long" else "al_curve"
+        update_readme(readme, block, headline(config, stats, targets, ref_f1, len(runs)))
     return summary
 
 
-def target_lines(gain: dict[str, Any], savings: dict[str, Any]) -> list[str]:
+def target_lines(targets: dict[str, Any]) -> list[str]:
     """One line per target with its figure and MET / NOT MET, for the console and the README."""
+    gain, savings, reached, speed = targets["gain"], targets["savings"], targets["reach"], targets["speed"]
     lines = []
     if gain["met"] is None:
         lines.append(f"gain over random: not measured ({gain['why']})")
@@ -606,6 +684,38 @@ def target_lines(gain: dict[str, Any], savings: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"{DEFAULT_STRATEGY} never reaches random's final F1 {savings['random_final_f1']:.4f} "
                      f"(its own final: {savings['final_f1']:.4f}): NOT MET")
+    if reached["met"] is None:
+        lines.append(f"99% of the full-data F1: not measured ({reached['why']})")
+    elif reached["reached"]:
+        lines.append(f"{DEFAULT_STRATEGY} reaches 99% of the full-data F1 {reached['reference_f1']:.4f} with "
+                     f"{100 * reached['token_share']:.1f}% of train's {_fmt_int(reached['train_tokens'])} tokens "
+                     f"(target <= {100 * TARGET_REACH_TOKENS:.0f}%): {'MET' if reached['met'] else 'NOT MET'}")
+    else:
+        lines.append(f"{DEFAULT_STRATEGY} does not reach 99% of the full-data F1 {reached['reference_f1']:.4f} within "
+                     f"its {_fmt_int(reached['final_tokens'])} labelled tokens (ends at {reached['final_f1']:.4f} = "
+                     f"{100 * reached['final_f1'] / reached['reference_f1']:.1f}%): NOT MET")
+    if speed["met"] is None:
+        lines.append(f"product speed: not measured ({speed['why']})")
+    else:
+        lines.append(f"product speed (throughput.py, {speed['measured_at']}): training "
+                     f"{speed['train_sentences_per_s']} sentences/s (target >= {TARGET_TRAIN_SPEED:.0f}), scoring "
+                     f"{100 * speed['score_ratio']:.1f}% of a bare forward pass "
+                     f"(target >= {100 * TARGET_SCORE_RATIO:.0f}%): {'MET' if speed['met'] else 'NOT MET'}")
+    return lines
+
+
+def reach_rows(targets: dict[str, Any]) -> list[str]:
+    """Markdown: labelled sentences and tokens at 95, 98 and 99% of the reference, per strategy."""
+    reached = targets["reach"]
+    if reached["met"] is None:
+        return [f"Share of the full-data F1: {reached['why']}."]
+    total = reached["train_tokens"]
+    lines = ["| strategy | " + " | ".join(f"{100 * s:.0f}% of full-data F1" for s in REACH_SHARES) + " |",
+             "| --- | " + " | ".join("---:" for _ in REACH_SHARES) + " |"]
+    for key, row in reached["table"].items():
+        cells = [f"{_fmt_int(v['sentences'])} sentences, {_fmt_int(v['tokens'])} tokens "
+                 f"({100 * v['tokens'] / total:.1f}% of train)" if v else "not reached" for v in row.values()]
+        lines.append(f"| {TITLES.get(key, key)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -620,22 +730,33 @@ def setup_text(runs: list[dict[str, Any]]) -> str:
             if "pool_sentences" in prepared else "")
     gold = prepared.get("gold_sentences", gold)
     hybrid = next((r["select"] for r in runs if r["strategy"] == DEFAULT_STRATEGY and "select" in r), select)
+    if cfg.get("stop_token_share"):
+        cycles = (f"cycles with batches of {', '.join(map(str, cfg['schedule']))} sentences (the last repeating) "
+                  f"until the labelled tokens reach {cfg['stop_token_share']:.0%} of train's")
+    else:
+        cycles = f"{cfg['cycles']} cycles of {cfg['batch']} sentences"
+    if train.get("recipe", "holdout") == "refit":
+        recipe = (f"a probe run holding out {train['validation_share']:.0%} of the labelled data picks the epoch "
+                  f"count by early stopping (at most {cfg['epochs']}, patience {cfg['patience']}), then the model is "
+                  "trained on all labelled sentences for that many epochs")
+    else:
+        recipe = (f"epochs: at most {cfg['epochs']}, early stopping (patience {cfg['patience']}) on "
+                  f"{train['validation_share']:.0%} of the labelled data, never trained on")
     return (
-        f"Setup: a random seed set of {cfg['seed_size']} train sentences, then {cfg['cycles']} cycles of "
-        f"{cfg['batch']} sentences chosen from a random subsample of {cfg['subsample'] or 'all'} pool sentences "
+        f"Setup: a random seed set of {cfg['seed_size']} train sentences, then {cycles}, chosen from a random "
+        f"subsample of {cfg['subsample'] or 'all'} pool sentences "
         f"per cycle; the pool is the rest of train{pool}, answered from the train labels by the simulated "
         f"annotator. Gold set: {gold_what} ({gold:,} "
         f"distinct sentences; never selected, never trained on). Model `{cfg['base']}`, trained from the base "
-        f"every cycle, epochs: at most {cfg['epochs']}, early stopping (patience {cfg['patience']}) on "
-        f"{train['validation_share']:.0%} of the "
-        f"labelled data; learning rate {train['learning_rate']}, batch {train['batch_size']}. Seeds "
+        f"every cycle: {recipe}; learning rate {train['learning_rate']}, batch {train['batch_size']}. Seeds "
         f"{sorted({r['seed'] for r in runs})} (seed set, training, subsample and selection). Hybrid uses the "
         f"shipped defaults: measure {hybrid.get('measure', '?')}, alpha {hybrid['alpha']}, k {hybrid['k']}."
     )
 
 
-def target_rows(cfg: dict[str, Any], gain: dict[str, Any], savings: dict[str, Any]) -> list[str]:
+def target_rows(cfg: dict[str, Any], targets: dict[str, Any]) -> list[str]:
     """The targets as Markdown table rows: what is asked, the figure, met or not."""
+    gain, savings = targets["gain"], targets["savings"]
     ask_gain = (f"{DEFAULT_STRATEGY}: mean test F1 over cycles 1..{cfg['cycles']} at least {100 * TARGET_GAIN:.0f} "
                 "points above random at the same labelled sentence count (mean over seeds)")
     ask_share = (f"{DEFAULT_STRATEGY} reaches random's final F1 with at most {100 * TARGET_SHARE:.0f}% of "
@@ -657,19 +778,29 @@ def target_rows(cfg: dict[str, Any], gain: dict[str, Any], savings: dict[str, An
     else:
         rows.append(f"| {ask_share} | random's final F1 {savings['random_final_f1']:.4f} never reached: "
                     f"{DEFAULT_STRATEGY} ends at {savings['final_f1']:.4f} | **not met** |")
+    lines = target_lines(targets)[2:]  # the figures of the two #12 targets, worded as on the console
+    rows.append(f"| {DEFAULT_STRATEGY} reaches 99% of the full-data F1 with at most {100 * TARGET_REACH_TOKENS:.0f}% "
+                f"of train's tokens | {lines[0]} | {_verdict(targets['reach']['met'])} |")
+    rows.append(f"| product speed: training >= {TARGET_TRAIN_SPEED:.0f} sentences/s, scoring >= "
+                f"{100 * TARGET_SCORE_RATIO:.0f}% of a bare forward pass | {lines[1]} | "
+                f"{_verdict(targets['speed']['met'])} |")
     return rows
 
 
 def reference_text(reference: dict[str, Any] | None) -> str:
     if reference is None:
         return "Full-data reference: not run yet (`python benchmarks/al_curve.py --reference`)."
-    return (f"Full-data reference (same model and recipe on all of train): test F1 **{reference['f1']:.4f}** "
-            f"({reference['train_sentences']:,} training sentences, {reference['validation_sentences']:,} held out "
-            f"for early stopping, {reference['epochs_run']} epochs, {reference['train_seconds'] / 60:.0f} min).")
+    per_epoch = ", ".join(f"{f:.4f}" for f in reference.get("validation_f1_per_epoch", []))
+    return (f"Full-data reference (same model and training settings, every train sentence trained on, epochs chosen "
+            f"by early stopping on the official validation split): test F1 **{reference['f1']:.4f}** "
+            f"({reference['train_sentences']:,} training sentences, best epoch {reference.get('best_epoch', '?')} "
+            f"of {reference['epochs_run']} run, cap {reference['config'].get('reference_epochs', '?')}, patience "
+            f"{reference['config'].get('reference_patience', '?')}; validation F1 per epoch: {per_epoch}; "
+            f"{reference['train_seconds'] / 60:.0f} min).")
 
 
-def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]], gain: dict[str, Any],
-             savings: dict[str, Any], reference: dict[str, Any] | None) -> str:
+def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]], targets: dict[str, Any],
+             reference: dict[str, Any] | None) -> str:
     """al_curve.md: setup, targets verdict, F1 per cycle per strategy, detail with spread and shares, cost."""
     cfg = runs[0]["config"]
     ref_f1 = reference["f1"] if reference else None
@@ -684,12 +815,16 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
         "",
         "| target | figure | verdict |",
         "| --- | --- | --- |",
-        *target_rows(cfg, gain, savings),
+        *target_rows(cfg, targets),
         "",
         "Sentences-to-reach is read off the seed-averaged curves, interpolating linearly between cycles. "
         "The targets are fixed in the code and were not tuned on the test split.",
         "",
         reference_text(reference),
+        "",
+        "## Annotation needed to reach a share of the full-data F1 (seed-averaged curves)",
+        "",
+        *reach_rows(targets),
         "",
         "## Test F1 by cycle (mean ± sd over seeds; mean labelled tokens in brackets)",
         "",
@@ -715,14 +850,17 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
             lines.append(f"| {TITLES.get(key, key)} | {row['cycle']} | {_fmt_int(row['sentences'])} | "
                          f"{_fmt_int(row['tokens'])} | {row['f1_mean']:.4f} | {row['f1_sd']:.4f} | "
                          f"{row['f1_min']:.4f}–{row['f1_max']:.4f} | {share} | {len(row['seeds'])} |")
-    lines += ["", "## Cost per run on this machine", "",
-              "| strategy | seed | train min | all stages min | epochs per cycle |",
-              "| --- | ---: | ---: | ---: | --- |"]
+    lines += ["", "## Cost on this machine", "",
+              "Training minutes include the probe run that picks the epoch count (`train.recipe: refit`).", "",
+              "| strategy | seed | train min | all stages min | epochs per cycle | train min per cycle |",
+              "| --- | ---: | ---: | ---: | --- | --- |"]
     order = {k: i for i, k in enumerate(STRATEGIES)}
     for r in sorted(runs, key=lambda r: (order.get(r["strategy"], len(order)), r["seed"])):
         epochs = ", ".join(str(c["epochs_run"]) for c in r["cycles"])
+        per_cycle = ", ".join(f"{c['train_seconds'] / 60:.1f}" for c in r["cycles"])
         lines.append(f"| {TITLES.get(r['strategy'], r['strategy'])} | {r['seed']} | "
-                     f"{r['train_seconds_total'] / 60:.1f} | {r['stage_seconds_total'] / 60:.1f} | {epochs} |")
+                     f"{r['train_seconds_total'] / 60:.1f} | {r['stage_seconds_total'] / 60:.1f} | {epochs} | "
+                     f"{per_cycle} |")
     m = runs[0].get("machine", {})
     lines += ["", f"Machine: {m.get('cpus')} CPUs, torch {m.get('torch')} ({m.get('torch_threads')} threads), "
               f"GPU: {m.get('gpu') or 'none'}; nerloop {runs[0].get('nerloop_commit')}.", "",
@@ -758,8 +896,8 @@ def plot_curves(stats: dict[str, list[dict[str, Any]]], ref_f1: float | None, re
         plt.close(fig)
 
 
-def headline(config: dict[str, Any], stats: dict[str, list[dict[str, Any]]], gain: dict[str, Any],
-             savings: dict[str, Any], ref_f1: float | None, n_runs: int) -> str:
+def headline(config: dict[str, Any], stats: dict[str, list[dict[str, Any]]], targets: dict[str, Any],
+             ref_f1: float | None, n_runs: int) -> str:
     """The paragraph the README shows, regenerated with the results so it cannot go stale."""
     seeds = sorted({s for rows in stats.values() for s in rows[0]["seeds"]})
     parts = [f"CoNLL-2003, {n_runs} runs (seeds {seeds}), seed set {config['seed_size']} + "
@@ -770,7 +908,7 @@ def headline(config: dict[str, Any], stats: dict[str, list[dict[str, Any]]], gai
         f"{_fmt_int(r['tokens'])} tokens)" for k, r in final.items()) + ".")
     if ref_f1 is not None:
         parts.append(f"Full-data reference: {ref_f1:.3f}.")
-    parts += ["", *(f"- {line}" for line in target_lines(gain, savings))]
+    parts += ["", *(f"- {line}" for line in target_lines(targets))]
     return "\n".join(parts)
 
 
@@ -797,29 +935,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="a few minutes: 1 seed, random + hybrid, 2 cycles of 50, 1 epoch, 500 gold sentences;\n"
                         "writes under benchmarks/work/quick/ unless --results/--work are given")
+    p.add_argument("--long", action="store_true",
+                   help="the long run: random + hybrid, seeds 1 2, growing batches (200 200 400 800 1600, the last\n"
+                        "repeating) until a quarter of train's tokens are labelled; writes into results/long/")
+    p.add_argument("--schedule", nargs="+", type=int,
+                   help="batch size per cycle, the last repeating (overrides --batch)")
+    p.add_argument("--stop-token-share", type=float,
+                   help="stop a run once its labelled tokens reach this share of train's (--cycles = at most)")
     p.add_argument("--report-only", action="store_true", help="rebuild table, targets and PNGs from the run files")
     p.add_argument("--reference", action="store_true", help="train once on the full train split (the ceiling)")
-    p.add_argument("--reference-epochs", type=int, help="epochs for --reference (default: --epochs)")
+    p.add_argument("--reference-epochs", type=int, help=f"epoch cap for --reference (default {REFERENCE_EPOCHS})")
+    p.add_argument("--reference-patience", type=int,
+                   help=f"early-stopping patience on valid.txt for --reference (default {REFERENCE_PATIENCE})")
     p.add_argument("--keep-models", action="store_true", help="keep each finished run's model folder")
     return p.parse_args(argv)
 
 
 def resolve(args: argparse.Namespace) -> tuple[Settings, list[str], list[int], Path, Path]:
-    """Explicit flags win over the --quick preset, which wins over the defaults."""
-    preset = QUICK if args.quick else Settings()
+    """Explicit flags win over the --quick or --long preset, which wins over the defaults."""
+    preset = QUICK if args.quick else LONG if args.long else Settings()
     changes = {f: getattr(args, f) for f in asdict(preset) if getattr(args, f, None) is not None}
+    if args.schedule:
+        changes["schedule"] = tuple(args.schedule)
     settings = replace(preset, **changes)
-    strategies = args.strategies or ([BASELINE, DEFAULT_STRATEGY] if args.quick else list(STRATEGIES))
-    seeds = args.seeds or ([DEFAULT_SEEDS[0]] if args.quick else DEFAULT_SEEDS)
-    work = args.work or (QUICK_WORK if args.quick else DEFAULT_WORK)
+    strategies = args.strategies or (LONG_STRATEGIES if args.long else [BASELINE, DEFAULT_STRATEGY])
+    seeds = args.seeds or ([DEFAULT_SEEDS[0]] if args.quick else LONG_SEEDS if args.long else DEFAULT_SEEDS)
+    work = args.work or (QUICK_WORK if args.quick else DEFAULT_WORK / "long" if args.long else DEFAULT_WORK)
     results = args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)
+    if args.long:
+        results = results / "long"  # its own run files: load_runs never mixes configurations
     return settings, strategies, seeds, work.resolve(), results.resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings, strategies, seeds, work, results = resolve(args)
-    readme = README if results == DEFAULT_RESULTS.resolve() else None
+    readme = README if results in (DEFAULT_RESULTS.resolve(), (DEFAULT_RESULTS / "long").resolve()) else None
     try:
         if args.report_only:
             report(results, readme)
@@ -840,7 +991,8 @@ def main(argv: list[str] | None = None) -> int:
             scratch(results)  # quick results are scratch too
         (results / "runs").mkdir(parents=True, exist_ok=True)
         if args.reference:
-            ref = run_reference(corpus, settings, recipe, args.reference_epochs or settings.epochs, work, results)
+            ref = run_reference(corpus, settings, recipe, args.reference_epochs or REFERENCE_EPOCHS,
+                                args.reference_patience or REFERENCE_PATIENCE, work, results)
             print(f"full-data reference: test F1 {ref['f1']:.4f} after {ref['epochs_run']} epochs")
         else:
             from tqdm.auto import tqdm

@@ -52,7 +52,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("bench")
     data = root / "conll"
     data.mkdir()
-    words = synthetic_conll(data / "train.txt", 90, seed=1) + synthetic_conll(data / "test.txt", 20, seed=2)
+    words = (synthetic_conll(data / "train.txt", 90, seed=1) + synthetic_conll(data / "test.txt", 20, seed=2)
+             + synthetic_conll(data / "valid.txt", 15, seed=3))
     return data, make_tiny_bert(root / "tiny-bert", words)
 
 
@@ -65,12 +66,15 @@ def al_args(data: Path, model: Path, out: Path, *extra: str) -> list[str]:
 def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     data, model = corpus
-    assert al_curve.main(al_args(data, model, tmp_path, "--reference")) == 0
+    assert al_curve.main(al_args(data, model, tmp_path, "--reference", "--reference-epochs", "2")) == 0
     assert al_curve.main(al_args(data, model, tmp_path)) == 0
     results = tmp_path / "results"
 
+    # the reference trains on every train sentence; valid.txt (15 sentences) picks the epoch
     ref = json.loads((results / "reference.json").read_text())
-    assert ref["labelled_sentences"] == 90 and 0.0 <= ref["f1"] <= 1.0
+    assert ref["labelled_sentences"] == ref["train_sentences"] == 90 and ref["validation_sentences"] == 15
+    assert 0.0 <= ref["f1"] <= 1.0 and 1 <= ref["best_epoch"] <= ref["epochs_run"] <= 2
+    assert len(ref["validation_f1_per_epoch"]) == ref["epochs_run"] and ref["config"]["reference_epochs"] == 2
     for key in ("random", "hybrid"):
         run = json.loads((results / "runs" / f"{key}-seed1.json").read_text())
         assert run["strategy"] == key and run["seed"] == 1 and run["select"]["strategy"] == key
@@ -79,6 +83,7 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
         assert run["cycles"][1]["labelled_tokens"] > run["cycles"][0]["labelled_tokens"]
         assert set(run["cycles"][0]["stage_seconds"]) == {"import", "train", "evaluate", "score", "select", "export"}
         assert "next_batch" not in run["cycles"][-1] and run["cycles"][0]["next_batch"]["sentences"] == 5
+        assert all(c["recipe"] == "refit" for c in run["cycles"])  # the shipped recipe: probe, then all labels
         kappas = [c["stop_kappa"] for c in run["cycles"]]  # for forecast_check.py to replay the stopping rule
         assert kappas[0] is None and all(-1 <= k <= 1 for k in kappas[1:])
         assert not (tmp_path / "work" / f"{key}-seed1" / "models").exists()  # models are dropped when done
@@ -96,7 +101,7 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
     assert al_curve.main(al_args(data, model, tmp_path)) == 0
     out = capsys.readouterr().out
     assert "skip random seed 1" in out and "skip hybrid seed 1" in out and not calls
-    assert "Targets (issue #6)" in out
+    assert "Targets (issues #6 and #12)" in out and "99% of the full-data F1" in out
 
     # an interrupted run resumes after its last finished cycle (here: cycle 1 and its export were done)
     monkeypatch.undo()
@@ -122,6 +127,23 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
     assert al_curve.main([*al_args(data, model, tmp_path), "--epochs", "2"]) == 2
 
 
+def test_al_curve_long_mode_grows_batches_until_the_token_share(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+    """--long: a batch schedule, stopped by the labelled-token share, in its own results folder."""
+    data, model = corpus
+    args = ["--data", str(data), "--base", str(model), "--work", str(tmp_path / "work"),
+            "--results", str(tmp_path / "results"), "--long", "--strategies", "hybrid", "--seeds", "1",
+            "--seed-size", "10", "--schedule", "4", "8", "--stop-token-share", "0.25", "--subsample", "0",
+            "--epochs", "1", "--patience", "1", "--gold-size", "0"]
+    assert al_curve.main(args) == 0
+    run = json.loads((tmp_path / "results" / "long" / "runs" / "hybrid-seed1.json").read_text())
+    sizes = [c["labelled_sentences"] for c in run["cycles"]]
+    assert sizes[:4] == [10, 14, 22, 30]  # batches of 4, then 8, the last repeating
+    train_tokens = run["config"]["data"]["train_tokens"]
+    assert run["cycles"][-1]["labelled_tokens"] >= 0.25 * train_tokens > run["cycles"][-2]["labelled_tokens"]
+    assert run["select"]["batch_size"] == [4, 8] and "until the labelled tokens reach 25%" in (
+        tmp_path / "results" / "long" / "al_curve.md").read_text()
+
+
 def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.mkdir(parents=True)
@@ -132,7 +154,7 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     curves = {"random": [0.30, 0.40, 0.50], "hybrid": [0.30, 0.50, 0.60]}
     for key, f1s in curves.items():
         cycles = [{"cycle": c, "labelled_sentences": 10 * (c + 1), "labelled_tokens": 60 * (c + 1), "f1": f,
-                   "epochs_run": 1} for c, f in enumerate(f1s)]
+                   "epochs_run": 1, "train_seconds": 2.0} for c, f in enumerate(f1s)]
         (runs / f"{key}-seed1.json").write_text(json.dumps(
             {"strategy": key, "seed": 1, "config": config, "cycles": cycles, "train_seconds_total": 6.0,
              "stage_seconds_total": 12.0}))
@@ -147,6 +169,20 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "NOT MET" in text
     assert "**not met**" in (tmp_path / "al_curve.md").read_text()
+
+    # with a reference of 0.55 and 1,000 train tokens: hybrid reaches 95% (0.5225) at 133.5 tokens, 99% (0.5445)
+    # at 146.7 tokens = 14.7% of train's <= 20%; random (final 0.50) reaches none of them
+    (tmp_path / "reference.json").write_text(json.dumps({"f1": 0.55, "config": config, "train_sentences": 100,
+                                                          "epochs_run": 2, "train_seconds": 60}))
+    config["data"]["train_tokens"] = 1000
+    for key in curves:
+        run = json.loads((runs / f"{key}-seed1.json").read_text())
+        (runs / f"{key}-seed1.json").write_text(json.dumps({**run, "config": config}))
+    reached = al_curve.report(tmp_path)["targets"]["reach"]
+    assert reached["table"]["hybrid"]["0.95"]["tokens"] == pytest.approx(133.5)
+    assert reached["token_share"] == pytest.approx(0.1467, abs=1e-4) and reached["met"] is True
+    assert reached["table"]["random"]["0.99"] is None
+    assert "| 24 sentences, 147 tokens (14.7% of train) |" in (tmp_path / "al_curve.md").read_text()
 
 
 def test_forecast_check_on_known_curves(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from nerloop.errors import ParamsError
 from nerloop.model import (
     class_weights,
     encode,
+    fit,
     load_model,
     load_tokenizer,
     predict,
@@ -96,3 +97,30 @@ def test_train_then_predict_probabilities_and_embeddings(tiny: Path, tmp_path: P
     assert p.probs.shape == (4, len(LABELS)) and np.allclose(p.probs.sum(1), 1.0, atol=1e-5)
     assert p.embedding.shape == (32,) and p.mc_probs.shape == (2, 4, len(LABELS))
     assert all(t in LABELS for t in p.tags)
+
+
+def test_refit_recipe_trains_on_every_labelled_sentence_for_the_probed_epoch_count(tiny: Path, tmp_path: Path) -> None:
+    mp = ModelParams(base=str(tiny), max_length=32)
+    summary = fit(RECORDS, LABELS, mp, TrainParams(epochs=3, batch_size=4, early_stopping_patience=1), tmp_path / "m")
+    # the probe held out 20% (2 of 12) and stopped early; the model itself saw all 12 sentences
+    assert summary["recipe"] == "refit" and summary["train_sentences"] == 12 and summary["validation_sentences"] == 2
+    assert 1 <= summary["epochs_run"] <= summary["probe_epochs_run"] <= 3
+    assert len(summary["validation_f1_per_epoch"]) == summary["probe_epochs_run"]
+    assert (tmp_path / "m" / "config.json").exists() and not list(tmp_path.glob("m.tmp"))
+
+    held = fit(RECORDS, LABELS, mp, TrainParams(epochs=2, batch_size=4, recipe="holdout"), tmp_path / "h")
+    assert held["recipe"] == "holdout" and held["train_sentences"] == 10 and held["validation_sentences"] == 2
+
+
+def test_head_only_mc_dropout_is_seeded_and_varies_between_passes(tiny: Path, tmp_path: Path) -> None:
+    """BALD samples only the head's dropout: the passes differ from each other, and runs repeat exactly."""
+    out = tmp_path / "model"
+    train(RECORDS[:9], RECORDS[9:], LABELS, ModelParams(base=str(tiny), max_length=32),
+          TrainParams(epochs=1, batch_size=4), out)
+    model, tok, labels = load_model(out)
+    model.dropout.p = 0.5  # the tiny model's own rate, made large enough to see
+    runs = [dict(predict(model, tok, labels, RECORDS[:2], mc_passes=4, progress=False)) for _ in range(2)]
+    mc = runs[0][0].mc_probs
+    assert mc.shape == (4, 4, len(LABELS)) and np.allclose(mc.sum(-1), 1.0, atol=1e-5)
+    assert not np.allclose(mc[0], mc[1])
+    assert np.array_equal(mc, runs[1][0].mc_probs)

@@ -157,3 +157,14 @@ def test_dvc_set_param_changes_only_that_line(tmp_path: Path) -> None:
     after = copy.read_text(encoding="utf-8").splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert len(changed) == 1 and changed[0][1].startswith("  alpha: 0.5 ") and "# hybrid" in changed[0][1]
+
+
+def test_select_batch_size_takes_a_schedule_per_cycle(tmp_path: Path) -> None:
+    p = _load(tmp_path, lambda d: d.update(select={"batch_size": [50, 100, 200]}))
+    assert [p.select.batch_size_for(c) for c in (1, 2, 3, 4, 9)] == [50, 100, 200, 200, 200]
+    assert _load(tmp_path, lambda d: d.update(select={"batch_size": 30})).select.batch_size_for(5) == 30
+    for bad, message in (([], "empty schedule"), ([50, 0], "greater than or equal to 1"), ([50, 2.5], "whole number"),
+                         ("100", "whole number")):
+        with pytest.raises(ParamsError, match=message) as err:
+            _load(tmp_path, lambda d, bad=bad: d.update(select={"batch_size": bad}))
+        assert "select.batch_size" in str(err.value)

@@ -235,3 +235,8 @@ def test_write_scores_puts_rows_in_pool_order_whatever_order_they_come_in(tmp_pa
         write_scores(4, 3, False, results[:3])
     assert sorted(p.name for p in (tmp_path / "data/scores").iterdir()) == ["embeddings.npy", "scores.parquet"]
     assert pd.read_parquet(SCORES_FILE)["id"].tolist() == ["s0", "s1", "s2", "s3"]  # the previous output stands
+
+
+def test_config_from_reads_the_batch_schedule_for_the_cycle() -> None:
+    schedule = SelectParams(batch_size=[5, 10, 20])
+    assert [config_from(schedule, c).batch_size for c in (1, 2, 3, 6)] == [5, 10, 20, 20]

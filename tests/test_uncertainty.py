@@ -116,3 +116,22 @@ def test_type_mass_is_the_largest_word_probability_per_type():
     assert u.type_mass(np.zeros((0, 5)), labels) == {"EVENT": 0.0, "PER": 0.0}
     with pytest.raises(ValueError, match="label columns"):
         u.type_mass(probs, labels[:3])
+
+
+def test_entity_ignores_doubt_about_plain_text():
+    """Doubt between O and nothing else weighs nothing; the same doubt on a possible entity counts."""
+    plain = np.array([[0.9, 0.1 / 4, 0.1 / 4, 0.1 / 4, 0.1 / 4]] * 5)  # sure-ish O everywhere
+    name = np.vstack([plain[:4], [[0.3, 0.4, 0.0, 0.3, 0.0]]])  # one word: Chemical or Disease?
+    assert u.entity(name, LABELS) > 2 * u.entity(plain, LABELS)
+    # mean entropy sees that word diluted by the four plain ones; entity contrasts the two sentences far more
+    assert u.entity(name, LABELS) / u.entity(plain, LABELS) > 2 * u.entropy_mean(name) / u.entropy_mean(plain)
+
+
+def test_entity_by_hand_and_more_doubtful_names_score_higher():
+    one = np.array([[1.0, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0]])  # weight 0.5 on a word of entropy ln 2
+    assert u.entity(one, LABELS) == pytest.approx(0.5 * math.log(2) / 1.0)  # expected entity words floored at 1
+    three = np.array([[0.5, 0.5, 0, 0, 0]] * 3)
+    assert u.entity(three, LABELS) == pytest.approx(math.log(2))
+    assert u.entity(three, LABELS) > u.entity(one, LABELS)
+    with pytest.raises(ValueError, match="include 'O'"):
+        u.entity(one, ["B-X", "I-X", "B-Y", "I-Y", "Z"])

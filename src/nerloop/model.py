@@ -157,6 +157,7 @@ class KeepBestEpoch(TrainerCallback):
     def __init__(self, patience: int) -> None:
         self.patience = patience
         self.best = -1.0
+        self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
 
@@ -164,7 +165,7 @@ class KeepBestEpoch(TrainerCallback):
                     **kwargs: Any) -> None:
         f1 = metrics.get("eval_f1", 0.0)
         if f1 > self.best:
-            self.best, self.bad_epochs = f1, 0
+            self.best, self.bad_epochs, self.best_epoch = f1, 0, round(state.epoch or 0)
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             self.bad_epochs += 1
@@ -214,6 +215,7 @@ def predict(
     order = sorted(range(len(records)), key=lambda i: len(features[i]["input_ids"]))
     collator = DataCollatorForTokenClassification(tokenizer)
     dev = next(model.parameters()).device
+    generator = torch.Generator(device=dev).manual_seed(0)  # the same dropout masks on every run
     o_index = labels.index("O")
     bar = tqdm(total=len(records), desc="predict", unit="sent", disable=not progress)
     for start in range(0, len(order), batch_size):
@@ -222,19 +224,13 @@ def predict(
         batch = {k: v.to(dev) for k, v in batch.items()}
         with torch.inference_mode():
             model.eval()
-            out = model(**batch, output_hidden_states=embeddings)
+            out = model(**batch, output_hidden_states=embeddings or bool(mc_passes))
             probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
             emb = None
             if embeddings:
                 mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
                 emb = ((out.hidden_states[-1] * mask).sum(1) / mask.sum(1)).float().cpu().numpy()
-            mc = None
-            if mc_passes:
-                model.train()  # dropout on: Monte Carlo samples of the posterior (Gal & Ghahramani)
-                mc = np.stack(
-                    [torch.softmax(model(**batch).logits.float(), -1).cpu().numpy() for _ in range(mc_passes)]
-                )
-                model.eval()
+            mc = mc_dropout_probs(model, batch, out.hidden_states[-1], mc_passes, generator) if mc_passes else None
         for b, i in enumerate(idx):
             n_words = len(records[i].tokens)
             first = features[i]["first"]
@@ -250,6 +246,32 @@ def predict(
             yield i, pred
         bar.update(len(idx))
     bar.close()
+
+
+def mc_dropout_probs(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor], hidden: torch.Tensor, passes: int,
+    generator: torch.Generator,
+) -> np.ndarray:
+    """Softmax of ``passes`` Monte Carlo dropout samples, shape (passes, batch, subwords, labels).
+
+    Dropout on the classification head only (Shelmanov et al. 2021): the encoder runs once and
+    only the head's dropout and linear layer are sampled, so BALD costs little more than one
+    forward pass and stays deterministic (seeded masks). A model without a plain
+    ``dropout`` + ``classifier`` head falls back to dropout in the whole network.
+    """
+    head, drop = getattr(model, "classifier", None), getattr(model, "dropout", None)
+    if isinstance(head, torch.nn.Linear) and isinstance(drop, torch.nn.Dropout) and drop.p > 0:
+        keep = 1.0 - drop.p
+        samples = []
+        for _ in range(passes):
+            mask = torch.bernoulli(torch.full(hidden.shape, keep, device=hidden.device), generator=generator)
+            samples.append(torch.softmax(head(hidden * mask.to(hidden.dtype) / keep).float(), -1).cpu().numpy())
+        return np.stack(samples)
+    model.train()  # dropout on everywhere: Monte Carlo samples of the posterior (Gal & Ghahramani)
+    try:
+        return np.stack([torch.softmax(model(**batch).logits.float(), -1).cpu().numpy() for _ in range(passes)])
+    finally:
+        model.eval()
 
 
 def predict_tags(model_dir: str | Path, records: Sequence[Record], batch_size: int, max_length: int) -> list[list[str]]:
@@ -276,12 +298,15 @@ def train(
     labels: list[str],
     model_params: ModelParams,
     train_params: TrainParams,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     base_path: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the base model; save the best epoch (by validation F1) with save_pretrained.
 
-    Returns a summary: sizes, epochs run, best validation F1, seconds and sentences/s.
+    With no validation records it trains exactly ``train_params.epochs`` epochs and keeps the
+    last (the refit of ``fit``). ``out_dir=None`` saves nothing: a probe run is only asked which
+    epoch was best. Returns a summary: sizes, epochs run, best epoch and its validation F1,
+    seconds and sentences/s.
     """
     set_seed(train_params.seed)
     base_path = base_path or resolve_base(model_params.base)
@@ -324,7 +349,7 @@ def train(
         per_device_eval_batch_size=64,
         weight_decay=train_params.weight_decay,
         warmup_steps=train_params.warmup_ratio,
-        eval_strategy="epoch",
+        eval_strategy="epoch" if val_records else "no",
         save_strategy="no",
         train_sampling_strategy="group_by_length",
         logging_strategy="epoch",
@@ -340,24 +365,17 @@ def train(
         model=model,
         args=args,
         train_dataset=train_features,
-        eval_dataset=val_features,
+        eval_dataset=val_features or None,
         data_collator=DataCollatorForTokenClassification(tokenizer),
         processing_class=tokenizer,
         compute_loss_func=weighted_loss,
-        compute_metrics=compute_metrics,
-        callbacks=[keep_best],
+        compute_metrics=compute_metrics if val_records else None,
+        callbacks=[keep_best] if val_records else [],
     )
     try:
         result = trainer.train()
-        out_dir = Path(out_dir)
-        tmp_out = out_dir.with_name(out_dir.name + ".tmp")
-        shutil.rmtree(tmp_out, ignore_errors=True)
-        trainer.save_model(str(tmp_out))
-        # training_args.bin pickles the run's temporary output_dir: drop it, so that the same data,
-        # params and seed give a byte-identical model (and DVC does not store a new copy each run)
-        (tmp_out / "training_args.bin").unlink(missing_ok=True)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp_out.rename(out_dir)  # the previous model is replaced only by a complete one
+        if out_dir is not None:
+            save_model(trainer, Path(out_dir))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     history = [h for h in trainer.state.log_history if "eval_f1" in h]
@@ -367,9 +385,55 @@ def train(
         "train_sentences": len(train_records),
         "validation_sentences": len(val_records),
         "epochs_run": epochs_run,
-        "best_validation_f1": round(keep_best.best, 4),
+        "best_epoch": keep_best.best_epoch if val_records else epochs_run,
+        "best_validation_f1": round(keep_best.best, 4) if val_records else None,
         "validation_f1_per_epoch": [round(h["eval_f1"], 4) for h in history],
         "train_seconds": round(runtime, 1),
         "train_sentences_per_second": round(len(train_records) * epochs_run / runtime, 1) if runtime else 0.0,
         "device": str(device()),
+    }
+
+
+def save_model(trainer: Trainer, out_dir: Path) -> None:
+    """Write the trained model atomically: the previous model is replaced only by a complete one."""
+    tmp_out = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    trainer.save_model(str(tmp_out))
+    # training_args.bin pickles the run's temporary output_dir: drop it, so that the same data,
+    # params and seed give a byte-identical model (and DVC does not store a new copy each run)
+    (tmp_out / "training_args.bin").unlink(missing_ok=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp_out.rename(out_dir)
+
+
+def fit(
+    records: Sequence[Record],
+    labels: list[str],
+    model_params: ModelParams,
+    train_params: TrainParams,
+    out_dir: str | Path,
+) -> dict[str, Any]:
+    """The training recipe of ``train.recipe``: how every labelled sentence gets used.
+
+    ``refit`` (the default): a probe run holds out ``validation_share`` of the labelled data and
+    stops early on it, which says how many epochs this much data needs; then the model is trained
+    again from the base on *all* labelled sentences for that many epochs, with its learning-rate
+    schedule ending there. Labelled sentences are the most expensive data in the project; the
+    probe costs one more training run, but none of them is left out of the model.
+    ``holdout``: the probe's model is the model (cheaper; the held-out share is never trained on).
+    """
+    train_recs, val_recs = split_validation(records, train_params.validation_share, train_params.seed)
+    if train_params.recipe == "holdout":
+        return {**train(train_recs, val_recs, labels, model_params, train_params, out_dir), "recipe": "holdout"}
+    probe = train(train_recs, val_recs, labels, model_params, train_params, None)
+    epochs = max(1, probe["best_epoch"])
+    final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir)
+    return {
+        **final,
+        "recipe": "refit",
+        "validation_sentences": probe["validation_sentences"],
+        "best_validation_f1": probe["best_validation_f1"],
+        "validation_f1_per_epoch": probe["validation_f1_per_epoch"],
+        "probe_epochs_run": probe["epochs_run"],
+        "probe_seconds": probe["train_seconds"],
     }

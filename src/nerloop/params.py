@@ -73,6 +73,7 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     seed: int = 42
+    recipe: Literal["refit", "holdout"] = "refit"  # refit: probe for the epoch count, then train on all labels
     learning_rate: confloat(gt=0, lt=1) = 1e-4  # type: ignore[valid-type]
     epochs: conint(ge=1, le=100) = 10  # type: ignore[valid-type]
     batch_size: conint(ge=1, le=1024) = 16  # type: ignore[valid-type]
@@ -103,12 +104,29 @@ class SelectParams(Section):
     strategy: str = "hybrid"
     measure: str = "mnlp"
     alpha: confloat(ge=0, le=1) = 0.7  # type: ignore[valid-type]
-    batch_size: conint(ge=1) = 100  # type: ignore[valid-type]
+    batch_size: int | list[int] = 100  # sentences per cycle; a list is a schedule: cycle i takes entry i (last repeats)
     token_budget: conint(ge=1) | None = None  # type: ignore[valid-type]
     k: conint(ge=1) = 20  # type: ignore[valid-type]
     rare_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]
     rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
     seed: int = 42
+
+
+    @validator("batch_size", pre=True)
+    def _batch_schedule(cls, value: Any) -> Any:  # noqa: N805
+        """A whole number >= 1, or a non-empty list of them (small batches early, larger ones later)."""
+        for v in value if isinstance(value, list) else [value]:
+            _strict(v, int)
+            if v < 1:
+                raise ValueError(f"ensure this value is greater than or equal to 1, got {v}")
+        if value == []:
+            raise ValueError("an empty schedule selects nothing: give a number or a list of numbers")
+        return value
+
+    def batch_size_for(self, cycle: int) -> int:
+        """Sentences to select for ``cycle`` (1 = the first batch after the seed set)."""
+        schedule = self.batch_size if isinstance(self.batch_size, list) else [self.batch_size]
+        return schedule[min(max(cycle, 1), len(schedule)) - 1]
 
 
 class SimulatedParams(Section):

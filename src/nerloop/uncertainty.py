@@ -105,6 +105,23 @@ def boundary(probs: np.ndarray, labels: Sequence[str]) -> float:
     return float(token_entropy(probs[mask]).mean()) if mask.any() else 0.0
 
 
+def entity(probs: np.ndarray, labels: Sequence[str]) -> float:
+    """Token entropy weighted by each word's chance of being part of an entity (1 - P(O)).
+
+    Entity-aware uncertainty: doubt about words the model is sure are plain text (O) weighs
+    nothing, doubt on possible entities weighs fully. The weighted sum is divided by the expected
+    number of entity words, floored at 1, so a sentence whose only candidate is one half-likely
+    word scores below one with several doubtful names, and one with no candidate scores ~0.
+    """
+    probs = _check_probs(probs)
+    if not len(probs):
+        return 0.0
+    if probs.shape[1] != len(labels) or "O" not in labels:
+        raise ValueError(f"probs has {probs.shape[1]} label columns; labels must match them and include 'O'")
+    weight = 1.0 - probs[:, list(labels).index("O")]
+    return float((weight * token_entropy(probs)).sum() / max(weight.sum(), 1.0))
+
+
 def bald(mc_probs: np.ndarray) -> float:
     """BALD: mean over words of the mutual information between the label and the dropout mask.
 
@@ -162,6 +179,7 @@ MEASURES: dict[str, Measure] = {
     "margin": _ignore_labels(margin),
     "mnlp": _ignore_labels(mnlp),
     "boundary": boundary,
+    "entity": entity,
 }
 
 

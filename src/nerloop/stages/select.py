@@ -46,8 +46,10 @@ def rare_mass(table: pd.DataFrame, rare: set[str]) -> list[float]:
     return [max((m.get(t, 0.0) for t in rare), default=0.0) for m in map(json.loads, table["type_mass"])]
 
 
-def config_from(p: SelectParams) -> SelectConfig:
-    cfg = SelectConfig(p.strategy, p.measure, p.alpha, p.batch_size, p.token_budget, p.k, p.rare_bonus, p.seed)
+def config_from(p: SelectParams, cycle: int = 1) -> SelectConfig:
+    """The strategy's settings for ``cycle``, whose batch size may come from a schedule."""
+    cfg = SelectConfig(p.strategy, p.measure, p.alpha, p.batch_size_for(cycle), p.token_budget, p.k, p.rare_bonus,
+                       p.seed)
     try:
         validate_config(cfg)
     except ValueError as exc:
@@ -118,9 +120,9 @@ def write_report(
 
 def main() -> None:
     params = load_params()
-    cfg = config_from(params.select)
     ledger = Ledger(paths.LEDGER)
     cycle = ledger.cycle + 1
+    cfg = config_from(params.select, cycle)
     labelled = labelled_records(ledger)
     gold = {r.id for r in read_records(paths.GOLD)}
     excluded = {r.id for r in labelled} | exported_before(cycle) | gold
