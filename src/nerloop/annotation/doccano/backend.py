@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nerloop.annotation import plan, quality
 from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult, edit_counts
-from nerloop.annotation.doccano import plan, quality
 from nerloop.annotation.doccano.client import (
     DEFAULT_HOME,
     Connection,
