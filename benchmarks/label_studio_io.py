@@ -29,6 +29,7 @@ import requests
 
 from nerloop import label_studio_server as lss
 from nerloop.annotation.label_studio import LabelStudioBackend, credentials
+from nerloop.annotation.label_studio.backend import region
 from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
 from nerloop.records import Record
@@ -66,19 +67,21 @@ def make_batch(n: int, cycle: int = 1) -> list[Record]:
     return out
 
 
-def submit_all(url: str, token: str, task_ids: list[int], threads: int) -> float:
-    """Submit every task's prediction as the annotation, as the benchmark account: one POST per task."""
+def submit_all(url: str, token: str, project_id: int, jobs: list[tuple[int, Record]], threads: int) -> float:
+    """Submit every task with the model's spans as the annotation, as the benchmark account: one POST per
+    task (Label Studio has no bulk submit), ``threads`` sessions in parallel."""
 
-    def worker(ids: list[int]) -> None:
+    def worker(chunk: list[tuple[int, Record]]) -> None:
         s = requests.Session()
         s.headers["Authorization"] = f"Token {token}"
-        for tid in ids:
-            task = s.get(f"{url}/api/tasks/{tid}", timeout=60).json()
-            resp = s.post(f"{url}/api/tasks/{tid}/annotations/", params={"project": task["project"]}, timeout=60,
-                          json={"result": task["predictions"][0]["result"], "lead_time": 3.0})
+        for tid, rec in chunk:
+            result = [region(rec.text, st, en, lab, None, f"a{i}") for i, (st, en, lab, _) in
+                      enumerate(rec.meta["pre_spans"])]
+            resp = s.post(f"{url}/api/tasks/{tid}/annotations/", params={"project": project_id}, timeout=60,
+                          json={"result": result, "lead_time": 3.0})
             resp.raise_for_status()
 
-    chunks = [task_ids[i::threads] for i in range(threads)]
+    chunks = [jobs[i::threads] for i in range(threads)]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(worker, chunks))
@@ -120,8 +123,8 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
         assert again == manifest
         print(f"re-export (idempotent, nothing sent): {reexport_s:.2f} s", flush=True)
 
-        task_ids = [int(e.split(":")[-1]) for e in manifest.values()]  # "annotator:task id"
-        submit_s = submit_all(url, token, task_ids, threads)
+        jobs = [(int(manifest[r.id].split(":")[-1]), r) for r in records]  # "annotator:task id"
+        submit_s = submit_all(url, token, be.annotator_projects()[email], jobs, threads)
         print(f"submitting {n} annotations ({threads} parallel sessions): {submit_s:.2f} s", flush=True)
 
         fresh = LabelStudioBackend(params, LABELS, home=home, creds=(url, token))

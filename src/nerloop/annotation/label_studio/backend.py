@@ -53,7 +53,7 @@ from nerloop.annotation.label_studio.client import (
     LabelStudioDataError,
     LabelStudioHTTPError,
 )
-from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, ProjectsMixin, Task
+from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing, ProjectsMixin, Task
 from nerloop.errors import TagError
 from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
@@ -113,6 +113,8 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         self.conn = Connection(creds, home=self.home, default_url=params.url, timeout_s=params.timeout_s)
         self._projects: dict[str, dict[str, Any]] | None = None
         self._users: dict[int, str] | None = None
+        self._listings: dict[int, Any] = {}  # project id -> Listing read during this export
+        self._created: set[int] = set()
 
     @classmethod
     def from_params(cls, params: LabelStudioParams, labels: Iterable[str],
@@ -190,7 +192,8 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         self.check_accounts(names)
 
         pids = {who: self.ensure_project(who) for who in names}
-        where = self.where()
+        where = self.where(skip=self._created)  # a project made just now has no tasks: no need to list it
+        self._created = set()  # from now on they may have tasks
         new = [sid for sid in tasks if sid not in where]
         qc = plan.qc_ids(new, self.params.qc_share, cycle) if len(names) > 1 else set()
         assignment = plan.assign(new, names, self.params.weights, qc)
@@ -210,13 +213,13 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
                 f"annotator project (first: {missing[:3]}); see the server log and run the command again"
             )
         for pid in pids.values():
-            self._show_cycle(pid, cycle)
+            self._show_cycle(pid, cycle, self._listings[pid])
         return {sid: " ".join(f"{who}:{t.example_id}" for who, t in sorted(where[sid].items())) for sid in tasks}
 
-    def _show_cycle(self, pid: int, cycle: int) -> None:
+    def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:
         """Make this cycle's predictions the pre-filled ones, carrying older unannotated tasks' over."""
         version = self.model_version(cycle)
-        for task in self.listing(pid).ours.values():
+        for task in listing.ours.values():
             if task.annotations or not task.predictions:
                 continue
             if any(p.get("model_version") == version for p in task.predictions):

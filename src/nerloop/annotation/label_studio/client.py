@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -194,19 +195,26 @@ class Connection:
             raise self._error(resp, action)
         return resp.json() if resp.content else None
 
-    def pages(self, resource: str, action: str, page_size: int, key: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every row of a list Label Studio pages by ``page``/``page_size`` (rows under ``key``)."""
-        page = 1
-        seen = 0
-        while True:
-            data = self.request("GET", resource, action, params={**params, "page": page, "page_size": page_size})
-            if isinstance(data, list):  # unpaged answer
-                yield from data
-                return
-            rows = data.get(key) or []
-            yield from rows
-            seen += len(rows)
-            total = data.get("total", data.get("count"))
-            if not rows or total is None or seen >= int(total):
-                return
-            page += 1
+    def pages(self, resource: str, action: str, page_size: int, key: str, *, threads: int = 1,
+              **params: Any) -> list[dict[str, Any]]:
+        """Every row of a list Label Studio pages by ``page``/``page_size`` (rows under ``key``), in order.
+
+        After the first page has told the total, the other pages are read ``threads`` at a time: the
+        task list costs the server a few milliseconds a task, and several requests in flight keep
+        its threads busy instead of idle between round trips.
+        """
+        def page(n: int) -> Any:
+            return self.request("GET", resource, action, params={**params, "page": n, "page_size": page_size})
+
+        first = page(1)
+        if isinstance(first, list):  # an unpaged answer
+            return first
+        rows = list(first.get(key) or [])
+        total = first.get("total", first.get("count"))
+        if not rows or total is None or len(rows) >= int(total):
+            return rows
+        rest = range(2, -(-int(total) // page_size) + 1)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            for data in pool.map(page, rest):
+                rows.extend(data.get(key) or [])
+        return rows

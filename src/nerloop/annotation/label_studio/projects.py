@@ -21,6 +21,8 @@ from nerloop.annotation.label_studio.client import Connection, LabelStudioConfig
 
 META_PREFIX = "nerloop_"
 FROM_NAME, TO_NAME = "label", "text"  # the <Labels> and <Text> names of the labelling config
+LIST_PAGE = 200  # tasks per listing request, LIST_THREADS requests in flight
+LIST_THREADS = 4
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CONFIG_TEMPLATE = TEMPLATES / "label_studio_config.xml"
@@ -76,6 +78,8 @@ class ProjectsMixin:
     conn: Connection
     _projects: dict[str, dict[str, Any]] | None
     _users: dict[int, str] | None
+    _listings: dict[int, Listing]
+    _created: set[int]  # projects this backend created (empty until it imports into them)
 
     # ------------------------------------------------------------ team
 
@@ -158,6 +162,7 @@ class ProjectsMixin:
                 "maximum_annotations": 1,
             })
             project = self._project_list(refresh=True)[name]
+            self._created.add(int(project["id"]))
         pid = int(project["id"])
         if not set(self.labels) <= config_labels(project.get("label_config", "")):
             wanted = sorted(set(self.labels) | config_labels(project.get("label_config", "")))
@@ -179,7 +184,8 @@ class ProjectsMixin:
     def listing(self, pid: int) -> Listing:
         """Every task of a project with its annotations and predictions: ours by sentence id, foreign ones."""
         out = Listing()
-        rows = self.conn.pages("tasks", "listing tasks", self.params.page_size, "tasks", project=pid, fields="all")
+        rows = self.conn.pages("tasks", "listing tasks", min(LIST_PAGE, self.params.page_size), "tasks",
+                               threads=LIST_THREADS, project=pid, fields="all")
         for row in rows:
             meta = row.get("meta") or {}
             tid = int(row["id"])
@@ -198,10 +204,12 @@ class ProjectsMixin:
             out.ours[nid] = task
         return out
 
-    def where(self) -> dict[str, dict[str, Task]]:
-        """{sentence id: {annotator: task}} over every annotator project."""
+    def where(self, *, skip: set[int] | frozenset[int] = frozenset()) -> dict[str, dict[str, Task]]:
+        """{sentence id: {annotator: task}} over every annotator project (but those in ``skip``, known to be
+        empty); each project's listing is kept in ``self._listings`` for the rest of the call."""
         out: dict[str, dict[str, Task]] = {}
         for who, pid in self.annotator_projects().items():
-            for sid, task in self.listing(pid).ours.items():
+            self._listings[pid] = Listing() if pid in skip else self.listing(pid)
+            for sid, task in self._listings[pid].ours.items():
                 out.setdefault(sid, {})[who] = task
         return out
