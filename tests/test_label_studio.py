@@ -470,3 +470,35 @@ def test_unreachable_server_and_wrong_token(ls_server: Server, tmp_path: Path) -
     with pytest.raises(LabelStudioAuthError, match="HTTP 401") as err:
         be.fetch(Ledger(tmp_path / "ledger.jsonl"))
     assert wrong not in str(err.value) and ls_server.token not in str(err.value)
+
+
+@pytest.mark.label_studio
+def test_server_error_in_the_middle_of_an_export_then_rerun(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], ls_server: Server
+) -> None:
+    """A real HTTP 500: the server's sqlite database is locked by another writer while the import runs."""
+    import sqlite3
+
+    be = make_backend(annotators=["alice"], timeout_s=60)
+    recs = batch(4)
+    original = be.conn.request
+
+    def locked(method: str, resource: str, action: str, **kwargs: Any) -> Any:
+        if not resource.endswith("/import"):
+            return original(method, resource, action, **kwargs)
+        db = sqlite3.connect(ls_server.home / "data" / "label_studio.sqlite3", timeout=1, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")  # Label Studio waits for the lock, gives up, answers HTTP 500
+        try:
+            return original(method, resource, action, **kwargs)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+    be.conn.request = locked  # type: ignore[method-assign]
+    with pytest.raises(NerloopError, match="HTTP 500") as err:
+        be.export(recs, 1)
+    assert "server log" in str(err.value) and ls_server.token not in str(err.value)
+    manifest = make_backend(annotators=["alice"]).export(recs, 1)
+    pid = people["alice"].project(be.project_name("alice"))
+    tasks = people["alice"].get("tasks", project=pid, page_size=1000)["tasks"]
+    assert len(manifest) == 4 and len(tasks) == 4  # nothing lost, nothing twice
