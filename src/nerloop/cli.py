@@ -1,4 +1,4 @@
-"""The ``nerloop`` command: run cycles, report status, manage the Doccano server.
+"""The ``nerloop`` command: run cycles, report status, manage the Doccano or Label Studio server.
 
 A cycle (``nerloop.cycle``) fetches finished annotations, runs ``dvc repro``, sends the next
 batch and commits everything in one git commit, then ``dvc push``es. ``dvc repro`` alone never
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     from nerloop import doccano_cli
 
     doccano_cli.add_arguments(sub.add_parser("doccano", help="the Doccano server, the annotation team, disagreements"))
+    from nerloop import label_studio_cli
+
+    label_studio_cli.add_arguments(
+        sub.add_parser("label-studio", help="the Label Studio server, the annotation team, disagreements"))
     args = parser.parse_args(argv)
 
     try:
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
             held_back.main(args.rest)
         elif args.command == "doccano":
             doccano_cli.run(args)
+        elif args.command == "label-studio":
+            label_studio_cli.run(args)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing is lost; run the same command again to resume", file=sys.stderr)
         sys.exit(130)

@@ -17,7 +17,7 @@ from pathlib import Path
 from nerloop import doccano_server as ds
 from nerloop.annotation.doccano import DEFAULT_HOME, DoccanoBackend, DoccanoConfigError, team
 from nerloop.annotation.doccano.client import Connection
-from nerloop.annotation.doccano.plan import REVIEW_SUFFIX
+from nerloop.annotation.plan import REVIEW_SUFFIX
 from nerloop.errors import NerloopError
 
 HOST_WARNING = (

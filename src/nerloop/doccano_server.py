@@ -30,12 +30,9 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +42,18 @@ from pathlib import Path
 from typing import Any
 
 from nerloop.errors import NerloopError
+from nerloop.local_server import (  # shared with the Label Studio server; old names kept for callers and tests
+    PRIVATE_UMASK,
+    STOP_GRACE_S,
+    free_port,  # noqa: F401  (re-exported: tests and benchmarks call ds.free_port)
+    make_private,
+)
+from nerloop.local_server import log_tail as _log_tail
+from nerloop.local_server import open_log as _open_log
+from nerloop.local_server import pid_alive as _pid_alive
+from nerloop.local_server import port_in_use as _port_in_use
+from nerloop.local_server import stop_pid as _stop_pid
+from nerloop.local_server import write_private as _write_private
 
 DEFAULT_HOME = Path(".doccano")
 DOCCANO_VERSION = "1.8.4"
@@ -54,13 +63,11 @@ PAGE_SIZE = 1000  # DOCCANO_PAGE_SIZE: the server default of 5 makes every list 
 SETTINGS_MODULE = "nerloop_doccano_settings"
 ADMIN_USER = "admin"
 LOOPBACK = "127.0.0.1"
-STOP_GRACE_S = 10.0
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SETTINGS_TEMPLATE = TEMPLATES / "doccano_settings.py.txt"  # Doccano settings: Celery tasks run inline (eager)
 USER_SCRIPT = TEMPLATES / "doccano_user.py.txt"  # run by the server's Python: create or reset one user
 PASSWORD_BYTES = 18  # token_urlsafe(18): 24 characters; Doccano's login form refuses passwords of 30 or more
-PRIVATE_UMASK = 0o077  # every file the server writes (sqlite with API tokens, media, logs) is owner-only
 
 
 class DoccanoServerError(NerloopError):
@@ -80,25 +87,6 @@ def venv_path(home: Path = DEFAULT_HOME) -> Path:
     return (Path(env) if env else Path(home) / "venv").resolve()
 
 
-def make_private(home: Path) -> None:
-    """Owner-only permissions on the server's state: the home and every file and folder in it but the venv.
-
-    The sqlite database holds every user's API token and all annotations; Doccano creates it
-    world-readable. Server processes also run with umask 077, so what they create later is private.
-    """
-    home = Path(home)
-    home.chmod(0o700)
-    for path in home.iterdir():
-        if path.name == "venv":
-            continue
-        if path.is_dir() and not path.is_symlink():
-            for sub in [path, *path.rglob("*")]:
-                if not sub.is_symlink():
-                    sub.chmod(0o700 if sub.is_dir() else 0o600)
-        elif path.is_file():
-            path.chmod(0o600)
-
-
 def _python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
@@ -110,23 +98,6 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON readable by the owner only (the file is created 0600, never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def _open_log(path: Path) -> Any:
-    """Open a log for appending, created owner-only (a log can show usernames and request paths)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8")
-
-
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -134,41 +105,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
     except json.JSONDecodeError as exc:
         raise DoccanoServerError(f"{path} is corrupt ({exc}); delete it and run `nerloop doccano up` again") from None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # a zombie (our exited child not yet reaped) counts as dead
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now (for tests and benchmarks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _log_tail(path: Path, n: int = 15) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(lines[-n:])
 
 
 def probe(url: str, timeout_s: float = 2.0) -> bool:
@@ -412,37 +348,6 @@ def up(
     _stop_pid(proc.pid)
     (home / "server.json").unlink(missing_ok=True)
     raise DoccanoServerError(f"Doccano did not answer at {url} within {wait_s:.0f} s; see {log}:\n{_log_tail(log)}")
-
-
-def _stop_pid(pid: int, grace_s: float = STOP_GRACE_S) -> bool:
-    """SIGTERM the gunicorn master (it stops its workers), SIGKILL its process group after ``grace_s``.
-
-    Returns True if the process was running.
-    """
-    if not _pid_alive(pid):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:  # reap it if it is our child (tests start and stop in one process)
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                break
-        except ChildProcessError:
-            pass
-        if not _pid_alive(pid):
-            break
-        time.sleep(0.1)
-    else:
-        try:
-            os.killpg(pid, signal.SIGKILL)  # start_new_session made pid the group id
-        except (ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # workers left behind share its group
-        os.killpg(pid, signal.SIGKILL)
-    return True
 
 
 def down(home: Path = DEFAULT_HOME, *, grace_s: float = STOP_GRACE_S) -> bool:

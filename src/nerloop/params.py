@@ -134,12 +134,11 @@ class SimulatedParams(Section):
     state_dir: str = "annotation/simulated"
 
 
-class DoccanoParams(Section):
-    """Doccano: server, team and how a batch is shared out. Credentials never live here (env or .doccano/)."""
+class TeamParams(Section):
+    """What a team backend (Doccano, Label Studio) shares: who annotates, how a batch is shared out, QC."""
 
-    url: str = "http://127.0.0.1:8000"  # NERLOOP_DOCCANO_URL overrides; credentials only from env / .doccano
     project: str = "nerloop"  # prefix: one project per annotator (<project>-<name>) and <project>-review
-    # who annotates; empty = the team added with `nerloop doccano annotator add` (.doccano/team.json)
+    # who annotates; empty = the team added with `nerloop <tool> annotator add`
     annotators: list[str] = []
     weights: dict[str, confloat(gt=0)] = {}  # type: ignore[valid-type]  # relative share; unnamed = 1
     qc_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
@@ -149,21 +148,35 @@ class DoccanoParams(Section):
     page_size: conint(ge=1, le=10000) = 1000  # type: ignore[valid-type]
     timeout_s: confloat(gt=0) = 30.0  # type: ignore[valid-type]
 
-    @validator("weights")  # a field validator, so the error names annotation.doccano.weights
+    @validator("weights")  # a field validator, so the error names annotation.<tool>.weights
     def _weights_name_annotators(cls, weights: dict[str, float], values: dict[str, Any]) -> dict[str, float]:  # noqa: N805
         named = values.get("annotators") or []
         unknown = sorted(set(weights) - set(named)) if named else []
         if unknown:
-            raise ValueError(f"weights name {unknown}, who are not in annotation.doccano.annotators {named}")
+            raise ValueError(f"weights name {unknown}, who are not in the annotators {named}")
         return weights
 
 
+class DoccanoParams(TeamParams):
+    """Doccano: server, team and how a batch is shared out. Credentials never live here (env or .doccano/)."""
+
+    url: str = "http://127.0.0.1:8000"  # NERLOOP_DOCCANO_URL overrides; credentials only from env / .doccano
+
+
+class LabelStudioParams(TeamParams):
+    """Label Studio: server, team and how a batch is shared out. The token never lives here (env or .label-studio/)."""
+
+    url: str = "http://127.0.0.1:8080"  # NERLOOP_LABEL_STUDIO_URL overrides; token only from env / .label-studio
+    email_domain: str = "nerloop.local"  # `annotator add NAME` signs up NAME@<email_domain> (logins are e-mails)
+
+
 class AnnotationParams(Section):
-    backend: Literal["simulated", "doccano"] = "simulated"
+    backend: Literal["simulated", "doccano", "label_studio"] = "simulated"
     # a cycle stops (nothing committed) when more than this share of one cycle's exported sentences is held back
     max_held_back_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
     simulated: SimulatedParams | None = None
     doccano: DoccanoParams = Field(default_factory=DoccanoParams)
+    label_studio: LabelStudioParams = Field(default_factory=LabelStudioParams)
 
     @validator("simulated", always=True)  # a field validator, so the error names annotation.simulated
     def _backend_configured(cls, simulated: SimulatedParams | None, values: dict[str, Any]) -> Any:  # noqa: N805

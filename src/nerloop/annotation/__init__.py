@@ -1,4 +1,4 @@
-"""Annotation backends behind one interface: the simulated annotator and Doccano."""
+"""Annotation backends behind one interface: the simulated annotator, Doccano and Label Studio."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ def get_backend(params: Params, entity_types: list[str]) -> AnnotationBackend:
         from nerloop.annotation.simulated import SimulatedBackend
 
         return SimulatedBackend(p.simulated.answers, p.simulated.state_dir, params.data.tokenizer)
+    if p.backend == "label_studio":
+        from nerloop.annotation.label_studio import LabelStudioBackend
+
+        return LabelStudioBackend.from_params(p.label_studio, entity_types)
     from nerloop.annotation.doccano import DoccanoBackend
 
     return DoccanoBackend.from_params(p.doccano, entity_types)

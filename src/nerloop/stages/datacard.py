@@ -125,7 +125,8 @@ A dash means not recorded: the annotations of the last cycle usually arrive afte
 
 {{ agreement_text }}
 {% if speed_table.rows %}
-Annotation speed and effort per annotator and cycle, from Doccano's confirmation times: a sentence's time is
+Annotation speed and effort per annotator and cycle, from the annotation tool's confirmation (Doccano) or
+submission (Label Studio) times: a sentence's time is
 the gap since the same annotator's previous confirmation; gaps over {{ break_s }} s count as breaks and are left
 out with their sentence (as is the first sentence of each sitting), so the figures are "while working".
 Kept / added / deleted / relabelled compare each annotator's spans with the pre-annotation they were shown.
@@ -262,15 +263,16 @@ def agreement_text(params: Params, annotation: dict[str, Any], stats: dict[str, 
                 f"selected sentence with the reference labels held apart in `{a.simulated.answers}`: the labels "
                 "are those of the source corpus, not new human work, and there is no inter-annotator agreement "
                 "to report.")
-    text = (f"Sentences were annotated in Doccano by {n_accounts} annotator account(s), correcting the model's "
+    tool, team = ("Label Studio", a.label_studio) if a.backend == "label_studio" else ("Doccano", a.doccano)
+    text = (f"Sentences were annotated in {tool} by {n_accounts} annotator account(s), correcting the model's "
             "pre-annotations. ")
     agr = annotation.get("agreement") or {}
     if agr.get("qc_examples"):
-        text += (f"Agreement was measured on a quality-control share ({a.doccano.qc_share:.0%}) annotated by two "
+        text += (f"Agreement was measured on a quality-control share ({team.qc_share:.0%}) annotated by two "
                  f"people: token-level Cohen's kappa {fmt(agr.get('kappa'))} (target {fmt(agr.get('kappa_target'))}),"
                  f" entity-level F1 {fmt(agr.get('entity_f1'))}, over {agr['qc_examples']} sentences with "
                  f"{agr.get('disagreements', 0)} disagreement(s) (disagreement policy: "
-                 f"`{a.doccano.disagreement_policy}`). These figures cover the last import (cycle "
+                 f"`{team.disagreement_policy}`). These figures cover the last import (cycle "
                  f"{annotation.get('cycle')}); the Cycles table above has the figure of every cycle that had one.")
         cum = agr.get("cumulative") or {}
         if cum.get("pairs"):
@@ -519,8 +521,10 @@ def build_card(
         "other values."
     )
     a = params.annotation
+    team_params = a.label_studio if a.backend == "label_studio" else a.doccano
     annotation_how = ("by the simulated annotator from held-apart reference labels" if a.backend == "simulated"
-                      else "by people in Doccano, correcting the model's pre-annotations")
+                      else f"by people in {'Label Studio' if a.backend == 'label_studio' else 'Doccano'}, correcting "
+                      "the model's pre-annotations")
     surface_rows = [[f"`{c['surface']}`", c["mentions"], ", ".join(f"{t} {k}" for t, k in c["types"].items()),
                      c.get("resolution", "")] for c in inconsistencies.get("surface_type_conflicts", [])[:15]]
     gold_counts = {s: v["origins"]["gold"] for s, v in splits.items()}
@@ -562,7 +566,7 @@ def build_card(
         select_table=select_table,
         agreement_text=agreement_text(params, annotation, stats),
         speed_table=speed_table(annotation),
-        break_s=f"{(annotation.get('agreement') or {}).get('break_s', params.annotation.doccano.break_s):g}",
+        break_s=f"{(annotation.get('agreement') or {}).get('break_s', team_params.break_s):g}",
         figure=figure,
         stopping_text=stopping_text,
         kappa_table=kappa_table,

@@ -1,9 +1,9 @@
 """The Doccano backend, split by concern.
 
-``client``: credentials, the logged-in session, errors. ``plan``: who annotates what, in which
-order. ``backend``: projects, export (upload + confidences), fetch (versions, late corrections,
-review of disagreements). ``quality``: agreement, speed and effort figures. ``team``: accounts
-and ``.doccano/team.json``.
+``client``: credentials, the logged-in session, errors. ``backend``: projects, export (upload +
+confidences), fetch (versions, late corrections, review of disagreements). ``team``: accounts and
+``.doccano/team.json``. Who annotates what (``nerloop.annotation.plan``) and the agreement, speed
+and effort figures (``nerloop.annotation.quality``) are shared with the Label Studio backend.
 """
 
 from __future__ import annotations

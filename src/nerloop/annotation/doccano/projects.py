@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation.doccano import plan, team
+from nerloop.annotation import plan
+from nerloop.annotation.doccano import team
 from nerloop.annotation.doccano.client import Connection, DoccanoConfigError
 from nerloop.params import DoccanoParams
 

@@ -1,4 +1,4 @@
-"""Agreement, speed and effort figures from what annotators did in Doccano: pure functions.
+"""Agreement, speed and effort figures from what annotators did (Doccano, Label Studio): pure functions.
 
 * Agreement is computed over *pairs*: one pair per double-annotated sentence, keyed by sentence id,
   so a sentence held back for a while is still counted once, in the cycle it was exported in, and

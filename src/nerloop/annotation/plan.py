@@ -1,4 +1,4 @@
-"""Who annotates what, in which order: pure functions, no server (tested without Doccano).
+"""Who annotates what, in which order: pure functions, no server (shared by Doccano and Label Studio).
 
 * Order: Doccano shows a project's examples in upload order, so the batch is uploaded grouped by
   the selection's k-means cluster (similar sentences together: the annotator keeps one context in

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from nerloop.annotation.doccano import plan
+from nerloop.annotation import plan
 from nerloop.records import Record
 
 

@@ -1,0 +1,407 @@
+"""The Label Studio annotation backend: a team in Label Studio 1.23 behind ``AnnotationBackend``.
+
+Design:
+
+* **One project per annotator** (``<project>-<name>``), as for Doccano, because the open-source
+  edition has no task assignment: every member sees every task of a project. The project is the
+  share; the quality-control share is a task in two annotators' projects (``nerloop.annotation.plan``).
+* Export imports tasks in bulk (``POST /api/projects/{id}/import``, 500 a request), each with the
+  model's pre-annotation as a **prediction**: ``model_version`` names the cycle
+  (``<project>-cycle-<n>``), each region's ``score`` is the model's confidence in that span, and the
+  prediction's ``score`` (task level) is the least confident span's confidence (1.0 without spans),
+  so the Data Manager can sort by it. Tasks are imported in nerloop's annotation order (cluster, then
+  least sure first) and the project samples sequentially, so annotators get them in that order.
+* Label Studio pre-fills only the predictions whose ``model_version`` is the project's. Each export
+  makes the new cycle's version the project's, and copies the prediction of every older task nobody
+  has annotated yet under that version (same spans, same scores; the task's ``nerloop_cycle`` keeps
+  the cycle it was selected in), so no waiting task loses its pre-annotation.
+* Everything nerloop needs to rebuild the record is in the task's ``meta`` under ``nerloop_*`` keys
+  (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assignment); ``data`` holds only
+  the text. Export is idempotent: a sentence already a task in any annotator project is not sent
+  again, so a rerun after a timeout, an error or a crash resumes; a duplicate task (a request that
+  timed out but went through) is reported and only the first is used.
+* Fetch lists tasks with their annotations (``GET /api/tasks?fields=all``; no export file is written
+  on the server). A task is done when it has a submitted annotation: skipped ones
+  (``was_cancelled``) are not, and are reported. The annotation of the project's own annotator is
+  preferred, the latest if there are several. Its ``created_at`` is the submission time for speed;
+  a change after import (the annotation updated) is a late correction, imported as a revision. The
+  QC pairs, disagreement policies, review project and figures are those of the Doccano backend
+  (``nerloop.annotation.decide``).
+* A label outside the label set, a region off token boundaries, a region with several labels,
+  overlapping regions, an edited task text: the sentence is held back with a message naming the
+  project, task, region and the fix.
+* The token comes from ``NERLOOP_LABEL_STUDIO_TOKEN`` or ``.label-studio/credentials.json`` and
+  never appears in messages, metrics or return values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nerloop.annotation import plan, quality
+from nerloop.annotation.base import Annotation, AnnotationBackend
+from nerloop.annotation.decide import DecisionMixin, TeamFetchResult, Version, readable
+from nerloop.annotation.label_studio.client import (
+    DEFAULT_HOME,
+    Connection,
+    LabelStudioConfigError,
+    LabelStudioDataError,
+    LabelStudioHTTPError,
+)
+from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing, ProjectsMixin, Task
+from nerloop.errors import TagError
+from nerloop.ledger import Ledger
+from nerloop.params import LabelStudioParams
+from nerloop.records import Record
+from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
+
+IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
+Span = tuple[int, int, str]
+
+
+@dataclass
+class LabelStudioFetchResult(TeamFetchResult):
+    """``TeamFetchResult`` (QC pairs, deleted, foreign, revisions) plus the skipped tasks."""
+
+    skipped: list[str] = field(default_factory=list)  # sentence ids whose task was skipped, never submitted
+
+
+def _finite(x: Any) -> Any:
+    """JSON-safe scores: NaN/inf become None."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
+    """One labelled span as a Label Studio result item."""
+    item: dict[str, Any] = {"id": rid, "from_name": FROM_NAME, "to_name": TO_NAME, "type": "labels",
+                            "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]}}
+    if score is not None:
+        item["score"] = score
+    return item
+
+
+class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
+    """Annotation by a team in Label Studio (see the module docstring for the design)."""
+
+    name = "label_studio"
+    SOURCE_KEY = "label_studio"  # record.meta["label_studio"]: project, task, annotation, completed_by, ...
+
+    def __init__(self, params: LabelStudioParams, labels: Iterable[str], *, home: Path = DEFAULT_HOME,
+                 creds: tuple[str, str] | None = None) -> None:
+        """``labels`` are the entity types. ``creds`` = (url, token) overrides the environment and
+        ``<home>/credentials.json`` (tests); they are read on first use."""
+        self.params = params
+        self.labels = sorted(set(labels))
+        if not self.labels:
+            raise LabelStudioConfigError("the label set is empty: set data.labels or label the seed set")
+        self.home = Path(home)
+        self.conn = Connection(creds, home=self.home, default_url=params.url, timeout_s=params.timeout_s)
+        self._projects: dict[str, dict[str, Any]] | None = None
+        self._users: dict[int, str] | None = None
+        self._listings: dict[int, Any] = {}  # project id -> Listing read during this export
+        self._created: set[int] = set()
+
+    @classmethod
+    def from_params(cls, params: LabelStudioParams, labels: Iterable[str],
+                    home: Path = DEFAULT_HOME) -> LabelStudioBackend:
+        return cls(params, labels, home=home)
+
+    def model_version(self, cycle: int) -> str:
+        """The predictions' ``model_version``: the cycle whose model made them."""
+        return f"{self.params.project}-cycle-{int(cycle)}"
+
+    # ------------------------------------------------------------ export
+
+    def _pre_spans(self, rec: Record) -> tuple[list[Span], list[float | None], list[str]]:
+        """The record's pre-annotation as character spans (+ confidences) and IOB2 tags, validated."""
+        spans: list[Span] = []
+        confs: list[float | None] = []
+        if rec.meta.get("pre_spans") is not None:
+            for item in rec.meta["pre_spans"]:
+                spans.append((int(item[0]), int(item[1]), str(item[2])))
+                confs.append(float(item[3]) if len(item) > 3 and item[3] is not None else None)
+        elif rec.meta.get("pre_tags") is not None:
+            spans = token_to_char_spans(rec.offsets, tags_to_spans(rec.meta["pre_tags"]))
+            confs = [None] * len(spans)
+        bad = sorted({label for _, _, label in spans} - set(self.labels))
+        if bad:
+            raise LabelStudioDataError(f"sentence {rec.id}: pre-annotation labels {bad} are not in the label set "
+                                       f"{self.labels}; nothing was sent")
+        try:
+            tags = spans_to_tags(len(rec.tokens), char_to_token_spans(rec.offsets, spans))
+        except TagError as exc:
+            raise LabelStudioDataError(f"sentence {rec.id}: bad pre-annotation: {exc}; nothing was sent") from None
+        return spans, confs, tags
+
+    def _task(self, rec: Record, cycle: int) -> dict[str, Any]:
+        """One task with its prediction; ``nerloop_qc`` and ``nerloop_assigned`` are set once shared out."""
+        spans, confs, tags = self._pre_spans(rec)
+        confs = [_finite(c) for c in confs]
+        known = [c for c in confs if c is not None]
+        meta = {
+            META_PREFIX + "id": rec.id,
+            META_PREFIX + "cycle": int(cycle),
+            META_PREFIX + "qc": False,
+            META_PREFIX + "assigned": [],
+            META_PREFIX + "tokens": list(rec.tokens),
+            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
+            META_PREFIX + "text_sha1": _sha(rec.text),
+            META_PREFIX + "source": rec.source or "",
+            META_PREFIX + "doc_id": rec.doc_id,
+            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
+            META_PREFIX + "scores": _finite(dict(rec.meta.get("scores") or {})),
+            META_PREFIX + "selection": rec.meta.get("selection"),
+            META_PREFIX + "cluster": rec.meta.get("cluster"),
+        }
+        prediction = {
+            "model_version": self.model_version(cycle),
+            "score": min(known) if known else 1.0,  # the least sure span: the task's place in a sort
+            "result": [region(rec.text, s, e, lab, c, f"n{i}") for i, ((s, e, lab), c) in
+                       enumerate(zip(spans, confs, strict=True))],
+        }
+        return {"data": {"text": rec.text}, "meta": meta, "predictions": [prediction]}
+
+    def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
+        """Share the batch out over the team as tasks with predictions; {sentence id: "annotator:task id ..."}.
+
+        Idempotent: a sentence already in any annotator project is not sent again. Everything is
+        validated before anything is sent.
+        """
+        if not batch:
+            return {}
+        names = self.team()
+        unique: dict[str, Record] = {}
+        for rec in plan.order_batch(batch):
+            unique.setdefault(rec.id, rec)
+        tasks = {sid: self._task(rec, cycle) for sid, rec in unique.items()}  # validates all first
+        self.check_accounts(names)
+
+        pids = {who: self.ensure_project(who) for who in names}
+        where = self.where(skip=self._created)  # a project made just now has no tasks: no need to list it
+        self._created = set()  # from now on they may have tasks
+        new = [sid for sid in tasks if sid not in where]
+        qc = plan.qc_ids(new, self.params.qc_share, cycle) if len(names) > 1 else set()
+        assignment = plan.assign(new, names, self.params.weights, qc)
+        for who in names:
+            todo = [{**tasks[sid], "meta": {**tasks[sid]["meta"], META_PREFIX + "qc": len(people) > 1,
+                                            META_PREFIX + "assigned": people}}
+                    for sid, people in assignment.items() if who in people]
+            for start in range(0, len(todo), IMPORT_CHUNK):
+                chunk = todo[start:start + IMPORT_CHUNK]
+                self.conn.request("POST", f"projects/{pids[who]}/import", f"importing {len(chunk)} tasks for {who}",
+                                  json=chunk, timeout=max(self.params.timeout_s, 120.0))
+        where = self.where() if new else where
+        missing = [sid for sid in tasks if sid not in where]
+        if missing:
+            raise LabelStudioHTTPError(
+                f"Label Studio at {self.conn.url} accepted the import but {len(missing)} sentences are in no "
+                f"annotator project (first: {missing[:3]}); see the server log and run the command again"
+            )
+        for pid in pids.values():
+            self._show_cycle(pid, cycle, self._listings[pid])
+        return {sid: " ".join(f"{who}:{t.example_id}" for who, t in sorted(where[sid].items())) for sid in tasks}
+
+    def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:
+        """Make this cycle's predictions the pre-filled ones, carrying older unannotated tasks' over."""
+        version = self.model_version(cycle)
+        for task in listing.ours.values():
+            if task.annotations or not task.predictions:
+                continue
+            if any(p.get("model_version") == version for p in task.predictions):
+                continue
+            latest = max(task.predictions, key=lambda p: p.get("created_at") or "")
+            self.conn.request("POST", "predictions/", f"carrying task {task.example_id}'s prediction over", json={
+                "task": task.example_id, "model_version": version, "score": latest.get("score"),
+                "result": latest.get("result") or []})
+        self.set_model_version(pid, version)
+
+    # ------------------------------------------------------------ reading annotations
+
+    def _spans_of(self, task: Task, result: list[dict[str, Any]], project: str) -> tuple[list[str] | None, list[str]]:
+        """An annotation's regions -> IOB2 tags on the original tokens, or None and the problems found."""
+        where = f"task {task.example_id} (sentence {task.sid}) in project {project!r}"
+        if _sha(task.text) != task.m("text_sha1"):
+            return None, [f"{where}: the task text was edited in Label Studio (now {task.text!r}); regions cannot be "
+                          "mapped to the original tokens. Restore the original text or delete the task"]
+        offsets = [(int(s), int(e)) for s, e in task.m("offsets")]
+        problems: list[str] = []
+        spans: list[Span] = []
+        for item in result:
+            if item.get("type") != "labels":
+                continue  # relations, comments, other controls: not entities
+            value = item.get("value") or {}
+            s, e, labels = int(value.get("start", 0)), int(value.get("end", 0)), list(value.get("labels") or [])
+            shown = task.text[s:e]
+            if len(labels) != 1:
+                problems.append(f"{where}: region [{s}, {e}) {shown!r} has {len(labels)} labels {labels}; give it "
+                                "exactly one in Label Studio and submit again")
+                continue
+            label = str(labels[0])
+            if label not in self.labels:
+                problems.append(
+                    f"{where}: region [{s}, {e}) {shown!r} has label {label!r}, which is not in the label set "
+                    f"{self.labels}. Give the region one of those labels in Label Studio and submit again, or add "
+                    f"{label!r} to data.labels and re-run prepare"
+                )
+                continue
+            try:
+                char_to_token_spans(offsets, [(s, e, label)])
+            except TagError as exc:
+                problems.append(f"{where}: {exc} (text {shown!r}); fix the region in Label Studio and submit again")
+                continue
+            spans.append((s, e, label))
+        widest: Span | None = None
+        for s2, e2, l2 in sorted(spans):
+            if widest is not None and s2 < widest[1]:
+                problems.append(f"{where}: regions [{widest[0]}, {widest[1]}) {widest[2]} and [{s2}, {e2}) {l2} "
+                                "overlap; keep one of them in Label Studio")
+            if widest is None or e2 > widest[1]:
+                widest = (s2, e2, l2)
+        if problems:
+            return None, problems
+        return spans_to_tags(len(offsets), char_to_token_spans(offsets, spans)), []
+
+    def _version(self, who: str, task: Task, result: LabelStudioFetchResult) -> Version | None:
+        """The submitted annotation of a task (the project's own annotator's first, the latest), or None."""
+        users = self.user_names()
+        submitted = [a for a in task.annotations if not a.get("was_cancelled")]
+        if not submitted:
+            if task.annotations:
+                by = sorted({users.get(int(a.get("completed_by") or 0), "?") for a in task.annotations})
+                result.skipped.append(task.sid)
+                result.problems.append(
+                    f"task {task.example_id} (sentence {task.sid}) in project {self.project_name(who)!r} was skipped "
+                    f"by {', '.join(by)}; it stays pending until someone submits it (or release it with "
+                    "`nerloop held-back release`)"
+                )
+            return None
+        own = [a for a in submitted if users.get(int(a.get("completed_by") or 0)) == who]
+        ann = max(own or submitted, key=lambda a: (a.get("updated_at") or "", int(a["id"])))
+        tags, problems = self._spans_of(task, list(ann.get("result") or []), self.project_name(who))
+        by = users.get(int(ann.get("completed_by") or 0), f"user #{ann.get('completed_by')}")
+        v = Version(self.project_name(who), task, by, str(ann.get("created_at") or ""), tags, problems)
+        v.annotation = ann  # type: ignore[attr-defined]  # kept for the record's provenance
+        return v
+
+    def _record(self, task: Task, tags: list[str], version: Version, annotators: list[str]) -> Record:
+        ann = getattr(version, "annotation", {})
+        return Record(
+            id=task.sid,
+            tokens=[str(t) for t in task.m("tokens")],
+            text=task.text,
+            offsets=[(int(s), int(e)) for s, e in task.m("offsets")],
+            tags=tags,
+            source=task.m("source") or "",
+            doc_id=task.m("doc_id"),
+            meta={"cycle": int(task.m("cycle", 0)), "scores": task.m("scores") or {}, "selection": task.m("selection"),
+                  "annotators": annotators,
+                  "label_studio": {"project": version.project, "task": task.example_id, "annotation": ann.get("id"),
+                                   "completed_by": version.confirmed_by, "submitted_at": version.confirmed_at,
+                                   "updated_at": ann.get("updated_at"), "lead_time_s": ann.get("lead_time")}},
+        )
+
+    def _annotation(self, v: Version, annotators: list[str], pre_tags: list[str] | None,
+                    revision: bool = False) -> Annotation:
+        assert v.tags is not None
+        return Annotation(record=self._record(v.example, v.tags, v, annotators), cycle=int(v.example.m("cycle", 0)),
+                          annotator=v.confirmed_by, pre_tags=pre_tags, revision=revision)
+
+    def _project_versions(self, who: str, pid: int, result: LabelStudioFetchResult) -> tuple[dict[str, Task],
+                                                                                               dict[str, Version]]:
+        listing = self.listing(pid)
+        result.problems.extend(listing.problems)
+        result.not_ours.extend(listing.foreign)
+        result.problems.extend(f"task {tid} in project {self.project_name(who)!r}: not ours (no nerloop_id in its "
+                               "meta); ignored" for tid in listing.foreign)
+        versions = {}
+        for sid, task in listing.ours.items():
+            v = self._version(who, task, result)
+            if v is not None:
+                versions[sid] = v
+        return listing.ours, versions
+
+    # ------------------------------------------------------------ fetch
+
+    def fetch(self, ledger: Ledger, exported: dict[str, str] | None = None) -> LabelStudioFetchResult:
+        """Every submitted, valid annotation not yet in ``ledger``, and late corrections of those in it."""
+        result = LabelStudioFetchResult()
+        latest = {e["id"]: e for e in ledger.entries}
+        tasks: dict[str, dict[str, Task]] = {}
+        versions: dict[str, dict[str, Version]] = {}
+        for who, pid in sorted(self.annotator_projects().items()):
+            ours, found = self._project_versions(who, pid, result)
+            for sid, task in ours.items():
+                tasks.setdefault(sid, {})[who] = task
+            for sid, v in found.items():
+                versions.setdefault(sid, {})[who] = v
+        review = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX))
+        reviewed: dict[str, Version] = {}
+        review_ours: dict[str, Task] = {}
+        if review is not None:
+            review_ours, reviewed = self._project_versions(plan.REVIEW_SUFFIX, int(review["id"]), result)
+
+        result.deleted = sorted(sid for sid in exported or {} if sid not in tasks and sid not in latest)
+        result.problems.extend(
+            f"sentence {sid}: its Label Studio task ({(exported or {})[sid]}) was deleted in Label Studio; export the "
+            "sentence again to have it annotated" for sid in result.deleted
+        )
+        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
+        confirmations: list[quality.Confirmation] = []
+        for sid in sorted(tasks):
+            first = next(iter(tasks[sid].values()))
+            assigned = [str(a) for a in first.m("assigned") or sorted(tasks[sid])]
+            mine = versions.get(sid, {})
+            for who, v in mine.items():
+                if v.confirmed_by == who:  # speed and effort are the annotator's own work only
+                    confirmations.append(quality.Confirmation(who, sid, int(first.m("cycle", 0)),
+                                                              len(first.m("tokens")), v.confirmed_at,
+                                                              first.m("pre_tags"), v.tags))
+            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None for a in assigned):
+                pairs.setdefault(int(first.m("cycle", 0)), []).append(
+                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
+            if sid in latest:
+                self._late_correction(sid, latest[sid], mine, reviewed, result)
+                continue
+            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
+            if ann is None:
+                result.pending.append(sid)
+            else:
+                result.done.append(ann)
+        result.metrics = self._metrics(result, pairs, confirmations)
+        result.metrics["skipped"] = len(result.skipped)
+        return result
+
+    def _send_to_review(self, sid: str, va: Version, vb: Version) -> int:
+        """Put a disagreement into ``<project>-review``: the agreed spans pre-filled, both versions shown."""
+        pid = self.ensure_project(plan.REVIEW_SUFFIX)
+        task: Task = va.example
+        agreed = self._agreed(va.tags, vb.tags)
+        offsets = [(int(s), int(e)) for s, e in task.m("offsets")]
+        spans = token_to_char_spans(offsets, tags_to_spans(agreed))
+        versions = "\n".join(f"{v.confirmed_by}: {readable(task.text, task.m('offsets'), v.tags or [])}"
+                             for v in (va, vb))
+        version = f"{self.params.project}-agreed"
+        self.conn.request("POST", f"projects/{pid}/import", f"sending sentence {sid} to review", json=[{
+            "data": {"text": task.text, "versions": versions},
+            "meta": {k: v for k, v in task.meta.items() if k.startswith(META_PREFIX)},
+            "predictions": [{"model_version": version, "score": 1.0,
+                             "result": [region(task.text, s, e, lab, None, f"n{i}")
+                                        for i, (s, e, lab) in enumerate(spans)]}],
+        }])
+        self.set_model_version(pid, version)
+        return self.listing(pid).ours[sid].example_id

@@ -1,0 +1,215 @@
+"""Label Studio projects for the team: one per annotator, the review project, the labelling config, listing.
+
+Kept apart from export and fetch: this is everything that knows how nerloop's projects are named and
+set up. The open-source edition has no per-project members and no task assignment (every member of
+the organization sees every project and every task), so, as for Doccano 1.8.4, the assignment is
+the project: ``<project>-<annotator>`` holds exactly that annotator's share of each batch, and a
+quality-control sentence is a task in two annotators' projects, so the two versions stay independent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from nerloop.annotation import plan
+from nerloop.annotation.label_studio import team
+from nerloop.annotation.label_studio.client import Connection, LabelStudioConfigError
+
+META_PREFIX = "nerloop_"
+FROM_NAME, TO_NAME = "label", "text"  # the <Labels> and <Text> names of the labelling config
+LIST_PAGE = 200  # tasks per listing request, LIST_THREADS requests in flight
+LIST_THREADS = 4
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+CONFIG_TEMPLATE = TEMPLATES / "label_studio_config.xml"
+REVIEW_TEMPLATE = TEMPLATES / "label_studio_review_config.xml"
+_LABEL_RE = re.compile(r"<Label\s[^>]*value=\"([^\"]*)\"")
+
+
+def label_config(labels: list[str], *, review: bool = False) -> str:
+    """The labelling config for the label set (one ``<Label>`` per entity type, a colour each)."""
+    rows = "\n".join(f"    <Label value={quoteattr(lab)} background={quoteattr(PALETTE[i % len(PALETTE)])}/>"
+                     for i, lab in enumerate(labels))
+    return (REVIEW_TEMPLATE if review else CONFIG_TEMPLATE).read_text(encoding="utf-8").replace("{labels}", rows)
+
+
+def config_labels(config: str) -> set[str]:
+    """The label values a labelling config offers."""
+    return set(_LABEL_RE.findall(config or ""))
+
+
+@dataclass
+class Task:
+    """One of our tasks as listed by the API, with every annotation and prediction on it."""
+
+    example_id: int  # the task id (named as decide.Version expects)
+    text: str
+    meta: dict[str, Any]
+    annotations: list[dict[str, Any]]
+    predictions: list[dict[str, Any]]
+
+    @property
+    def sid(self) -> str:
+        return str(self.meta[META_PREFIX + "id"])
+
+    def m(self, key: str, default: Any = None) -> Any:
+        return self.meta.get(META_PREFIX + key, default)
+
+
+@dataclass
+class Listing:
+    """What listing a project found."""
+
+    ours: dict[str, Task] = field(default_factory=dict)  # by sentence id
+    foreign: list[int] = field(default_factory=list)  # task ids without nerloop_id in meta
+    problems: list[str] = field(default_factory=list)
+
+
+class ProjectsMixin:
+    """Projects, the labelling config, users and listings; the backend supplies the attributes below."""
+
+    params: Any  # LabelStudioParams
+    labels: list[str]
+    home: Path
+    conn: Connection
+    _projects: dict[str, dict[str, Any]] | None
+    _users: dict[int, str] | None
+    _listings: dict[int, Listing]
+    _created: set[int]  # projects this backend created (empty until it imports into them)
+
+    # ------------------------------------------------------------ team
+
+    def emails(self) -> dict[str, str]:
+        """{annotator name: e-mail}: names from ``team.json``; a params entry with '@' is its own e-mail."""
+        members = team.load(self.home)
+        names = list(self.params.annotators) or sorted(members)
+        return {n: n if "@" in n else str((members.get(n) or {}).get("email") or f"{n}@{self.params.email_domain}")
+                for n in names}
+
+    def team(self) -> list[str]:
+        """The annotators: ``annotation.label_studio.annotators``, else everyone in ``.label-studio/team.json``."""
+        names = list(self.emails())
+        if not names:
+            raise LabelStudioConfigError(
+                "no annotators: add them with `nerloop label-studio annotator add NAME` (a server nerloop manages) "
+                "or list existing Label Studio accounts (e-mails) in annotation.label_studio.annotators"
+            )
+        try:
+            return plan.check_team(names)
+        except ValueError as exc:
+            raise LabelStudioConfigError(f"annotation.label_studio.annotators: {exc}") from None
+
+    def user_names(self) -> dict[int, str]:
+        """{user id: annotator name (or e-mail for accounts outside the team)}."""
+        if self._users is None:
+            by_email = {email.lower(): name for name, email in self.emails().items()}
+            for name, info in team.load(self.home).items():
+                by_email.setdefault(str(info.get("email", "")).lower(), name)
+            self._users = {uid: by_email.get(email.lower(), email) for uid, email in team.users(self.conn).items()}
+        return self._users
+
+    def check_accounts(self, names: list[str]) -> None:
+        """Every annotator must have an account, else their work could never be told apart."""
+        emails = self.emails()
+        known = {e.lower() for e in team.users(self.conn).values()}
+        missing = [n for n in names if emails[n].lower() not in known]
+        if missing:
+            raise LabelStudioConfigError(
+                f"Label Studio at {self.conn.url} has no account for {missing} "
+                f"({', '.join(emails[n] for n in missing)}): add them with `nerloop label-studio annotator add NAME`, "
+                "or remove them from annotation.label_studio.annotators"
+            )
+
+    # ------------------------------------------------------------ projects
+
+    def project_name(self, who: str) -> str:
+        """``<project>-<annotator>``, or ``<project>-review``."""
+        return f"{self.params.project}-{who}"
+
+    def _project_list(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        if self._projects is None or refresh:
+            rows = self.conn.pages("projects", "listing projects", self.params.page_size, "results")
+            self._projects = {}
+            for p in sorted(rows, key=lambda p: p["id"]):
+                self._projects.setdefault(p["title"], p)
+        return self._projects
+
+    def annotator_projects(self) -> dict[str, int]:
+        """{annotator: project id} of every ``<project>-<name>`` project, including past annotators'."""
+        prefix = self.params.project + "-"
+        review = self.project_name(plan.REVIEW_SUFFIX)
+        return {title[len(prefix):]: int(p["id"]) for title, p in self._project_list().items()
+                if title.startswith(prefix) and title != review}
+
+    def ensure_project(self, who: str) -> int:
+        """The project for ``who`` (an annotator, or ``review``), created with the labelling config for the
+        label set; a label the config lacks is added (labels are never removed: annotations may use them)."""
+        name = self.project_name(who)
+        review = who == plan.REVIEW_SUFFIX
+        project = self._project_list().get(name)
+        if project is None:
+            self.conn.request("POST", "projects", f"creating project {name!r}", json={
+                "title": name,
+                "description": f"nerloop: named-entity annotation for {who} (active learning)",
+                "label_config": label_config(self.labels, review=review),
+                "sampling": "Sequential sampling",  # tasks in upload order: nerloop's annotation order
+                "show_collab_predictions": True,  # the model's spans are pre-filled for the annotator
+                "show_skip_button": True,
+                "maximum_annotations": 1,
+            })
+            project = self._project_list(refresh=True)[name]
+            self._created.add(int(project["id"]))
+        pid = int(project["id"])
+        if not set(self.labels) <= config_labels(project.get("label_config", "")):
+            wanted = sorted(set(self.labels) | config_labels(project.get("label_config", "")))
+            self.conn.request("PATCH", f"projects/{pid}", f"adding labels to project {name!r}",
+                              json={"label_config": label_config(wanted, review=review)})
+            project["label_config"] = label_config(wanted, review=review)
+        return pid
+
+    def set_model_version(self, pid: int, version: str) -> None:
+        """Make ``version`` the predictions Label Studio pre-fills in the labelling page of the project."""
+        project = next((p for p in self._project_list().values() if int(p["id"]) == pid), {})
+        if project.get("model_version") != version:
+            self.conn.request("PATCH", f"projects/{pid}", "choosing the predictions to show",
+                              json={"model_version": version})
+            project["model_version"] = version
+
+    # ------------------------------------------------------------ listing
+
+    def listing(self, pid: int) -> Listing:
+        """Every task of a project with its annotations and predictions: ours by sentence id, foreign ones."""
+        out = Listing()
+        rows = self.conn.pages("tasks", "listing tasks", min(LIST_PAGE, self.params.page_size), "tasks",
+                               threads=LIST_THREADS, project=pid, fields="all")
+        for row in rows:
+            meta = row.get("meta") or {}
+            tid = int(row["id"])
+            nid = meta.get(META_PREFIX + "id")
+            if not isinstance(nid, str) or not nid:
+                out.foreign.append(tid)
+                continue
+            task = Task(tid, str((row.get("data") or {}).get("text") or ""), meta, list(row.get("annotations") or []),
+                        list(row.get("predictions") or []))
+            if nid in out.ours:
+                out.problems.append(
+                    f"sentence {nid}: Label Studio tasks {out.ours[nid].example_id} and {tid} of project {pid} both "
+                    f"carry it; only task {out.ours[nid].example_id} is used — delete the other one"
+                )
+                continue
+            out.ours[nid] = task
+        return out
+
+    def where(self, *, skip: set[int] | frozenset[int] = frozenset()) -> dict[str, dict[str, Task]]:
+        """{sentence id: {annotator: task}} over every annotator project (but those in ``skip``, known to be
+        empty); each project's listing is kept in ``self._listings`` for the rest of the call."""
+        out: dict[str, dict[str, Task]] = {}
+        for who, pid in self.annotator_projects().items():
+            self._listings[pid] = Listing() if pid in skip else self.listing(pid)
+            for sid, task in self._listings[pid].ours.items():
+                out.setdefault(sid, {})[who] = task
+        return out

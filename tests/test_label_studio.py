@@ -1,0 +1,504 @@
+"""The Label Studio backend and server against a real Label Studio 1.23 server (no mock of Label Studio).
+
+A session fixture installs the server venv if it is missing (``.label-studio/venv``, or
+``$NERLOOP_LABEL_STUDIO_VENV``), starts Label Studio on a free 127.0.0.1 port in a temporary home
+and stops it by process id at the end. Two annotators, alice and bob, are signed up once through the
+invite link, as ``nerloop label-studio annotator add`` does; each test uses its own project prefix.
+The annotators are played through the REST API, logged in through the login form as themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from nerloop import label_studio_server as lss
+from nerloop.annotation.label_studio import (
+    ENV_TOKEN,
+    ENV_URL,
+    LabelStudioAuthError,
+    LabelStudioBackend,
+    LabelStudioConfigError,
+    LabelStudioDataError,
+    LabelStudioTimeoutError,
+    LabelStudioUnreachableError,
+    credentials,
+    team,
+)
+from nerloop.annotation.label_studio.client import Connection
+from nerloop.annotation.label_studio.projects import config_labels, label_config
+from nerloop.errors import NerloopError
+from nerloop.ledger import Ledger
+from nerloop.params import LabelStudioParams
+from nerloop.records import Record
+from nerloop.tags import tags_to_spans, token_to_char_spans
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ["LOC", "ORG", "PER"]
+PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
+
+
+def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
+    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
+    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
+    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
+    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
+    rec.meta = {"cycle": cycle, "rank": i, "cluster": i % 2, "pre_tags": PRE,
+                "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
+                "scores": {"mnlp": 0.1 * i}}
+    return rec
+
+
+def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
+    return [make_record(i, cycle) for i in range(start, start + n)]
+
+
+@dataclass
+class Server:
+    home: Path
+    url: str
+    token: str
+    password: str
+    venv: Path
+    pid: int
+
+
+class Annotator:
+    """A person in Label Studio, logged in through the login form as themselves, working through the API."""
+
+    def __init__(self, url: str, email: str, password: str) -> None:
+        self.url, self.email = url, email
+        self.s = requests.Session()
+        self.s.get(f"{url}/user/login/", timeout=30)
+        resp = self.s.post(f"{url}/user/login/", allow_redirects=False, timeout=30,
+                           data={"csrfmiddlewaretoken": self.s.cookies.get("csrftoken"), "email": email,
+                                 "password": password})
+        assert resp.status_code == 302, f"login of {email} failed: {resp.status_code}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        resp = self.s.get(f"{self.url}/api/{path}", params=params, timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+
+    def project(self, title: str) -> int:
+        return next(p["id"] for p in self.get("projects", page_size=1000)["results"] if p["title"] == title)
+
+    def tasks(self, pid: int) -> dict[str, dict[str, Any]]:
+        """{sentence id: task, as the labelling page gets it (predictions the project pre-fills)}."""
+        ids = [t["id"] for t in self.get("tasks", project=pid, page_size=1000)["tasks"]]
+        out = {}
+        for tid in ids:
+            task = self.get(f"tasks/{tid}")
+            out[task["meta"]["nerloop_id"]] = task
+        return out
+
+    def submit(self, task: dict[str, Any], spans: list[tuple[int, int, str]] | None = None) -> int:
+        """Submit the task: ``spans`` (None: the prediction as it is). Returns the annotation id."""
+        text = task["data"]["text"]
+        if spans is None:
+            result = task["predictions"][0]["result"]
+        else:
+            result = [{"from_name": "label", "to_name": "text", "type": "labels",
+                       "value": {"start": s, "end": e, "text": text[s:e], "labels": [lab]}} for s, e, lab in spans]
+        resp = self.s.post(f"{self.url}/api/tasks/{task['id']}/annotations/", params={"project": task["project"]},
+                           json={"result": result, "lead_time": 4.2}, timeout=30)
+        assert resp.status_code == 201, resp.text
+        return int(resp.json()["id"])
+
+    def skip(self, task: dict[str, Any]) -> None:
+        resp = self.s.post(f"{self.url}/api/tasks/{task['id']}/annotations/", params={"project": task["project"]},
+                           json={"result": [], "was_cancelled": True}, timeout=30)
+        assert resp.status_code == 201, resp.text
+
+    def update(self, annotation_id: int, task: dict[str, Any], spans: list[tuple[int, int, str]]) -> None:
+        text = task["data"]["text"]
+        result = [{"from_name": "label", "to_name": "text", "type": "labels",
+                   "value": {"start": s, "end": e, "text": text[s:e], "labels": [lab]}} for s, e, lab in spans]
+        resp = self.s.patch(f"{self.url}/api/annotations/{annotation_id}/", json={"result": result}, timeout=30)
+        assert resp.status_code == 200, resp.text
+
+
+def spans_of(rec: Record) -> list[tuple[int, int, str]]:
+    return [(int(s), int(e), str(lab)) for s, e, lab, _ in rec.meta["pre_spans"]]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _listening(port: int) -> set[str]:
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return {r.split()[1] for r in rows if r.split()[3] == "0A" and r.split()[1].endswith(f":{port:04X}")}
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+def _server_venv() -> Path:
+    venv = Path(os.environ.get(lss.VENV_ENV) or REPO / ".label-studio" / "venv")
+    try:
+        return lss.install(REPO / ".label-studio", venv=venv)
+    except lss.LabelStudioServerError as exc:
+        pytest.skip(f"the Label Studio server venv cannot be installed here (no PyPI access?): {exc}")
+
+
+@pytest.fixture(scope="session")
+def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real Label Studio on a free loopback port in a temporary home; stopped by pid afterwards."""
+    venv = _server_venv()
+    home = tmp_path_factory.mktemp("label-studio-home")
+    state = lss.up(home, lss.free_port(), venv=venv)
+    creds = json.loads((home / "credentials.json").read_text())
+    try:
+        yield Server(home, state["url"], creds["token"], creds["password"], venv, int(state["pid"]))
+    finally:
+        lss.down(home)
+    assert not lss.pid_alive(int(state["pid"]))
+
+
+@pytest.fixture(scope="session")
+def accounts(ls_server: Server) -> dict[str, str]:
+    """alice and bob, signed up through the invite link as `nerloop label-studio annotator add` does."""
+    conn = Connection((ls_server.url, ls_server.token), home=ls_server.home, default_url="", timeout_s=30)
+    out = {}
+    members = {}
+    for name in ("alice", "bob"):
+        out[name] = team.generate_password()
+        team.sign_up(conn, f"{name}@nerloop.local", out[name])
+        members[name] = {"email": f"{name}@nerloop.local", "password": out[name]}
+    team.save(ls_server.home, members)
+    return out
+
+
+@pytest.fixture
+def make_backend(ls_server: Server, accounts: dict[str, str],
+                 request: pytest.FixtureRequest) -> Callable[..., LabelStudioBackend]:
+    """Backends on a project prefix of this test's own (params overridable)."""
+    prefix = "t" + str(abs(hash(request.node.name)) % 10**8)
+
+    def make(**overrides: Any) -> LabelStudioBackend:
+        params = LabelStudioParams(**{"project": prefix, "qc_share": 0.0, "annotators": ["alice", "bob"],
+                                      **overrides})
+        return LabelStudioBackend(params, LABELS, home=ls_server.home, creds=(ls_server.url, ls_server.token))
+
+    return make
+
+
+@pytest.fixture
+def people(ls_server: Server, accounts: dict[str, str]) -> dict[str, Annotator]:
+    return {name: Annotator(ls_server.url, f"{name}@nerloop.local", pw) for name, pw in accounts.items()}
+
+
+# ---------------------------------------------------------------- no server needed
+
+
+def test_credentials_env_first_then_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (ENV_URL, ENV_TOKEN):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(LabelStudioConfigError, match="nerloop label-studio up"):
+        credentials(tmp_path)
+    (tmp_path / "credentials.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t0k"}))
+    assert credentials(tmp_path) == ("http://127.0.0.1:9", "t0k")
+    monkeypatch.setenv(ENV_TOKEN, "env-token")
+    monkeypatch.setenv(ENV_URL, "http://ls.example:8080")
+    assert credentials(tmp_path) == ("http://ls.example:8080", "env-token")
+
+
+def test_labelling_config_comes_from_the_label_set() -> None:
+    config = label_config(["LOC", "ORG", "PER", "A&B"])
+    assert config_labels(config) == {"LOC", "ORG", "PER", "A&amp;B"}
+    assert '<Text name="text" value="$text"/>' in config and 'toName="text"' in config
+
+
+def test_bad_pre_annotation_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    be = LabelStudioBackend(LabelStudioParams(annotators=["a"]), LABELS, home=tmp_path,
+                            creds=("http://127.0.0.1:9", "t"))
+    rec = make_record(0)
+    rec.meta["pre_spans"][0][2] = "MISC"
+    with pytest.raises(LabelStudioDataError, match="MISC"):
+        be.export([rec], 1)  # raised before connecting: the URL is a closed port
+    rec = make_record(0)
+    rec.meta["pre_spans"][0][1] -= 2
+    with pytest.raises(LabelStudioDataError, match="nearest token boundaries"):
+        be.export([rec], 1)
+
+
+# ---------------------------------------------------------------- the documented commands
+
+
+def _nerloop(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """``nerloop ARGS`` in ``root`` as a user runs it: no NERLOOP_LABEL_STUDIO_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NERLOOP_LABEL_STUDIO")}
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "nerloop"), *args], cwd=root, env=env, text=True,
+                          capture_output=True, timeout=300)
+    if ok:
+        assert proc.returncode == 0, f"nerloop {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.mark.label_studio
+def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Server) -> None:
+    """`nerloop label-studio up|status|annotator|down` exactly as the README prints them, from a project root.
+
+    The default home is the relative `.label-studio`; its venv is a link to the one installed (a fresh
+    install is the same code path, a few minutes longer). `up` takes the README's default port 8080.
+    """
+    if lss.port_in_use(lss.DEFAULT_PORT):
+        pytest.skip(f"port {lss.DEFAULT_PORT} (the README's default) is taken on this machine")
+    root = tmp_path / "project"
+    (root / ".label-studio").mkdir(parents=True)
+    (root / ".label-studio" / "venv").symlink_to(ls_server.venv)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["labels"] = LABELS
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    out = _nerloop(root, "label-studio", "up").stdout
+    url = f"http://127.0.0.1:{lss.DEFAULT_PORT}"
+    assert url in out
+    home = root / ".label-studio"
+    try:
+        assert "running: True" in _nerloop(root, "label-studio", "status").stdout
+        creds = json.loads((home / "credentials.json").read_text())
+        assert creds["password"] not in out and creds["token"] not in out
+        assert _mode(home) == 0o700
+        for name in ("credentials.json", "server.json", "server.log", "init.log", "data/label_studio.sqlite3"):
+            assert _mode(home / name) == 0o600, name
+        assert _listening(lss.DEFAULT_PORT) == {f"0100007F:{lss.DEFAULT_PORT:04X}"}  # 127.0.0.1 only
+
+        added = _nerloop(root, "label-studio", "annotator", "add", "carol").stdout
+        password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
+        assert f"password: {password}" in added and _mode(home / "team.json") == 0o600
+        carol = Annotator(url, "carol@nerloop.local", password)
+        assert "nerloop-carol" in {p["title"] for p in carol.get("projects")["results"]}
+        again = _nerloop(root, "label-studio", "annotator", "add", "carol", ok=False)
+        assert again.returncode == 1 and "already" in again.stderr and password not in again.stderr
+        listed = _nerloop(root, "label-studio", "annotator", "list").stdout
+        assert "carol@nerloop.local" in listed and password not in listed
+        _nerloop(root, "label-studio", "annotator", "remove", "carol")
+        assert "carol" not in json.loads((home / "team.json").read_text())["annotators"]
+        for log in ("server.log", "init.log"):
+            text = (home / log).read_text()
+            assert creds["password"] not in text and creds["token"] not in text and password not in text
+    finally:
+        assert "stopped" in _nerloop(root, "label-studio", "down").stdout
+    assert "running: False" in _nerloop(root, "label-studio", "status").stdout
+    assert not lss.probe(url, timeout_s=0.5)
+
+
+# ---------------------------------------------------------------- the round trip
+
+
+@pytest.mark.label_studio
+def test_round_trip_two_annotators_predictions_qc_and_kappa(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    be = make_backend(qc_share=0.5, disagreement_policy="review")
+    recs = batch(6)
+    t0 = time.perf_counter()
+    manifest = be.export(recs, 1)
+    export_s = time.perf_counter() - t0
+    assert make_backend(qc_share=0.5).export(recs, 1) == manifest  # idempotent: nothing sent twice
+    by_id = {r.id: r for r in recs}
+    qc = [sid for sid, where in manifest.items() if len(where.split()) == 2]
+    assert len(qc) == 3
+
+    seen: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, person in people.items():
+        pid = person.project(be.project_name(name))
+        seen[name] = person.tasks(pid)
+        for sid, task in seen[name].items():  # every task shows the model's spans, with their scores
+            pred = task["predictions"]
+            assert len(pred) == 1 and pred[0]["model_version"] == be.model_version(1)
+            regions = [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0], r["score"])
+                       for r in pred[0]["result"]]
+            assert regions == [tuple(x) for x in by_id[sid].meta["pre_spans"]]
+            assert pred[0]["score"] == min(x[3] for x in by_id[sid].meta["pre_spans"])
+    assert set(seen["alice"]) | set(seen["bob"]) == set(manifest)
+
+    # alice accepts everything; bob drops the ORG on one QC sentence and skips one of his own
+    disputed = qc[0]
+    own_bob = next(sid for sid in seen["bob"] if sid not in qc)
+    annotation_ids = {}
+    for sid, task in seen["alice"].items():
+        annotation_ids[sid] = people["alice"].submit(task)
+    for sid, task in seen["bob"].items():
+        if sid == disputed:
+            people["bob"].submit(task, spans_of(by_id[sid])[:2])
+        elif sid == own_bob:
+            people["bob"].skip(task)
+        else:
+            people["bob"].submit(task)
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    t0 = time.perf_counter()
+    res = be.fetch(ledger, manifest)
+    fetch_s = time.perf_counter() - t0
+    done = {a.record.id: a for a in res.done}
+    assert set(done) == set(manifest) - {disputed, own_bob}
+    assert sorted(res.pending) == sorted([disputed, own_bob]) and res.skipped == [own_bob]
+    assert any("skipped by bob" in p for p in res.problems)
+    assert done[qc[1]].record.meta["annotators"] == sorted(["alice", "bob"])
+    assert all(a.record.tags == PRE for a in done.values())
+    m = res.metrics
+    assert m["qc_examples"] == 3 and m["disagreements"] == 1 and 0 < m["kappa"] < 1 and 0 < m["entity_f1"] < 1
+    assert m["annotators"]["alice"]["1"]["sentences"] == len(seen["alice"])
+    assert any("resolve it in project" in p and be.project_name("review") in p for p in res.problems)
+    ledger.append(res.done)
+    print(f"\nround trip of 6 sentences (3 QC) to 2 annotators: export {export_s:.2f} s, import {fetch_s:.2f} s; "
+          f"kappa {m['kappa']}, entity F1 {m['entity_f1']}")
+
+    # the lead resolves the disagreement in the review project; alice corrects one sentence after import
+    lead = LabelStudioBackend(be.params, LABELS, home=be.home, creds=be.conn.credentials())
+    rpid = lead.ensure_project("review")
+    review_task = next(iter(lead.listing(rpid).ours.values()))
+    assert review_task.sid == disputed and "bob:" in lead.conn.request("GET", f"tasks/{review_task.example_id}",
+                                                                      "t")["data"]["versions"]
+    lead.conn.request("POST", f"tasks/{review_task.example_id}/annotations/", "resolving", json={
+        "result": [{"from_name": "label", "to_name": "text", "type": "labels",
+                    "value": {"start": s, "end": e, "text": "", "labels": [lab]}}
+                   for s, e, lab in spans_of(by_id[disputed])]})
+    corrected = next(sid for sid in seen["alice"] if sid not in qc)
+    people["alice"].update(annotation_ids[corrected], seen["alice"][corrected], spans_of(by_id[corrected])[:1])
+    res2 = be.fetch(ledger, manifest)
+    done2 = {a.record.id: a for a in res2.done}
+    assert set(done2) == {disputed, corrected} and res2.revisions == [corrected] and done2[corrected].revision
+    assert done2[disputed].record.tags == PRE and done2[corrected].record.tags[:2] == ["B-PER", "I-PER"]
+    assert done2[corrected].record.tags[3] == "O"
+    ledger.append(res2.done)
+    assert be.fetch(ledger, manifest).done == []  # nothing new: nothing imported twice
+
+
+@pytest.mark.label_studio
+def test_new_cycle_keeps_waiting_tasks_pre_filled(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator]
+) -> None:
+    be = make_backend(annotators=["alice"])
+    first = batch(2)
+    be.export(first, 1)
+    be.export(batch(1, start=2, cycle=2), 2)
+    pid = people["alice"].project(be.project_name("alice"))
+    tasks = people["alice"].tasks(pid)
+    assert len(tasks) == 3
+    for sid, task in tasks.items():  # the labelling page pre-fills the project's model version: all have one
+        versions = [p["model_version"] for p in task["predictions"]]
+        assert versions.count(be.model_version(2)) == 1, (sid, versions)
+        assert task["meta"]["nerloop_cycle"] == (2 if sid not in {r.id for r in first} else 1)
+    nxt = people["alice"].get(f"projects/{pid}/next")  # what the labelling page opens first: a cycle-1 task
+    assert nxt["meta"]["nerloop_cycle"] == 1
+    assert [p["model_version"] for p in nxt["predictions"]] == [be.model_version(2)]
+    assert len(nxt["predictions"][0]["result"]) == 3
+
+
+# ---------------------------------------------------------------- what is held back, faults
+
+
+@pytest.mark.label_studio
+def test_label_outside_the_set_off_boundaries_and_edited_text_are_held_back(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    be = make_backend(annotators=["alice"])
+    recs = batch(4)
+    manifest = be.export(recs, 1)
+    pid = people["alice"].project(be.project_name("alice"))
+    tasks = people["alice"].tasks(pid)
+    a, b, c, d = (tasks[r.id] for r in recs)
+    be.conn.request("PATCH", f"projects/{pid}", "t", json={"label_config": label_config([*LABELS, "MISC"])})
+    people["alice"].submit(a, [(0, 6, "MISC")])
+    people["alice"].submit(b, [(0, 4, "PER")])  # "Alic" of "Alice1": off the token boundary
+    new_text = c["data"]["text"].replace("Paris", "Lyon")
+    be.conn.request("PATCH", f"tasks/{c['id']}", "t", json={"data": {"text": new_text}})
+    people["alice"].submit(c)
+    people["alice"].submit(d)
+    res = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest)
+    assert [x.record.id for x in res.done] == [recs[3].id]
+    assert sorted(res.pending) == sorted(r.id for r in recs[:3])
+    assert any(f"task {a['id']}" in p and "'MISC'" in p and "not in the label set" in p for p in res.problems)
+    assert any(f"task {b['id']}" in p and "token boundar" in p for p in res.problems)
+    assert any(f"task {c['id']}" in p and "text was edited" in p for p in res.problems)
+
+
+@pytest.mark.label_studio
+def test_timeout_in_the_middle_of_an_export_then_rerun(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], ls_server: Server
+) -> None:
+    be = make_backend(annotators=["alice"], timeout_s=2)
+    recs = batch(6)
+    be.export(recs[:2], 1)
+    original = be.conn.request
+
+    def stalled(method: str, resource: str, action: str, **kwargs: Any) -> Any:
+        if resource.endswith("/import"):  # the server hangs exactly when the import starts
+            os.kill(ls_server.pid, signal.SIGSTOP)
+            kwargs["timeout"] = 2
+            try:
+                return original(method, resource, action, **kwargs)
+            finally:
+                os.kill(ls_server.pid, signal.SIGCONT)
+        return original(method, resource, action, **kwargs)
+
+    be.conn.request = stalled  # type: ignore[method-assign]
+    with pytest.raises(LabelStudioTimeoutError, match="run the command again to resume"):
+        be.export(recs, 1)
+    time.sleep(2)  # the stalled request may still go through once the server runs again
+    manifest = make_backend(annotators=["alice"]).export(recs, 1)
+    pid = people["alice"].project(be.project_name("alice"))
+    tasks = people["alice"].get("tasks", project=pid, page_size=1000)["tasks"]
+    assert len(manifest) == 6 and len(tasks) == 6  # nothing lost, nothing twice
+
+
+@pytest.mark.label_studio
+def test_unreachable_server_and_wrong_token(ls_server: Server, tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{lss.free_port()}"
+    be = LabelStudioBackend(LabelStudioParams(project="x", annotators=["a"]), LABELS, creds=(closed, "tok"))
+    with pytest.raises(LabelStudioUnreachableError, match="connection refused") as err:
+        be.export(batch(1), 1)
+    assert closed in str(err.value) and "nerloop label-studio up" in str(err.value)
+    assert isinstance(err.value, NerloopError)
+    wrong = "0" * 40
+    be = LabelStudioBackend(LabelStudioParams(project="x"), LABELS, creds=(ls_server.url, wrong))
+    with pytest.raises(LabelStudioAuthError, match="HTTP 401") as err:
+        be.fetch(Ledger(tmp_path / "ledger.jsonl"))
+    assert wrong not in str(err.value) and ls_server.token not in str(err.value)
+
+
+@pytest.mark.label_studio
+def test_server_error_in_the_middle_of_an_export_then_rerun(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], ls_server: Server
+) -> None:
+    """A real HTTP 500: the server's sqlite database is locked by another writer while the import runs."""
+    import sqlite3
+
+    be = make_backend(annotators=["alice"], timeout_s=60)
+    recs = batch(4)
+    original = be.conn.request
+
+    def locked(method: str, resource: str, action: str, **kwargs: Any) -> Any:
+        if not resource.endswith("/import"):
+            return original(method, resource, action, **kwargs)
+        db = sqlite3.connect(ls_server.home / "data" / "label_studio.sqlite3", timeout=1, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")  # Label Studio waits for the lock, gives up, answers HTTP 500
+        try:
+            return original(method, resource, action, **kwargs)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+    be.conn.request = locked  # type: ignore[method-assign]
+    with pytest.raises(NerloopError, match="HTTP 500") as err:
+        be.export(recs, 1)
+    assert "server log" in str(err.value) and ls_server.token not in str(err.value)
+    manifest = make_backend(annotators=["alice"]).export(recs, 1)
+    pid = people["alice"].project(be.project_name("alice"))
+    tasks = people["alice"].get("tasks", project=pid, page_size=1000)["tasks"]
+    assert len(manifest) == 4 and len(tasks) == 4  # nothing lost, nothing twice
