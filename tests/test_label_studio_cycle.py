@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.label_studio]
 def nerloop(project: Path, *args: str) -> str:
     """``nerloop ARGS`` in the project as the lead types it (venv on PATH, a git identity, nothing else)."""
     env = {k: v for k, v in project_env().items() if not k.startswith("NERLOOP_LABEL_STUDIO")}
+    t0 = time.perf_counter()
     proc = subprocess.run(["nerloop", *args], cwd=project, env=env, text=True, capture_output=True, timeout=600)
+    print(f"\nnerloop {' '.join(args)}: {time.perf_counter() - t0:.1f} s")
     assert proc.returncode == 0, f"nerloop {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout
 
@@ -111,6 +114,9 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(tiny_project: Path) -
                 people["bob"].submit(task, regions(task)[:-1] if regions(task) else [first_word])
             elif sid != untouched:
                 people["bob"].submit(task)  # the QC sentence as pre-filled: alice and bob agree
+
+        out = nerloop(project, "label-studio", "disagreements")
+        assert "no disagreements waiting" in out and "1 double-annotated sentences, kappa" in out
 
         # 3. the next cycle imports what was submitted, retrains, sends the next batch, nothing twice
         out = nerloop(project, "cycle")
