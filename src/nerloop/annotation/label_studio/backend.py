@@ -122,7 +122,9 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         return cls(params, labels, home=home)
 
     def model_version(self, cycle: int) -> str:
-        """The predictions' ``model_version``: the cycle whose model made them."""
+        """The predictions' ``model_version`` for the batch of annotation ``cycle`` (the ledger's cycle, the
+        batch's ``meta["cycle"]``): that batch is predicted by the model committed as ``nerloop cycle <cycle - 1>``,
+        and tasks still waiting from older batches are carried over to it with their own spans."""
         return f"{self.params.project}-cycle-{int(cycle)}"
 
     # ------------------------------------------------------------ export
