@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,29 @@ def test_scrub_removes_credentials_from_urls() -> None:
     text = "cannot reach http://lead:s3cret@10.0.0.5:8000/v1 or https://tok@host/x; see http://127.0.0.1:8000"
     assert scrub(text) == "cannot reach http://***@10.0.0.5:8000/v1 or https://***@host/x; see http://127.0.0.1:8000"
     assert "s3cret" not in scrub(text)
+
+
+# Stands in for DVC after a Ctrl-C: it ignores SIGINT (as DVC does while a stage runs) and starts a
+# "stage" that would run for a minute, after the Ctrl-C has come and gone.
+LATE_STAGE = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+time.sleep(0.5)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+child.wait()
+time.sleep(60)
+"""
+
+
+def test_ctrl_c_interrupts_a_stage_started_late_and_kills_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repo, "INTERRUPT_GRACE_S", 3.0)
+    proc = subprocess.Popen([sys.executable, "-c", LATE_STAGE], text=True, stdout=subprocess.PIPE)
+    stage = int(proc.stdout.readline())
+    assert repo.descendants(proc.pid) == [stage]
+    started = time.monotonic()
+    repo._stop_after_ctrl_c(proc)
+    # the late stage got its own SIGINT (exit by KeyboardInterrupt, long before its minute);
+    # the parent ignored it and was killed when the grace ran out: nothing is left running
+    assert proc.returncode == -signal.SIGKILL and time.monotonic() - started < 10
+    assert not Path(f"/proc/{stage}").exists() or "Z" in Path(f"/proc/{stage}/stat").read_text().split()[2]

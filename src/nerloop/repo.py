@@ -6,7 +6,10 @@ Kept apart from the loop logic so that ``nerloop.cycle`` reads as the steps of a
   Python even when the venv is not activated).
 * Ctrl-C: the child (DVC) gets the same SIGINT from the terminal and is given time to stop
   cleanly; ``subprocess.run`` would SIGKILL it after a quarter of a second, which is what left
-  DVC's lock files empty or stale.
+  DVC's lock files empty or stale. DVC ignores SIGINT while a stage runs, so a Ctrl-C that lands
+  just as one stage ends would let it start the next: every stage process it starts during the
+  grace period gets its own SIGINT, and if DVC is still running at the end, it and every process
+  under it are killed (never left training on in the background).
 * A stale DVC lock (an empty or corrupt ``.dvc/tmp/rwlock``, or one naming only dead processes)
   is cleared when no DVC process runs in this project, and explained when one does.
 """
@@ -18,6 +21,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from contextlib import suppress
 from pathlib import Path
 
 from nerloop.errors import NerloopError
@@ -52,11 +57,7 @@ def run(cmd: list[str], check: bool = True, quiet: bool = False) -> subprocess.C
         try:
             stdout, stderr = proc.communicate()
         except KeyboardInterrupt:
-            try:
-                proc.wait(timeout=INTERRUPT_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop_after_ctrl_c(proc)
             raise CycleInterruptedError(f"interrupted during `{_shown(cmd)}`") from None
     if proc.returncode in (-signal.SIGINT, 130):
         raise CycleInterruptedError(f"interrupted during `{_shown(cmd)}`")
@@ -64,6 +65,46 @@ def run(cmd: list[str], check: bool = True, quiet: bool = False) -> subprocess.C
         detail = f":\n{(stderr or '').strip()[-2000:]}" if quiet else ""
         raise NerloopError(f"`{_shown(cmd)}` failed with exit code {proc.returncode}{detail}")
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, children first (Linux /proc; [] elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _stop_after_ctrl_c(proc: subprocess.Popen[str]) -> None:
+    """Let ``proc`` stop on the terminal's SIGINT; interrupt stages it starts meanwhile; kill the rest.
+
+    Processes alive at the Ctrl-C had the terminal's SIGINT already; each one that appears later
+    gets exactly one (a second would turn a clean exit into a traceback).
+    """
+    signalled = set(descendants(proc.pid))
+    deadline = time.monotonic() + INTERRUPT_GRACE_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        late = [pid for pid in descendants(proc.pid) if pid not in signalled]
+        _signal(late, signal.SIGINT)
+        signalled.update(late)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.5)
+    if proc.poll() is None:
+        _signal([*descendants(proc.pid), proc.pid], signal.SIGKILL)
+        proc.wait()
 
 
 def dvc(*args: str, quiet: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
