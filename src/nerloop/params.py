@@ -111,7 +111,6 @@ class SelectParams(Section):
     rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
     seed: int = 42
 
-
     @validator("batch_size", pre=True)
     def _batch_schedule(cls, value: Any) -> Any:  # noqa: N805
         """A whole number >= 1, or a non-empty list of them (small batches early, larger ones later)."""
