@@ -19,8 +19,10 @@ target only when complete, so an interrupted stage never leaves half a file behi
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import tempfile
@@ -67,6 +69,22 @@ def read_json(path: str | Path, default: Any = None) -> Any:
     """A JSON file written by ``write_json``, or ``default`` when it does not exist (yet)."""
     path = Path(path)
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+
+
+def json_safe(x: Any) -> Any:
+    """Scores made strict-JSON-safe (annotation tools store meta as strict JSON): NaN/inf become None."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def text_sha1(text: str) -> str:
+    """Fingerprint of a sentence's exact text: an annotation tool's copy that no longer matches was edited."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def write_json(path: str | Path, obj: Any) -> None:

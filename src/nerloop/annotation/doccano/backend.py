@@ -38,8 +38,6 @@ Design, and the Doccano 1.8.4 facts behind it:
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -57,6 +55,7 @@ from nerloop.annotation.doccano.client import (
 )
 from nerloop.annotation.doccano.projects import META_PREFIX, ProjectsMixin, _Example, _parallel
 from nerloop.errors import TagError
+from nerloop.formats import json_safe, text_sha1
 from nerloop.ledger import Ledger
 from nerloop.params import DoccanoParams
 from nerloop.records import Record
@@ -66,21 +65,6 @@ UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most on
 VERSION_PREFIX = "version_"  # review examples: meta "version_<annotator>" shows that annotator's spans
 
 Span = tuple[int, int, str]
-
-
-def _finite(x: Any) -> Any:
-    """JSON-safe scores: NaN/inf become None (Doccano stores meta as strict JSON)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    return x
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 DoccanoFetchResult = TeamFetchResult  # the name callers and tests know
@@ -160,12 +144,12 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             META_PREFIX + "assigned": [],
             META_PREFIX + "tokens": list(rec.tokens),
             META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            META_PREFIX + "text_sha1": _sha(rec.text),
+            META_PREFIX + "text_sha1": text_sha1(rec.text),
             META_PREFIX + "source": rec.source or "",
             META_PREFIX + "doc_id": rec.doc_id,
             META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "pre_conf": _finite(confs),
-            META_PREFIX + "scores": _finite(dict(rec.meta.get("scores") or {})),
+            META_PREFIX + "pre_conf": json_safe(confs),
+            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
             META_PREFIX + "selection": rec.meta.get("selection"),
             META_PREFIX + "cluster": rec.meta.get("cluster"),
         }
@@ -234,7 +218,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
     def _spans_of(self, pid: int, ex: _Example, who: str) -> tuple[list[str] | None, list[str]]:
         """The example's spans -> IOB2 tags on the original tokens, or None and the problems found."""
         where = f"example {ex.example_id} (sentence {ex.sid}) in project {self.project_name(who)!r}"
-        if _sha(ex.text) != ex.m("text_sha1"):
+        if text_sha1(ex.text) != ex.m("text_sha1"):
             return None, [
                 f"{where}: the text was edited in Doccano (now {ex.text!r}); spans cannot be mapped to the original "
                 "tokens. Undo the edit (restore the original text) or delete the example"

@@ -36,8 +36,6 @@ Design:
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +53,7 @@ from nerloop.annotation.label_studio.client import (
 )
 from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing, ProjectsMixin, Task
 from nerloop.errors import TagError
+from nerloop.formats import json_safe, text_sha1
 from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
 from nerloop.records import Record
@@ -69,21 +68,6 @@ class LabelStudioFetchResult(TeamFetchResult):
     """``TeamFetchResult`` (QC pairs, deleted, foreign, revisions) plus the skipped tasks."""
 
     skipped: list[str] = field(default_factory=list)  # sentence ids whose task was skipped, never submitted
-
-
-def _finite(x: Any) -> Any:
-    """JSON-safe scores: NaN/inf become None."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    return x
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
@@ -153,7 +137,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
     def _task(self, rec: Record, cycle: int) -> dict[str, Any]:
         """One task with its prediction; ``nerloop_qc`` and ``nerloop_assigned`` are set once shared out."""
         spans, confs, tags = self._pre_spans(rec)
-        confs = [_finite(c) for c in confs]
+        confs = [json_safe(c) for c in confs]
         known = [c for c in confs if c is not None]
         meta = {
             META_PREFIX + "id": rec.id,
@@ -162,11 +146,11 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             META_PREFIX + "assigned": [],
             META_PREFIX + "tokens": list(rec.tokens),
             META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            META_PREFIX + "text_sha1": _sha(rec.text),
+            META_PREFIX + "text_sha1": text_sha1(rec.text),
             META_PREFIX + "source": rec.source or "",
             META_PREFIX + "doc_id": rec.doc_id,
             META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "scores": _finite(dict(rec.meta.get("scores") or {})),
+            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
             META_PREFIX + "selection": rec.meta.get("selection"),
             META_PREFIX + "cluster": rec.meta.get("cluster"),
         }
@@ -237,7 +221,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
     def _spans_of(self, task: Task, result: list[dict[str, Any]], project: str) -> tuple[list[str] | None, list[str]]:
         """An annotation's regions -> IOB2 tags on the original tokens, or None and the problems found."""
         where = f"task {task.example_id} (sentence {task.sid}) in project {project!r}"
-        if _sha(task.text) != task.m("text_sha1"):
+        if text_sha1(task.text) != task.m("text_sha1"):
             return None, [f"{where}: the task text was edited in Label Studio (now {task.text!r}); regions cannot be "
                           "mapped to the original tokens. Restore the original text or delete the task"]
         offsets = [(int(s), int(e)) for s, e in task.m("offsets")]
