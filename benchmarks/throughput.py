@@ -50,6 +50,7 @@ import numpy as np
 import yaml
 from readme_block import update_readme
 
+from nerloop import paths
 from nerloop.formats import read_conll, read_records, write_json, write_records
 from nerloop.records import Record
 from nerloop.tags import entity_types, label_list, tags_to_spans, token_to_char_spans
@@ -241,9 +242,9 @@ def work_select(cfg: dict[str, Any]) -> dict[str, Any]:
 
     with contextlib.chdir(Path(cfg["project"])):
         _, stage_s = timed(select_stage.main)
-        table = pd.read_parquet(select_stage.SCORES_FILE)
+        table = pd.read_parquet(paths.SCORES_FILE)
         table["rare"] = 0.0
-        emb = np.load(select_stage.EMBEDDINGS_FILE)
+        emb = np.load(paths.EMBEDDINGS_FILE)
         cfg_sel = select_stage.config_from(load_params().select)
         chosen, choose_s = timed(lambda: select_stage.choose(table, emb, set(), cfg_sel))
     return {"rows": len(table), "dim": int(emb.shape[1]), "strategy": cfg_sel.strategy, "k": cfg_sel.k,

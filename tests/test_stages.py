@@ -16,7 +16,7 @@ from nerloop.model import Prediction
 from nerloop.params import ForecastParams, SelectParams
 from nerloop.records import Record
 from nerloop.stages import evaluate, prepare
-from nerloop.stages.score import EMBEDDINGS_FILE, SCORES_FILE, candidates, pre_annotation, row_columns, write_scores
+from nerloop.stages.score import candidates, pre_annotation, row_columns, write_scores
 from nerloop.stages.select import REPORT, choose, config_from, rare_mass, rare_types, write_report
 
 
@@ -226,15 +226,15 @@ def test_write_scores_puts_rows_in_pool_order_whatever_order_they_come_in(tmp_pa
              for c in cols} for i in range(4)]
     results = [(i, rows[i], np.full(3, i, dtype=np.float32)) for i in (2, 0, 3, 1)]
     assert write_scores(4, 3, False, results) == 4
-    table = pd.read_parquet(SCORES_FILE)
+    table = pd.read_parquet(paths.SCORES_FILE)
     assert list(table.columns) == cols and table["id"].tolist() == ["s0", "s1", "s2", "s3"]
-    emb = np.load(EMBEDDINGS_FILE)
+    emb = np.load(paths.EMBEDDINGS_FILE)
     assert emb.dtype == np.float16 and emb[:, 0].tolist() == [0, 1, 2, 3]
 
     with pytest.raises(RuntimeError, match="returned 3 of 4 sentences"):  # a lost shard is an error, not a gap
         write_scores(4, 3, False, results[:3])
     assert sorted(p.name for p in (tmp_path / "data/scores").iterdir()) == ["embeddings.npy", "scores.parquet"]
-    assert pd.read_parquet(SCORES_FILE)["id"].tolist() == ["s0", "s1", "s2", "s3"]  # the previous output stands
+    assert pd.read_parquet(paths.SCORES_FILE)["id"].tolist() == ["s0", "s1", "s2", "s3"]  # the previous output stands
 
 
 def test_config_from_reads_the_batch_schedule_for_the_cycle() -> None:

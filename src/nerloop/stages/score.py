@@ -37,8 +37,6 @@ from nerloop.uncertainty import MEASURES, score_sentence, type_mass
 
 log = logging.getLogger(__name__)
 
-SCORES_FILE = paths.SCORES / "scores.parquet"
-EMBEDDINGS_FILE = paths.SCORES / "embeddings.npy"
 
 
 def candidates(pool: list[Record], excluded: set[str], subsample: int, seed: int) -> list[Record]:
@@ -118,7 +116,7 @@ def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int
     """
     paths.SCORES.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = [{} for _ in range(n)]
-    tmp_emb = EMBEDDINGS_FILE.with_suffix(".tmp.npy")
+    tmp_emb = paths.EMBEDDINGS_FILE.with_suffix(".tmp.npy")
     emb = np.lib.format.open_memmap(tmp_emb, mode="w+", dtype=np.float16, shape=(n, dim))
     done = 0
     try:
@@ -134,9 +132,9 @@ def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int
         raise
     emb.flush()
     del emb
-    os.replace(tmp_emb, EMBEDDINGS_FILE)
+    os.replace(tmp_emb, paths.EMBEDDINGS_FILE)
     table = pd.DataFrame(rows, columns=row_columns(mc_dropout) if rows else ["id", "n_tokens"])
-    with atomic_write(SCORES_FILE, "wb") as fh:
+    with atomic_write(paths.SCORES_FILE, "wb") as fh:
         table.to_parquet(fh, index=False)
     return done
 

@@ -21,7 +21,6 @@ from nerloop.labelled import entity_types, exported_before, labelled_records, ty
 from nerloop.ledger import Ledger
 from nerloop.params import SelectParams, load_params
 from nerloop.stages import run
-from nerloop.stages.score import EMBEDDINGS_FILE, SCORES_FILE
 from nerloop.strategies import MEASURE_NAMES, SelectConfig, select, validate_config
 
 log = logging.getLogger(__name__)
@@ -127,8 +126,8 @@ def main() -> None:
     gold = {r.id for r in read_records(paths.GOLD)}
     excluded = {r.id for r in labelled} | exported_before(cycle) | gold
 
-    table = pd.read_parquet(SCORES_FILE)
-    embeddings = np.load(EMBEDDINGS_FILE, mmap_mode="r")
+    table = pd.read_parquet(paths.SCORES_FILE)
+    embeddings = np.load(paths.EMBEDDINGS_FILE, mmap_mode="r")
     counts = type_counts(labelled, entity_types())
     unseen = [t for t, k in counts.items() if k == 0]
     if unseen:
