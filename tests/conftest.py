@@ -38,6 +38,11 @@ def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def tiny_project(tmp_path: Path) -> Path:
     """A copy of the template with a few dozen demo sentences, a tiny BERT and fast params."""
+    return make_tiny_project(tmp_path)
+
+
+def make_tiny_project(tmp_path: Path) -> Path:
+    """``tmp_path/project`` (git + DVC, first commit made), its DVC remote ``tmp_path/remote`` and the tiny BERT."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):

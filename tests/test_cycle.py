@@ -86,3 +86,7 @@ def test_fetch_writes_the_inbox_only_when_something_is_new(workdir: Path, capsys
     before = paths.INBOX.read_bytes()
     assert cycle.fetch(params) == 0 and paths.INBOX.read_bytes() == before
     assert "nothing new from the annotators (0 sentences still waiting)" in capsys.readouterr().out
+
+
+def test_counts_in_messages_agree_with_their_noun() -> None:
+    assert [cycle.counted(n, "sentence") for n in (0, 1, 2)] == ["0 sentences", "1 sentence", "2 sentences"]

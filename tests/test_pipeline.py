@@ -1,7 +1,9 @@
 """End to end in temporary git+DVC projects: dvc repro, whole cycles, and DVC users' habits.
 
 Each test drives the commands a user types (``nerloop cycle``, ``dvc repro``, ``dvc exp run``,
-``dvc status``...) as subprocesses in a throw-away project with a tiny BERT.
+``dvc status``...) as subprocesses in a throw-away project with a tiny BERT. A cycle costs most of a
+minute (ten stage processes, each loading its libraries), so the tests that start after two cycles
+share one such project, built once, and each works in its own copy of it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +22,7 @@ import pytest
 import yaml
 from datasets import load_from_disk
 
-from conftest import project_env, run_in
+from conftest import make_tiny_project, project_env, run_in
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +51,25 @@ def set_params(project: Path, section: str, **values: object) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params[section].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def two_cycles_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project after two committed `nerloop cycle`s (cycle 1's batch of 6 is out), built once."""
+    project = make_tiny_project(tmp_path_factory.mktemp("two-cycles"))
+    run_in(project, "nerloop", "cycle")
+    run_in(project, "nerloop", "cycle")
+    return project
+
+
+@pytest.fixture
+def two_cycles(two_cycles_built: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the two-cycle project and its DVC remote (the tiny BERT stays shared, read-only)."""
+    project = tmp_path / "project"
+    shutil.copytree(two_cycles_built, project, symlinks=True)
+    shutil.copytree(two_cycles_built.parent / "remote", tmp_path / "remote")
+    run_in(project, "dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "remote"))
+    return project
 
 
 def test_repro_prepare_train_evaluate(tiny_project: Path) -> None:
@@ -79,128 +101,120 @@ def out_md5(lock: dict, stage: str, path: str) -> str:
     return next(o["md5"] for o in lock["stages"][stage]["outs"] if o["path"] == path)
 
 
-def test_cycles_commit_and_never_ask_twice(tiny_project: Path) -> None:
-    for _ in range(3):
-        run_in(tiny_project, "nerloop", "cycle")
-    log = subjects(tiny_project)
+def test_cycles_commit_and_never_ask_twice(two_cycles: Path) -> None:
+    run_in(two_cycles, "nerloop", "cycle")
+    log = subjects(two_cycles)
     assert [m.split(":")[0] for m in log[:3]] == ["nerloop cycle 2", "nerloop cycle 1", "nerloop cycle 0"]
     assert "24 labelled sentences" in log[2] and "36 labelled sentences" in log[0]
 
-    ledger = [json.loads(line) for line in (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()]
+    ledger = [json.loads(line) for line in (two_cycles / "data/annotations/ledger.jsonl").read_text().splitlines()]
     ids = [e["id"] for e in ledger]
     assert len(ids) == len(set(ids)) == 12 and sorted({e["cycle"] for e in ledger}) == [1, 2]
-    manifest = read_json(tiny_project / "data/export/manifest.json")["examples"]
+    manifest = read_json(two_cycles / "data/export/manifest.json")["examples"]
     assert len(manifest) == 18  # three batches of 6, none sent twice
-    gold_ids = {json.loads(line)["id"] for line in (tiny_project / "data/prepared/gold.jsonl").read_text().splitlines()}
+    gold_ids = {json.loads(line)["id"] for line in (two_cycles / "data/prepared/gold.jsonl").read_text().splitlines()}
     assert not gold_ids & set(manifest)
 
-    history = read_json(tiny_project / "metrics/history.json")
+    history = read_json(two_cycles / "metrics/history.json")
     assert [h["labelled_sentences"] for h in history] == [24, 30, 36]
     assert history[0]["selection"] is None and history[2]["selection"]["strategy"] == "hybrid"
-    diff = json.loads(run_in(tiny_project, "dvc", "metrics", "diff", "HEAD~1", "--json").stdout)
+    diff = json.loads(run_in(two_cycles, "dvc", "metrics", "diff", "HEAD~1", "--json").stdout)
     assert diff["metrics/eval.json"]["labelled_sentences"]["diff"] == 6
-    assert (tiny_project / "metrics/learning_curve.png").stat().st_size > 1000
-    assert any((tiny_project.parent / "remote").rglob("*")), "dvc push stored nothing in the remote"
+    assert (two_cycles / "metrics/learning_curve.png").stat().st_size > 1000
+    assert any((two_cycles.parent / "remote").rglob("*")), "dvc push stored nothing in the remote"
 
-    status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    status = json.loads(run_in(two_cycles, "nerloop", "status", "--json").stdout)
     assert status["cycle"] == 2 and status["waiting_for_annotation"] == 6 and status["labelled_sentences"] == 36
     assert status["pool_left"] == 40 - 18 and status["uncommitted"] == [] and status["interrupted"] is None
     assert status["next"].startswith("nerloop cycle")
 
     # the last cycle sends nothing; then there is nothing new: no training, no commit
-    run_in(tiny_project, "nerloop", "cycle", "--no-send")
-    assert subjects(tiny_project)[0].startswith("nerloop cycle 3: 42 labelled sentences")
-    assert len(read_json(tiny_project / "data/export/manifest.json")["examples"]) == 18
-    out = run_in(tiny_project, "nerloop", "cycle", "--no-send").stdout
+    run_in(two_cycles, "nerloop", "cycle", "--no-send")
+    assert subjects(two_cycles)[0].startswith("nerloop cycle 3: 42 labelled sentences")
+    assert len(read_json(two_cycles / "data/export/manifest.json")["examples"]) == 18
+    out = run_in(two_cycles, "nerloop", "cycle", "--no-send").stdout
     assert "nothing new from the annotators" in out and "no training, no commit" in out
-    assert ran_stages(out) == [] and subjects(tiny_project)[0].startswith("nerloop cycle 3")
+    assert ran_stages(out) == [] and subjects(two_cycles)[0].startswith("nerloop cycle 3")
 
     # the final dataset and card are those of the last committed cycle; finalize imports and trains nothing
-    out = run_in(tiny_project, "nerloop", "finalize").stdout
+    out = run_in(two_cycles, "nerloop", "finalize").stdout
     assert ran_stages(out) == [] and "up to date: nothing to commit" in out
-    final = load_from_disk(str(tiny_project / "data/final/dataset"))
+    final = load_from_disk(str(two_cycles / "data/final/dataset"))
     assert sum(len(final[s]) for s in ("train", "validation", "test")) == 42 + 16  # labelled + gold
-    card = (tiny_project / "data/final/README.md").read_text()
+    card = (two_cycles / "data/final/README.md").read_text()
     assert card.startswith("---") and "How each cycle's batch was chosen" in card
-    assert read_json(tiny_project / "metrics/history.json")[-1]["cycle"] == 3
+    assert read_json(two_cycles / "metrics/history.json")[-1]["cycle"] == 3
 
 
-def test_dvc_commands_do_what_dvc_users_expect(tiny_project: Path) -> None:
-    run_in(tiny_project, "nerloop", "cycle")
-    run_in(tiny_project, "nerloop", "cycle")
+def test_dvc_commands_do_what_dvc_users_expect(two_cycles: Path) -> None:
     # after a committed cycle: status is clean, repro does nothing
-    assert "up to date" in run_in(tiny_project, "dvc", "status").stdout
-    before = digest(tiny_project, OUTSIDE_WORLD)
+    assert "up to date" in run_in(two_cycles, "dvc", "status").stdout
+    before = digest(two_cycles, OUTSIDE_WORLD)
     assert len(before) == 4
-    assert ran_stages(run_in(tiny_project, "dvc", "repro").stdout) == []
-    assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""
+    assert ran_stages(run_in(two_cycles, "dvc", "repro").stdout) == []
+    assert run_in(two_cycles, "git", "status", "--porcelain").stdout == ""
 
     # an experiment recomputes what the param changes, on the current state, and nothing else
-    batch = (tiny_project / "data/selection/batch.jsonl").read_text()
-    out = run_in(tiny_project, "dvc", "exp", "run", "-S", "select.alpha=0.1", "-S",
+    batch = (two_cycles / "data/selection/batch.jsonl").read_text()
+    out = run_in(two_cycles, "dvc", "exp", "run", "-S", "select.alpha=0.1", "-S",
                  "select.strategy=uncertainty").stdout
     assert set(ran_stages(out)) == {"select", "export", "datacard"}
-    assert digest(tiny_project, OUTSIDE_WORLD) == before, "an experiment touched the ledger or the annotators"
-    assert (tiny_project / "data/selection/batch.jsonl").read_text() != batch
-    exps = json.loads(run_in(tiny_project, "dvc", "exp", "show", "--json").stdout)
+    assert digest(two_cycles, OUTSIDE_WORLD) == before, "an experiment touched the ledger or the annotators"
+    assert (two_cycles / "data/selection/batch.jsonl").read_text() != batch
+    exps = json.loads(run_in(two_cycles, "dvc", "exp", "show", "--json").stdout)
     assert "0.1" in json.dumps(exps) and "uncertainty" in json.dumps(exps)
-    run_in(tiny_project, "git", "checkout", "--", ".")  # back to the committed state, as a user would
-    run_in(tiny_project, "dvc", "checkout")
+    run_in(two_cycles, "git", "checkout", "--", ".")  # back to the committed state, as a user would
+    run_in(two_cycles, "dvc", "checkout")
 
     # plots: each once, no default renderings of raw JSON; metrics load without warnings
-    plots = json.loads(run_in(tiny_project, "dvc", "plots", "show", "--json").stdout)["data"]
+    plots = json.loads(run_in(two_cycles, "dvc", "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == sorted(["learning curve (sentences)", "learning curve (tokens)", "per-type F1",
                                     "confusion", "forecast (sentences, 90% band)", "metrics/learning_curve.png",
                                     "metrics/per_type_f1.png", "metrics/forecast.png"])
     # the forecast plot stays empty until a third cycle gives the curve its three points
     assert {k: len(v) for k, v in plots.items()} == {**{k: 1 for k in plots}, "forecast (sentences, 90% band)": 0}
-    shown = run_in(tiny_project, "dvc", "metrics", "show")
+    shown = run_in(two_cycles, "dvc", "metrics", "show")
     assert "failed to load" not in shown.stdout + shown.stderr
 
 
-def test_forecast_and_stopping_rule_reach_status_and_card(tiny_project: Path) -> None:
-    """Two cycles: a kappa, no forecast yet (tests/test_evaluate.py has the fitted path); status and card show it."""
-    set_params(tiny_project, "forecast", window=2, resamples=20)
-    run_in(tiny_project, "git", "commit", "-qam", "forecast params")
-    run_in(tiny_project, "nerloop", "cycle")
-    run_in(tiny_project, "nerloop", "cycle")
-    stop_set = read_json(tiny_project / "metrics/stop_set.json")
+def test_forecast_and_stopping_rule_reach_status_and_card(two_cycles: Path) -> None:
+    """Two cycles: a kappa, no forecast yet (tests/test_forecast.py has the fitted path); status and card show it."""
+    stop_set = read_json(two_cycles / "metrics/stop_set.json")
     assert len(stop_set["ids"]) == 40 and sorted(stop_set["predictions"]) == ["0", "1"]  # the tiny pool, all of it
-    history = read_json(tiny_project / "metrics/history.json")
-    f = read_json(tiny_project / "metrics/forecast.json")
+    history = read_json(two_cycles / "metrics/history.json")
+    f = read_json(two_cycles / "metrics/forecast.json")
     assert [h["stop_kappa"] for h in history] == [None, f["kappa"]] and -1 <= f["kappa"] <= 1
     assert f["cycle"] == 1 and f["sentences"] is None and f["stop_set"] == {"sentences": 40, "labelled": 6}
-    assert (f["decision"], f["why"]) == ("continue", "too few cycles for a forecast yet")  # one kappa < window 2
-    assert read_json(tiny_project / "metrics/forecast_curve.json") == []
-    assert (tiny_project / "metrics/forecast.png").stat().st_size > 1000
-    assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""  # all of it committed with the cycle
+    assert (f["decision"], f["why"]) == ("continue", "too few cycles for a forecast yet")  # one kappa < window 3
+    assert read_json(two_cycles / "metrics/forecast_curve.json") == []
+    assert (two_cycles / "metrics/forecast.png").stat().st_size > 1000
+    assert run_in(two_cycles, "git", "status", "--porcelain").stdout == ""  # all of it committed with the cycle
 
-    out = run_in(tiny_project, "nerloop", "status").stdout
+    out = run_in(two_cycles, "nerloop", "status").stdout
     assert "stop or continue:    continue: too few cycles for a forecast yet (cycle 1)" in out
-    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.99 for 2 cycles: " in out
-    run_in(tiny_project, "nerloop", "finalize")
-    card = (tiny_project / "data/final/README.md").read_text()
+    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.99 for 3 cycles: " in out
+    run_in(two_cycles, "nerloop", "finalize")
+    card = (two_cycles / "data/final/README.md").read_text()
     assert "### Stopping Decision" in card and "Decision recorded then: **continue**" in card
     assert f"| 1 | 30 | {history[-1]['f1']:.3f} | {f['kappa']:.3f} |" in card
 
 
-def test_failing_stage_keeps_outputs_and_venv_need_not_be_active(tiny_project: Path) -> None:
-    run_in(tiny_project, "nerloop", "cycle")
+def test_failing_stage_keeps_outputs_and_venv_need_not_be_active(two_cycles: Path) -> None:
     kept = ["models/current/model.safetensors", "metrics/train.json", "data/annotations/pending.json",
             "data/prepared/labels.json", "metrics/eval.json", "data/selection/batch.jsonl"]
-    before = digest(tiny_project, kept)
-    set_params(tiny_project, "train", epochs=2.5)
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=tiny_project, text=True, capture_output=True,
+    before = digest(two_cycles, kept)
+    set_params(two_cycles, "train", epochs=2.5)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=two_cycles, text=True, capture_output=True,
                           env=project_env())
     assert proc.returncode != 0 and "params.yaml: train.epochs: must be a whole number, got 2.5" in proc.stderr
-    assert digest(tiny_project, kept) == before  # DVC did not delete the failed stage's outputs
+    assert digest(two_cycles, kept) == before  # DVC did not delete the failed stage's outputs
 
     # `.venv/bin/dvc repro` with the venv not activated: nothing of the venv on PATH
-    set_params(tiny_project, "train", epochs=1)
-    (tiny_project / ".venv").symlink_to(Path(sys.executable).parent.parent)  # the project's .venv, as setup makes it
+    set_params(two_cycles, "train", epochs=1)
+    (two_cycles / ".venv").symlink_to(Path(sys.executable).parent.parent)  # the project's .venv, as setup makes it
     env = {k: v for k, v in project_env().items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["PATH"] = "/usr/bin:/bin"
-    proc = subprocess.run([str(tiny_project / ".venv/bin/dvc"), "repro"], cwd=tiny_project, text=True,
+    proc = subprocess.run([str(two_cycles / ".venv/bin/dvc"), "repro"], cwd=two_cycles, text=True,
                           capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "No module named" not in proc.stderr and "train" in ran_stages(proc.stdout)
@@ -239,49 +253,49 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_a_killed_cycle_is_committed_when_resumed(tiny_project: Path) -> None:
-    run_in(tiny_project, "nerloop", "cycle")
-    manifest = tiny_project / "data/export/manifest.json"
+def test_a_killed_cycle_is_committed_when_resumed(two_cycles: Path) -> None:
+    manifest = two_cycles / "data/export/manifest.json"
     # a slow commit widens the window between sending the batch and committing the cycle
-    hook = tiny_project / ".git/hooks/pre-commit"
+    hook = two_cycles / ".git/hooks/pre-commit"
     hook.write_text("#!/bin/sh\nsleep 120\n")
     hook.chmod(0o755)
-    proc = subprocess.Popen(["nerloop", "cycle"], cwd=tiny_project, env=project_env(), start_new_session=True,
+    proc = subprocess.Popen(["nerloop", "cycle"], cwd=two_cycles, env=project_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: len(read_json(manifest)["examples"]) == 12, 600, "cycle 1's batch to be sent")
+    _wait_for(lambda: len(read_json(manifest)["examples"]) == 18, 600, "cycle 2's batch to be sent")
     time.sleep(1)
     os.killpg(proc.pid, signal.SIGKILL)  # between send and commit
     proc.wait()
     hook.unlink()
-    assert subjects(tiny_project)[0].startswith("nerloop cycle 0")
-    status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    assert subjects(two_cycles)[0].startswith("nerloop cycle 1")
+    status = json.loads(run_in(two_cycles, "nerloop", "status", "--json").stdout)
     assert status["interrupted"]["step"] == "commit" and status["next"].startswith("nerloop cycle")
 
-    out = run_in(tiny_project, "nerloop", "cycle").stdout
+    out = run_in(two_cycles, "nerloop", "cycle").stdout
     assert "resuming the cycle interrupted at step 'commit'" in out
-    assert [s.split(":")[0] for s in subjects(tiny_project)[:3]] == ["nerloop cycle 2", "nerloop cycle 1",
-                                                                     "nerloop cycle 0"]
-    ledger = (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()
-    assert len(ledger) == len({json.loads(line)["id"] for line in ledger}) == 12
-    assert len(read_json(manifest)["examples"]) == 18
-    assert run_in(tiny_project, "git", "status", "--porcelain").stdout == ""
+    assert [s.split(":")[0] for s in subjects(two_cycles)[:3]] == ["nerloop cycle 3", "nerloop cycle 2",
+                                                                     "nerloop cycle 1"]
+    ledger = (two_cycles / "data/annotations/ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == len({json.loads(line)["id"] for line in ledger}) == 18
+    assert len(read_json(manifest)["examples"]) == 24
+    assert run_in(two_cycles, "git", "status", "--porcelain").stdout == ""
 
 
-def test_ctrl_c_stops_cleanly_and_the_cycle_resumes(tiny_project: Path) -> None:
-    set_params(tiny_project, "train", epochs=30, early_stopping_patience=30)  # long enough to be interrupted
-    proc = subprocess.Popen(["nerloop", "cycle"], cwd=tiny_project, env=project_env(), start_new_session=True,
+def test_ctrl_c_stops_cleanly_and_the_cycle_resumes(two_cycles: Path) -> None:
+    set_params(two_cycles, "train", epochs=30, early_stopping_patience=30)  # long enough to be interrupted
+    ledger = two_cycles / "data/annotations/ledger.jsonl"
+    proc = subprocess.Popen(["nerloop", "cycle"], cwd=two_cycles, env=project_env(), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (tiny_project / "metrics/prepare.json").exists(), 300, "prepare to finish")
-    time.sleep(5)  # now in import or train
+    _wait_for(lambda: len(ledger.read_text().splitlines()) == 12, 300, "cycle 2's import of the answers")
+    time.sleep(5)  # now in train
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Traceback" not in err, err[-3000:]
     assert "nothing is lost; run `nerloop cycle` again to finish and commit it" in err
-    status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
+    status = json.loads(run_in(two_cycles, "nerloop", "status", "--json").stdout)
     assert status["interrupted"]["step"] == "repro" and status["dvc_lock_problem"] is None
-    set_params(tiny_project, "train", epochs=2, early_stopping_patience=3)
-    out = run_in(tiny_project, "nerloop", "cycle").stdout
+    set_params(two_cycles, "train", epochs=2, early_stopping_patience=3)
+    out = run_in(two_cycles, "nerloop", "cycle").stdout
     assert "resuming the cycle interrupted at step 'repro'" in out
-    # the interrupted cycle 0 gets its commit, then the next cycle runs and gets its own
-    assert [s.split(":")[0] for s in subjects(tiny_project)[:2]] == ["nerloop cycle 1", "nerloop cycle 0"]
+    # the interrupted cycle 2 gets its commit, then the next cycle runs and gets its own
+    assert [s.split(":")[0] for s in subjects(two_cycles)[:2]] == ["nerloop cycle 3", "nerloop cycle 2"]

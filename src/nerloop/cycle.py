@@ -32,6 +32,11 @@ COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models",
 
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 sentence', '3 sentences': the cycle's messages are read by people."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def committed_paths(params: Params) -> list[str]:
     """COMMITTED plus the simulated backend's state (its "server"), which is git-tracked."""
     p = params.annotation
@@ -77,10 +82,10 @@ def fetch(params: Params) -> int:
     if not result.done:
         if result.problems:  # held-back sentences reach import (its list and share check)
             inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
-        print(f"nothing new from the annotators ({waiting} sentences still waiting)")
+        print(f"nothing new from the annotators ({counted(waiting, 'sentence')} still waiting)")
         return 0
     inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
-    print(f"fetched {len(result.done)} new annotations ({waiting} sentences still waiting)")
+    print(f"fetched {counted(len(result.done), 'new annotation')} ({counted(waiting, 'sentence')} still waiting)")
     return len(result.done)
 
 
