@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -128,13 +129,19 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
 
 
 def test_al_curve_long_mode_grows_batches_until_the_token_share(corpus: tuple[Path, Path], tmp_path: Path) -> None:
-    """--long: a batch schedule, stopped by the labelled-token share, in its own results folder."""
+    """--long: a batch schedule, stopped by the labelled-token share, in its own results folder.
+
+    Run as benchmarks/README.md shows it (``python benchmarks/al_curve.py --long``, from the repository
+    root, in a subprocess), with tiny sizes added, so that the script's own start-up is tested too.
+    """
     data, model = corpus
     args = ["--data", str(data), "--base", str(model), "--work", str(tmp_path / "work"),
             "--results", str(tmp_path / "results"), "--long", "--strategies", "hybrid", "--seeds", "1",
             "--seed-size", "10", "--schedule", "4", "8", "--stop-token-share", "0.25", "--subsample", "0",
             "--epochs", "1", "--patience", "1", "--gold-size", "0"]
-    assert al_curve.main(args) == 0
+    proc = subprocess.run([sys.executable, "benchmarks/al_curve.py", *args], cwd=ROOT, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Targets (issues #6 and #12)" in proc.stdout
     run = json.loads((tmp_path / "results" / "long" / "runs" / "hybrid-seed1.json").read_text())
     sizes = [c["labelled_sentences"] for c in run["cycles"]]
     assert sizes[:4] == [10, 14, 22, 30]  # batches of 4, then 8, the last repeating
