@@ -35,6 +35,20 @@ def run_in(project: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def package_index_reachable(package: str) -> bool:
+    """True when pip sees ``package`` on the configured index.
+
+    A server install that fails while the index answers is a bug to report, not a machine without
+    PyPI to skip on: the Doccano and Label Studio fixtures skip only when this is False.
+    """
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", "index", "versions", package], capture_output=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
 @pytest.fixture
 def tiny_project(tmp_path: Path) -> Path:
     """A copy of the template with a few dozen demo sentences, a tiny BERT and fast params."""

@@ -34,7 +34,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +46,10 @@ from nerloop.local_server import (  # shared with the Label Studio server; old n
     STOP_GRACE_S,
     free_port,  # noqa: F401  (re-exported: tests and benchmarks call ds.free_port)
     make_private,
+    pins_recorded,
+    pip_install,
+    record_pins,
+    venv_python,
 )
 from nerloop.local_server import log_tail as _log_tail
 from nerloop.local_server import open_log as _open_log
@@ -87,10 +90,6 @@ def venv_path(home: Path = DEFAULT_HOME) -> Path:
     return (Path(env) if env else Path(home) / "venv").resolve()
 
 
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
 def _site_packages(venv: Path) -> Path:
     found = sorted((venv / "lib").glob("python3*/site-packages"))
     if not found:
@@ -127,7 +126,7 @@ def probe(url: str, timeout_s: float = 2.0) -> bool:
 
 def installed_version(venv: Path) -> str | None:
     """The doccano version installed in ``venv``, or None if there is no usable install."""
-    if not (_python(venv).exists() and (venv / "bin" / "gunicorn").exists()):
+    if not (venv_python(venv).exists() and (venv / "bin" / "gunicorn").exists()):
         return None
     try:
         dist = next((_site_packages(venv)).glob("doccano-*.dist-info"), None)
@@ -136,22 +135,9 @@ def installed_version(venv: Path) -> str | None:
     return dist.name.removeprefix("doccano-").removesuffix(".dist-info") if dist else None
 
 
-def _marker(venv: Path) -> Path:
-    return venv / "nerloop-requirements.txt"
-
-
 def is_installed(venv: Path) -> bool:
-    """True when ``venv`` holds Doccano installed by :func:`install` with today's pins.
-
-    A marker written after a successful install records the pins, so a venv made with older pins
-    (e.g. before ``marshmallow<4`` was needed) is brought up to date instead of failing at start.
-    """
-    marker = _marker(venv)
-    return (
-        installed_version(venv) == DOCCANO_VERSION
-        and marker.exists()
-        and marker.read_text(encoding="utf-8").split() == SERVER_REQUIREMENTS
-    )
+    """True when ``venv`` holds Doccano installed by :func:`install` with today's pins."""
+    return installed_version(venv) == DOCCANO_VERSION and pins_recorded(venv, SERVER_REQUIREMENTS)
 
 
 def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool = True) -> Path:
@@ -163,23 +149,13 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
     if is_installed(venv):
         return venv
     log = Path(home) / "install.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    steps = [[str(_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *SERVER_REQUIREMENTS]]
-    if not _python(venv).exists():
-        steps.insert(0, [sys.executable, "-m", "venv", str(venv)])
-    with _open_log(log) as fh:
-        for cmd in steps:
-            fh.write(f"$ {' '.join(cmd)}\n")
-            fh.flush()
-            proc = subprocess.run(cmd, stdout=fh if quiet else None, stderr=subprocess.STDOUT, check=False)
-            if proc.returncode != 0:
-                raise DoccanoServerError(
-                    f"installing the Doccano server into {venv} failed (exit {proc.returncode}); "
-                    f"see {log}:\n{_log_tail(log)}"
-                )
+    failed = pip_install(venv, SERVER_REQUIREMENTS, log, quiet=quiet)
+    if failed:
+        raise DoccanoServerError(f"installing the Doccano server into {venv} failed ({failed}); "
+                                 f"see {log}:\n{_log_tail(log)}")
     if installed_version(venv) != DOCCANO_VERSION:
         raise DoccanoServerError(f"doccano {DOCCANO_VERSION} is not importable from {venv} after install; see {log}")
-    _marker(venv).write_text("\n".join(SERVER_REQUIREMENTS) + "\n", encoding="utf-8")
+    record_pins(venv, SERVER_REQUIREMENTS)
     return venv
 
 
@@ -261,7 +237,7 @@ def create_user(home: Path, username: str, password: str, *, superuser: bool = F
     _run_server_cmd(
         home,
         venv,
-        [str(_python(venv)), "-c", USER_SCRIPT.read_text(encoding="utf-8")],
+        [str(venv_python(venv)), "-c", USER_SCRIPT.read_text(encoding="utf-8")],
         what=f"user creation for {username!r}",
         stdin=f"{username}\n{password}\n{'1' if superuser else '0'}",
         log_name="init.log",

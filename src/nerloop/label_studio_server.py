@@ -29,7 +29,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -46,8 +45,12 @@ from nerloop.local_server import (
     make_private,
     open_log,
     pid_alive,
+    pins_recorded,
+    pip_install,
     port_in_use,
+    record_pins,
     stop_pid,
+    venv_python,
     write_private,
 )
 
@@ -79,10 +82,6 @@ def venv_path(home: Path = DEFAULT_HOME) -> Path:
     return (Path(env) if env else Path(home) / "venv").resolve()
 
 
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -108,25 +107,16 @@ def probe(url: str, timeout_s: float = 2.0) -> bool:
 
 def installed_version(venv: Path) -> str | None:
     """The label-studio version installed in ``venv``, or None if there is no usable install."""
-    if not (_python(venv).exists() and (venv / "bin" / "label-studio").exists()):
+    if not (venv_python(venv).exists() and (venv / "bin" / "label-studio").exists()):
         return None
     found = sorted((venv / "lib").glob("python3*/site-packages/label_studio-*.dist-info"))
     return found[0].name.removeprefix("label_studio-").removesuffix(".dist-info") if found else None
 
 
-def _marker(venv: Path) -> Path:
-    return venv / "nerloop-requirements.txt"
-
-
 def is_installed(venv: Path) -> bool:
     """True when ``venv`` holds the pinned Label Studio and the migrated empty database made by :func:`install`."""
-    marker = _marker(venv)
-    return (
-        installed_version(venv) == LABEL_STUDIO_VERSION
-        and (venv / EMPTY_DB).exists()
-        and marker.exists()
-        and marker.read_text(encoding="utf-8").split() == SERVER_REQUIREMENTS
-    )
+    return (installed_version(venv) == LABEL_STUDIO_VERSION and (venv / EMPTY_DB).exists()
+            and pins_recorded(venv, SERVER_REQUIREMENTS))
 
 
 def _server_env(data_dir: Path, venv: Path, url: str | None = None) -> dict[str, str]:
@@ -151,7 +141,7 @@ def _run_script(data_dir: Path, venv: Path, log: Path, stdin: str, what: str) ->
     """Run the account script with the server's Python; secrets go on stdin, output to ``log``."""
     with open_log(log) as fh:
         proc = subprocess.run(
-            [str(_python(venv)), "-c", USER_SCRIPT.read_text(encoding="utf-8")],
+            [str(venv_python(venv)), "-c", USER_SCRIPT.read_text(encoding="utf-8")],
             input=stdin, text=True, stdout=fh, stderr=subprocess.STDOUT, env=_server_env(data_dir, venv),
             cwd=str(data_dir), check=False, umask=PRIVATE_UMASK,
         )
@@ -171,21 +161,11 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     log = home / "install.log"
-    steps = []
-    if not _python(venv).exists():
-        steps.append([sys.executable, "-m", "venv", str(venv)])
-    if installed_version(venv) != LABEL_STUDIO_VERSION:
-        steps.append([str(_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *SERVER_REQUIREMENTS])
-    with open_log(log) as fh:
-        for cmd in steps:
-            fh.write(f"$ {' '.join(cmd)}\n")
-            fh.flush()
-            proc = subprocess.run(cmd, stdout=fh if quiet else None, stderr=subprocess.STDOUT, check=False)
-            if proc.returncode != 0:
-                raise LabelStudioServerError(
-                    f"installing the Label Studio server into {venv} failed (exit {proc.returncode}); "
-                    f"see {log}:\n{log_tail(log)}"
-                )
+    failed = pip_install(venv, SERVER_REQUIREMENTS, log, packages=installed_version(venv) != LABEL_STUDIO_VERSION,
+                         quiet=quiet)
+    if failed:
+        raise LabelStudioServerError(f"installing the Label Studio server into {venv} failed ({failed}); "
+                                     f"see {log}:\n{log_tail(log)}")
     if installed_version(venv) != LABEL_STUDIO_VERSION:
         raise LabelStudioServerError(f"label-studio {LABEL_STUDIO_VERSION} is not in {venv} after install; see {log}")
     with tempfile.TemporaryDirectory(prefix="nerloop-ls-migrate-") as tmp:
@@ -193,7 +173,7 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
         _migrate_only(Path(tmp), venv, log)
         shutil.copyfile(Path(tmp) / DB_NAME, venv / (EMPTY_DB + ".tmp"))
         os.replace(venv / (EMPTY_DB + ".tmp"), venv / EMPTY_DB)
-    _marker(venv).write_text("\n".join(SERVER_REQUIREMENTS) + "\n", encoding="utf-8")
+    record_pins(venv, SERVER_REQUIREMENTS)
     return venv
 
 
@@ -203,7 +183,7 @@ def _migrate_only(data_dir: Path, venv: Path, log: Path) -> None:
     with open_log(log) as fh:
         fh.write("$ migrating an empty Label Studio database (once per install)\n")
         fh.flush()
-        proc = subprocess.run([str(_python(venv)), "-c", code], stdout=fh, stderr=subprocess.STDOUT,
+        proc = subprocess.run([str(venv_python(venv)), "-c", code], stdout=fh, stderr=subprocess.STDOUT,
                               env=_server_env(data_dir, venv), cwd=str(data_dir), check=False, umask=PRIVATE_UMASK)
     if proc.returncode != 0:
         raise LabelStudioServerError(f"migrating Label Studio's database failed; see {log}:\n{log_tail(log)}")

@@ -12,12 +12,15 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 STOP_GRACE_S = 10.0
 PRIVATE_UMASK = 0o077  # every file a server writes (sqlite with API tokens, media, logs) is owner-only
+PINS_FILE = "nerloop-requirements.txt"  # written into a server venv after a finished install
 
 
 def make_private(home: Path) -> None:
@@ -54,6 +57,43 @@ def open_log(path: Path) -> Any:
     """Open a log for appending, created owner-only (a log can show usernames and request paths)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8")
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def pins_recorded(venv: Path, requirements: list[str]) -> bool:
+    """True when a finished install into ``venv`` recorded exactly these pins.
+
+    The record is written last, so a venv whose install was interrupted, or made with older pins
+    (e.g. before ``marshmallow<4`` was needed), is brought up to date instead of failing at start.
+    """
+    pins = venv / PINS_FILE
+    return pins.exists() and pins.read_text(encoding="utf-8").split() == requirements
+
+
+def record_pins(venv: Path, requirements: list[str]) -> None:
+    (venv / PINS_FILE).write_text("\n".join(requirements) + "\n", encoding="utf-8")
+
+
+def pip_install(venv: Path, requirements: list[str], log: Path, *, packages: bool = True, quiet: bool = True) -> str:
+    """Create ``venv`` with this Python if it is missing, then pip-install ``requirements`` (unless not
+    ``packages``), each command and its output appended to ``log``.
+
+    Returns "" on success, else the failed command's exit status for the caller's error message.
+    """
+    steps = [] if venv_python(venv).exists() else [[sys.executable, "-m", "venv", str(venv)]]
+    if packages:
+        steps.append([str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *requirements])
+    with open_log(log) as fh:
+        for cmd in steps:
+            fh.write(f"$ {' '.join(cmd)}\n")
+            fh.flush()
+            proc = subprocess.run(cmd, stdout=fh if quiet else None, stderr=subprocess.STDOUT, check=False)
+            if proc.returncode != 0:
+                return f"exit {proc.returncode}"
+    return ""
 
 
 def pid_alive(pid: int) -> bool:
