@@ -88,3 +88,26 @@ def make_tiny_project(tmp_path: Path) -> Path:
     run_in(project, "git", "add", "-A")
     run_in(project, "git", "commit", "-q", "-m", "template")
     return project
+
+
+@pytest.fixture
+def browser(tmp_path: Path):  # selenium is optional: no return annotation that would import it
+    """Headless Debian chromium through chromedriver, for the tests of what an annotator sees."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[dev])")
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not driver_path or not chromium:
+        pytest.skip("no chromium / chromedriver: `apt-get install chromium chromium-driver` (scripts/test.sh does it "
+                    "when run as root)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()

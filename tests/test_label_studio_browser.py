@@ -7,7 +7,6 @@ accounts are the fixtures of ``test_label_studio``.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,28 +16,6 @@ from nerloop.annotation.label_studio import LabelStudioBackend
 from test_label_studio import Server, accounts, batch, ls_server, make_backend  # noqa: F401  (fixtures)
 
 REGIONS = "span.htx-highlight"  # a highlighted region in the text of the labelling page
-
-
-@pytest.fixture
-def browser(tmp_path: Path):  # selenium is optional: no return annotation that would import it
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[dev])")
-    from selenium.webdriver.chrome.service import Service
-
-    driver_path = shutil.which("chromedriver")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not driver_path or not chromium:
-        pytest.skip("no chromium / chromedriver: `apt-get install chromium chromium-driver` (scripts/test.sh does it "
-                    "when run as root)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.mark.label_studio
