@@ -1,4 +1,4 @@
-"""Shared fixtures: a throw-away nerloop project (git + DVC) with a tiny model and tiny data."""
+"""Shared fixtures: a throw-away nerloop project (git + DVC) with a tiny model and tiny data; a headless browser."""
 
 from __future__ import annotations
 
