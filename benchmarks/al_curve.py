@@ -449,10 +449,11 @@ def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], ep
     """
     from nerloop.model import predict_tags, seqeval_scores, train
     from nerloop.params import ModelParams, TrainParams
+    from nerloop.stages.prepare import dedupe
 
     out = results / "reference.json"
     config = {**run_config(settings, recipe, corpus), "reference_epochs": epochs, "reference_patience": patience,
-              "reference_validation": "valid.txt"}
+              "reference_validation": "valid.txt", "reference_gold": "deduplicated as prepare does"}
     for k in ("seed_size", "batch", "cycles", "subsample", "epochs", "patience", "schedule", "stop_token_share"):
         config.pop(k, None)
     if out.exists() and read_json(out)["config"] == config:
@@ -464,7 +465,9 @@ def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], ep
     seed_set, pool = split_seed_pool(corpus, 1, seed=1)
     train_set = seed_set + pool
     valid = read_conll(valid_path)
-    gold = gold_subset(corpus, settings.gold_size) if settings.gold_size else corpus.test
+    # the gold set every run is scored on: prepare keeps one copy of each repeated test sentence
+    # (269 of CoNLL-2003's 3,453 are repeats, mostly datelines such as "LONDON 1996-12-06")
+    gold = dedupe(gold_subset(corpus, settings.gold_size) if settings.gold_size else corpus.test)[0]
     model_params = ModelParams(**{**recipe["model"], "base": resolve_base(settings.base)})
     train_params = TrainParams(**{**recipe["train"], "seed": 1, "epochs": epochs,
                                   "early_stopping_patience": patience})
@@ -787,16 +790,23 @@ def target_rows(cfg: dict[str, Any], targets: dict[str, Any]) -> list[str]:
     return rows
 
 
-def reference_text(reference: dict[str, Any] | None) -> str:
+def reference_text(reference: dict[str, Any] | None, run_gold: int) -> str:
+    """The reference's line in the report; it says so when the reference was scored on another gold set."""
     if reference is None:
         return "Full-data reference: not run yet (`python benchmarks/al_curve.py --reference`)."
     per_epoch = ", ".join(f"{f:.4f}" for f in reference.get("validation_f1_per_epoch", []))
-    return (f"Full-data reference (same model and training settings, every train sentence trained on, epochs chosen "
-            f"by early stopping on the official validation split): test F1 **{reference['f1']:.4f}** "
-            f"({reference['train_sentences']:,} training sentences, best epoch {reference.get('best_epoch', '?')} "
-            f"of {reference['epochs_run']} run, cap {reference['config'].get('reference_epochs', '?')}, patience "
+    text = (f"Full-data reference (same model and training settings, every train sentence trained on, epochs chosen "
+            f"by early stopping on the official validation split): test F1 **{reference['f1']:.4f}** on "
+            f"{reference['gold_sentences']:,} gold sentences ({reference['train_sentences']:,} training sentences, "
+            f"best epoch {reference.get('best_epoch', '?')} of {reference['epochs_run']} run, cap "
+            f"{reference['config'].get('reference_epochs', '?')}, patience "
             f"{reference['config'].get('reference_patience', '?')}; validation F1 per epoch: {per_epoch}; "
             f"{reference['train_seconds'] / 60:.0f} min).")
+    if reference["gold_sentences"] != run_gold:
+        text += (f" **Caution:** the runs are scored on {run_gold:,} gold sentences (repeats dropped, as prepare "
+                 f"does), the reference on {reference['gold_sentences']:,}; the shares of it are approximate until "
+                 "`python benchmarks/al_curve.py --reference` is run again.")
+    return text
 
 
 def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]], targets: dict[str, Any],
@@ -820,7 +830,7 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
         "Sentences-to-reach is read off the seed-averaged curves, interpolating linearly between cycles. "
         "The targets are fixed in the code and were not tuned on the test split.",
         "",
-        reference_text(reference),
+        reference_text(reference, runs[0]["cycles"][0]["gold_sentences"]),
         "",
         "## Annotation needed to reach a share of the full-data F1 (seed-averaged curves)",
         "",

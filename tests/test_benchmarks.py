@@ -161,7 +161,7 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     curves = {"random": [0.30, 0.40, 0.50], "hybrid": [0.30, 0.50, 0.60]}
     for key, f1s in curves.items():
         cycles = [{"cycle": c, "labelled_sentences": 10 * (c + 1), "labelled_tokens": 60 * (c + 1), "f1": f,
-                   "epochs_run": 1, "train_seconds": 2.0} for c, f in enumerate(f1s)]
+                   "epochs_run": 1, "train_seconds": 2.0, "gold_sentences": 20} for c, f in enumerate(f1s)]
         (runs / f"{key}-seed1.json").write_text(json.dumps(
             {"strategy": key, "seed": 1, "config": config, "cycles": cycles, "train_seconds_total": 6.0,
              "stage_seconds_total": 12.0}))
@@ -179,8 +179,9 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
 
     # with a reference of 0.55 and 1,000 train tokens: hybrid reaches 95% (0.5225) at 133.5 tokens, 99% (0.5445)
     # at 146.7 tokens = 14.7% of train's <= 20%; random (final 0.50) reaches none of them
+    # (scored on 18 gold sentences where the runs had 20: the report says the shares are approximate)
     (tmp_path / "reference.json").write_text(json.dumps({"f1": 0.55, "config": config, "train_sentences": 100,
-                                                          "epochs_run": 2, "train_seconds": 60}))
+                                                          "epochs_run": 2, "train_seconds": 60, "gold_sentences": 18}))
     config["data"]["train_tokens"] = 1000
     for key in curves:
         run = json.loads((runs / f"{key}-seed1.json").read_text())
@@ -188,6 +189,7 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     reached = al_curve.report(tmp_path)["targets"]["reach"]
     assert reached["table"]["hybrid"]["0.95"]["tokens"] == pytest.approx(133.5)
     assert reached["token_share"] == pytest.approx(0.1467, abs=1e-4) and reached["met"] is True
+    assert "the reference on 18; the shares of it are approximate" in (tmp_path / "al_curve.md").read_text()
     assert reached["table"]["random"]["0.99"] is None
     assert "| 24 sentences, 147 tokens (14.7% of train) |" in (tmp_path / "al_curve.md").read_text()
 
