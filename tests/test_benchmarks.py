@@ -193,6 +193,12 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     assert reached["table"]["random"]["0.99"] is None
     assert "| 24 sentences, 147 tokens (14.7% of train) |" in (tmp_path / "al_curve.md").read_text()
 
+    # a reference out of reach while the runs stop at 18% of train's tokens: no verdict, the long run decides
+    ref = json.loads((tmp_path / "reference.json").read_text())
+    (tmp_path / "reference.json").write_text(json.dumps({**ref, "f1": 0.9}))
+    reached = al_curve.report(tmp_path)["targets"]["reach"]
+    assert reached["met"] is None and "short of the 20% the target allows" in reached["why"]
+
 
 def test_forecast_check_on_known_curves(tmp_path: Path) -> None:
     """Exact power-law curves are forecast exactly; the kappa rule is replayed only where kappas were recorded."""
