@@ -280,11 +280,22 @@ def test_a_killed_cycle_is_committed_when_resumed(two_cycles: Path) -> None:
     assert run_in(two_cycles, "git", "status", "--porcelain").stdout == ""
 
 
+def _ctrl_c_works_as_in_a_terminal() -> None:
+    """Run in the child before exec: SIGINT back to its default.
+
+    A shell that starts the tests in the background (``bash .ci/run &``) sets SIGINT to ignored, and
+    every process below inherits that: Python then installs no KeyboardInterrupt handler, and a
+    Ctrl-C would be lost. A command typed in a terminal always gets the default.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_and_the_cycle_resumes(two_cycles: Path) -> None:
     set_params(two_cycles, "train", epochs=30, early_stopping_patience=30)  # long enough to be interrupted
     ledger = two_cycles / "data/annotations/ledger.jsonl"
     proc = subprocess.Popen(["nerloop", "cycle"], cwd=two_cycles, env=project_env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_works_as_in_a_terminal)
     _wait_for(lambda: len(ledger.read_text().splitlines()) == 12, 300, "cycle 2's import of the answers")
     time.sleep(5)  # now in train
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
