@@ -31,7 +31,6 @@ from nerloop.params import Params, load_params
 COMMITTED = ["dvc.lock", "dvc.yaml", "params.yaml", "metrics", "data", "models", ".gitignore"]
 
 
-
 def counted(n: int, noun: str) -> str:
     """'1 sentence', '3 sentences': the cycle's messages are read by people."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
