@@ -64,11 +64,18 @@ def al_args(data: Path, model: Path, out: Path, *extra: str) -> list[str]:
             "--batch", "5", "--subsample", "0", "--epochs", "1", "--gold-size", "0", *extra]
 
 
+def run_al_curve(*args: str) -> subprocess.CompletedProcess:
+    """``python benchmarks/al_curve.py ARGS`` from the repository root, as benchmarks/README.md shows it."""
+    proc = subprocess.run([sys.executable, "benchmarks/al_curve.py", *args], cwd=ROOT, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     data, model = corpus
-    assert al_curve.main(al_args(data, model, tmp_path, "--reference", "--reference-epochs", "2")) == 0
-    assert al_curve.main(al_args(data, model, tmp_path)) == 0
+    run_al_curve(*al_args(data, model, tmp_path, "--reference", "--reference-epochs", "2"))
+    run_al_curve(*al_args(data, model, tmp_path))
     results = tmp_path / "results"
 
     # the reference trains on every train sentence; valid.txt (15 sentences) picks the epoch
@@ -131,17 +138,15 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
 def test_al_curve_long_mode_grows_batches_until_the_token_share(corpus: tuple[Path, Path], tmp_path: Path) -> None:
     """--long: a batch schedule, stopped by the labelled-token share, in its own results folder.
 
-    Run as benchmarks/README.md shows it (``python benchmarks/al_curve.py --long``, from the repository
-    root, in a subprocess), with tiny sizes added, so that the script's own start-up is tested too.
+    Run as benchmarks/README.md shows it, with tiny sizes added, so that the script's own start-up is
+    tested too (as are ``--reference`` and the default call above).
     """
     data, model = corpus
     args = ["--data", str(data), "--base", str(model), "--work", str(tmp_path / "work"),
             "--results", str(tmp_path / "results"), "--long", "--strategies", "hybrid", "--seeds", "1",
             "--seed-size", "10", "--schedule", "4", "8", "--stop-token-share", "0.25", "--subsample", "0",
             "--epochs", "1", "--patience", "1", "--gold-size", "0"]
-    proc = subprocess.run([sys.executable, "benchmarks/al_curve.py", *args], cwd=ROOT, text=True, capture_output=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Targets (issues #6 and #12)" in proc.stdout
+    assert "Targets (issues #6 and #12)" in run_al_curve(*args).stdout
     run = json.loads((tmp_path / "results" / "long" / "runs" / "hybrid-seed1.json").read_text())
     sizes = [c["labelled_sentences"] for c in run["cycles"]]
     assert sizes[:4] == [10, 14, 22, 30]  # batches of 4, then 8, the last repeating
