@@ -156,7 +156,8 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
         "server": "doccano 1.8.4, gunicorn 2 workers, sqlite, eager Celery"
         if started
         else "existing server (--use-running)",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},  # other work slows the server
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
