@@ -870,18 +870,22 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
                          f"{_fmt_int(row['tokens'])} | {row['f1_mean']:.4f} | {row['f1_sd']:.4f} | "
                          f"{row['f1_min']:.4f}–{row['f1_max']:.4f} | {share} | {len(row['seeds'])} |")
     lines += ["", "## Cost on this machine", "",
-              "Training minutes include the probe run that picks the epoch count (`train.recipe: refit`).", "",
-              "| strategy | seed | train min | all stages min | epochs per cycle | train min per cycle |",
-              "| --- | ---: | ---: | ---: | --- | --- |"]
+              "Training minutes include the probe run that picks the epoch count (`train.recipe: refit`). Minutes "
+              "are as measured with the torch threads shown: compare runs with the same count (fewer threads than "
+              "CPUs means two runs shared the machine).", "",
+              "| strategy | seed | torch threads | train min | all stages min | epochs per cycle "
+              "| train min per cycle |",
+              "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     order = {k: i for i, k in enumerate(STRATEGIES)}
     for r in sorted(runs, key=lambda r: (order.get(r["strategy"], len(order)), r["seed"])):
         epochs = ", ".join(str(c["epochs_run"]) for c in r["cycles"])
         per_cycle = ", ".join(f"{c['train_seconds'] / 60:.1f}" for c in r["cycles"])
-        lines.append(f"| {TITLES.get(r['strategy'], r['strategy'])} | {r['seed']} | "
+        threads = r.get("machine", {}).get("torch_threads", "?")
+        lines.append(f"| {TITLES.get(r['strategy'], r['strategy'])} | {r['seed']} | {threads} | "
                      f"{r['train_seconds_total'] / 60:.1f} | {r['stage_seconds_total'] / 60:.1f} | {epochs} | "
                      f"{per_cycle} |")
     m = runs[0].get("machine", {})
-    lines += ["", f"Machine: {m.get('cpus')} CPUs, torch {m.get('torch')} ({m.get('torch_threads')} threads), "
+    lines += ["", f"Machine: {m.get('cpus')} CPUs, torch {m.get('torch')}, "
               f"GPU: {m.get('gpu') or 'none'}; nerloop {runs[0].get('nerloop_commit')}.", "",
               "![learning curves against labelled sentences](al_curve_sentences.png)", "",
               "![learning curves against labelled tokens](al_curve_tokens.png)", ""]

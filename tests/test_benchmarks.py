@@ -169,7 +169,7 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
                    "epochs_run": 1, "train_seconds": 2.0, "gold_sentences": 20} for c, f in enumerate(f1s)]
         (runs / f"{key}-seed1.json").write_text(json.dumps(
             {"strategy": key, "seed": 1, "config": config, "cycles": cycles, "train_seconds_total": 6.0,
-             "stage_seconds_total": 12.0}))
+             "stage_seconds_total": 12.0, "machine": {"cpus": 2, "torch_threads": 1 if key == "random" else 2}}))
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- al_curve:start -->\nold\n<!-- al_curve:end -->\noutro\n")
     summary = al_curve.report(tmp_path, readme)
@@ -181,6 +181,9 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "NOT MET" in text
     assert "**not met**" in (tmp_path / "al_curve.md").read_text()
+    # the cost table says how many torch threads each run had: minutes of a shared machine are not comparable
+    assert "| random | 1 | 1 | 0.1 | 0.2 |" in (tmp_path / "al_curve.md").read_text()
+    assert "| hybrid (default) | 1 | 2 | 0.1 | 0.2 |" in (tmp_path / "al_curve.md").read_text()
 
     # with a reference of 0.55 and 1,000 train tokens: hybrid reaches 95% (0.5225) at 133.5 tokens, 99% (0.5445)
     # at 146.7 tokens = 14.7% of train's <= 20%; random (final 0.50) reaches none of them
