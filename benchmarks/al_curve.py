@@ -871,8 +871,8 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
                          f"{row['f1_min']:.4f}–{row['f1_max']:.4f} | {share} | {len(row['seeds'])} |")
     lines += ["", "## Cost on this machine", "",
               "Training minutes include the probe run that picks the epoch count (`train.recipe: refit`). Minutes "
-              "are as measured with the torch threads shown: compare runs with the same count (fewer threads than "
-              "CPUs means two runs shared the machine).", "",
+              "are as measured with the torch threads shown: compare runs with the same count (benchmarks/README.md: "
+              "two runs at once).", "",
               "| strategy | seed | torch threads | train min | all stages min | epochs per cycle "
               "| train min per cycle |",
               "| --- | ---: | ---: | ---: | ---: | --- | --- |"]

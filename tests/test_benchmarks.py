@@ -21,7 +21,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import al_curve  # noqa: E402
 import cost  # noqa: E402
-import forecast_check  # noqa: E402
 import throughput  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -64,9 +63,9 @@ def al_args(data: Path, model: Path, out: Path, *extra: str) -> list[str]:
             "--batch", "5", "--subsample", "0", "--epochs", "1", "--gold-size", "0", *extra]
 
 
-def run_al_curve(*args: str) -> subprocess.CompletedProcess:
-    """``python benchmarks/al_curve.py ARGS`` from the repository root, as benchmarks/README.md shows it."""
-    proc = subprocess.run([sys.executable, "benchmarks/al_curve.py", *args], cwd=ROOT, text=True, capture_output=True)
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``python benchmarks/SCRIPT ARGS`` from the repository root, as the READMEs show it (tiny sizes added)."""
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, text=True, capture_output=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -74,8 +73,8 @@ def run_al_curve(*args: str) -> subprocess.CompletedProcess:
 def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     data, model = corpus
-    run_al_curve(*al_args(data, model, tmp_path, "--reference", "--reference-epochs", "2"))
-    run_al_curve(*al_args(data, model, tmp_path))
+    run_script("al_curve.py", *al_args(data, model, tmp_path, "--reference", "--reference-epochs", "2"))
+    run_script("al_curve.py", *al_args(data, model, tmp_path))
     results = tmp_path / "results"
 
     # the reference trains on every train sentence; valid.txt (15 sentences) picks the epoch
@@ -146,7 +145,7 @@ def test_al_curve_long_mode_grows_batches_until_the_token_share(corpus: tuple[Pa
             "--results", str(tmp_path / "results"), "--long", "--strategies", "hybrid", "--seeds", "1",
             "--seed-size", "10", "--schedule", "4", "8", "--stop-token-share", "0.25", "--subsample", "0",
             "--epochs", "1", "--patience", "1", "--gold-size", "0"]
-    assert "Targets (issues #6 and #12)" in run_al_curve(*args).stdout
+    assert "Targets (issues #6 and #12)" in run_script("al_curve.py", *args).stdout
     run = json.loads((tmp_path / "results" / "long" / "runs" / "hybrid-seed1.json").read_text())
     sizes = [c["labelled_sentences"] for c in run["cycles"]]
     assert sizes[:4] == [10, 14, 22, 30]  # batches of 4, then 8, the last repeating
@@ -180,10 +179,10 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     assert savings["met"] is False and savings["token_share"] == pytest.approx(2 / 3)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "NOT MET" in text
-    assert "**not met**" in (tmp_path / "al_curve.md").read_text()
+    md = (tmp_path / "al_curve.md").read_text()
+    assert "**not met**" in md
     # the cost table says how many torch threads each run had: minutes of a shared machine are not comparable
-    assert "| random | 1 | 1 | 0.1 | 0.2 |" in (tmp_path / "al_curve.md").read_text()
-    assert "| hybrid (default) | 1 | 2 | 0.1 | 0.2 |" in (tmp_path / "al_curve.md").read_text()
+    assert "| random | 1 | 1 | 0.1 | 0.2 |" in md and "| hybrid (default) | 1 | 2 | 0.1 | 0.2 |" in md
 
     # with a reference of 0.55 and 1,000 train tokens: hybrid reaches 95% (0.5225) at 133.5 tokens, 99% (0.5445)
     # at 146.7 tokens = 14.7% of train's <= 20%; random (final 0.50) reaches none of them
@@ -218,7 +217,7 @@ def test_forecast_check_on_known_curves(tmp_path: Path) -> None:
                    **({"stop_kappa": kappas[c]} if kappas else {})} for c, n in enumerate(sizes)]
         (tmp_path / "runs" / f"hybrid-seed{seed}.json").write_text(json.dumps(
             {"strategy": "hybrid", "seed": seed, "cycles": cycles}))
-    assert forecast_check.main(["--results", str(tmp_path)]) == 0
+    run_script("forecast_check.py", "--results", str(tmp_path))
     out = json.loads((tmp_path / "forecast_check.json").read_text())
     s = out["summary"]
     assert s["runs"] == 2 and s["met_final_f1"] and s["met_sentences"] and s["final_f1_max_abs_error_points"] < 0.1
@@ -241,12 +240,12 @@ def test_al_curve_skips_clearly_without_conll(tmp_path: Path, capsys: pytest.Cap
 def test_throughput_smoke(corpus: tuple[Path, Path], tmp_path: Path) -> None:
     data, model = corpus
     out = tmp_path / "out"
-    assert throughput.main([
-        "--data", str(data), "--base", str(model), "--out", str(out), "--work", str(tmp_path / "work"),
+    run_script(
+        "throughput.py", "--data", str(data), "--base", str(model), "--out", str(out), "--work", str(tmp_path / "work"),
         "--in-process", "--repeats", "1",
         "--train-sentences", "24", "--score-sentences", "40", "--pool-size", "300", "--select-rows", "400",
         "--io-sentences", "20",
-    ]) == 0
+    )
     res = json.loads((out / "throughput.json").read_text())
     for key in ("train", "score", "stream", "select", "io"):
         assert key in res, key
@@ -262,7 +261,7 @@ def test_cost_smoke_resumes_fits_and_projects(corpus: tuple[Path, Path], tmp_pat
     data, model = corpus
     args = ["--data", str(data), "--base", str(model), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
             "--in-process", "--train-sizes", "20", "40", "--score-sizes", "30", "60", "--select-sizes", "50", "100"]
-    assert cost.main(args) == 0
+    run_script("cost.py", *args)
     res = json.loads((tmp_path / "out" / "cost.json").read_text())
     assert sorted(res["measurements"]) == ["score:30", "score:60", "select:100", "select:50", "train:20", "train:40"]
     assert all(v["peak_rss_mib"] > 0 for v in res["measurements"].values())

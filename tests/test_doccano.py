@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -590,3 +591,15 @@ def test_unreachable_server_and_wrong_password(doccano_server: Server, tmp_path:
     with pytest.raises(DoccanoAuthError, match="wrong username or password") as err:
         be.fetch(Ledger(tmp_path / "ledger.jsonl"))
     assert wrong not in str(err.value) and doccano_server.password not in str(err.value)
+
+
+def test_doccano_io_benchmark_as_the_readme_runs_it(doccano_server: Server, tmp_path: Path) -> None:
+    """``python benchmarks/doccano_io.py`` from the repository root (20 sentences instead of 1,000): it
+    starts its own Doccano from the server venv, exports, confirms, imports, and writes its figures."""
+    out = tmp_path / "doccano_io.json"
+    proc = subprocess.run([sys.executable, "benchmarks/doccano_io.py", "--n", "20", "--out", str(out)],
+                          cwd=REPO, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["sentences"] == 20 and res["pre_annotated_spans"] > 0
+    assert res["export_s"] > 0 and res["import_s"] > 0 and res["machine"]["load_average_1min_at_end"] >= 0
