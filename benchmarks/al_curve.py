@@ -742,11 +742,7 @@ def setup_text(runs: list[dict[str, Any]]) -> str:
             if "pool_sentences" in prepared else "")
     gold = prepared.get("gold_sentences", gold)
     hybrid = next((r["select"] for r in runs if r["strategy"] == DEFAULT_STRATEGY and "select" in r), select)
-    if cfg.get("stop_token_share"):
-        cycles = (f"cycles with batches of {', '.join(map(str, cfg['schedule']))} sentences (the last repeating) "
-                  f"until the labelled tokens reach {cfg['stop_token_share']:.0%} of train's")
-    else:
-        cycles = f"{cfg['cycles']} cycles of {cfg['batch']} sentences"
+    cycles = cycles_phrase(cfg)
     if train.get("recipe", "holdout") == "refit":
         recipe = (f"a probe run holding out {train['validation_share']:.0%} of the labelled data picks the epoch "
                   f"count by early stopping (at most {cfg['epochs']}, patience {cfg['patience']}), then the model is "
@@ -919,12 +915,20 @@ def plot_curves(stats: dict[str, list[dict[str, Any]]], ref_f1: float | None, re
         plt.close(fig)
 
 
+def cycles_phrase(cfg: dict[str, Any]) -> str:
+    """How the runs' batches were sized: fixed cycles, or the long run's growing batches up to a token goal."""
+    if cfg.get("stop_token_share"):
+        return (f"cycles with batches of {', '.join(map(str, cfg['schedule']))} sentences (the last repeating) "
+                f"until the labelled tokens reach {cfg['stop_token_share']:.0%} of train's")
+    return f"{cfg['cycles']} cycles of {cfg['batch']} sentences"
+
+
 def headline(config: dict[str, Any], stats: dict[str, list[dict[str, Any]]], targets: dict[str, Any],
              ref_f1: float | None, n_runs: int) -> str:
     """The paragraph the README shows, regenerated with the results so it cannot go stale."""
     seeds = sorted({s for rows in stats.values() for s in rows[0]["seeds"]})
-    parts = [f"CoNLL-2003, {n_runs} runs (seeds {seeds}), seed set {config['seed_size']} + "
-             f"{config['cycles']} cycles of {config['batch']} sentences, model `{config['base']}`."]
+    parts = [f"CoNLL-2003, {n_runs} run{'s' * (n_runs != 1)} (seeds {seeds}), seed set {config['seed_size']}, then "
+             f"{cycles_phrase(config)}, model `{config['base']}`."]
     final = {k: rows[-1] for k, rows in stats.items()}
     parts.append("Final test F1: " + ", ".join(
         f"{TITLES.get(k, k)} {r['f1_mean']:.3f} ± {r['f1_sd']:.3f} ({_fmt_int(r['sentences'])} sentences, "

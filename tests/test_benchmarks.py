@@ -179,6 +179,7 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     assert savings["met"] is False and savings["token_share"] == pytest.approx(2 / 3)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text and "NOT MET" in text
+    assert "2 runs (seeds [1]), seed set 10, then 2 cycles of 10 sentences" in text
     md = (tmp_path / "al_curve.md").read_text()
     assert "**not met**" in md
     # the cost table says how many torch threads each run had: minutes of a shared machine are not comparable
