@@ -182,6 +182,9 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     assert "2 runs (seeds [1]), seed set 10, then 2 cycles of 10 sentences" in text
     md = (tmp_path / "al_curve.md").read_text()
     assert "**not met**" in md
+    # the gain is over random's cycles after the seed set, not the cycle cap; subsample 0 scores the whole pool
+    assert gain["cycles"] == 2 and "mean test F1 over cycles 1..2 at least 3 points" in md
+    assert "chosen from all pool sentences scored each cycle" in md
     # the cost table says how many torch threads each run had: minutes of a shared machine are not comparable
     assert "| random | 1 | 1 | 0.1 | 0.2 |" in md and "| hybrid (default) | 1 | 2 | 0.1 | 0.2 |" in md
 
