@@ -156,3 +156,56 @@ def test_head_only_mc_dropout_is_seeded_and_varies_between_passes(tiny: Path, tm
     assert mc.shape == (4, 4, len(LABELS)) and np.allclose(mc.sum(-1), 1.0, atol=1e-5)
     assert not np.allclose(mc[0], mc[1])
     assert np.array_equal(mc, runs[1][0].mc_probs)
+
+
+def hub_cache(hf_home: Path, repo_id: str, checkpoint: Path) -> Path:
+    """A model laid out as huggingface_hub caches it: models--ORG--NAME/{refs/main, snapshots/HASH/}."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in Path(checkpoint).iterdir():
+        if f.is_file():
+            (snapshot / f.name).write_bytes(f.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+RESOLVE = """
+import sys, time
+from nerloop.errors import ParamsError
+from nerloop.model import resolve_base, load_tokenizer
+t0 = time.perf_counter()
+try:
+    path = resolve_base(sys.argv[1])
+except ParamsError as e:
+    print(f"ERROR {time.perf_counter() - t0:.1f}s {e}")
+else:
+    from transformers import AutoModelForTokenClassification
+    AutoModelForTokenClassification.from_pretrained(path, num_labels=3)
+    print("LOADED", path, load_tokenizer(path).is_fast)
+"""
+
+
+def test_a_hub_id_loads_from_the_cache_offline_and_a_missing_one_fails_fast_naming_the_key(tmp_path: Path) -> None:
+    """``model.base: org/name`` resolves through huggingface_hub's cache with no network at all."""
+    import os
+    import subprocess
+    import sys
+
+    hf_home = tmp_path / "hf"
+    snapshot = hub_cache(hf_home, "acme/minilm-ner", Path(resolve_base("minilm")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HOME": str(hf_home)}
+
+    def resolve(name: str, **extra: str) -> str:
+        out = subprocess.run([sys.executable, "-c", RESOLVE, name], env=env | extra, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        return out.stdout + out.stderr
+
+    assert f"LOADED {snapshot} True" in resolve("acme/minilm-ner", HF_HUB_OFFLINE="1")
+    assert f"LOADED {snapshot} True" in resolve("acme/minilm-ner")  # the cache first: no network asked
+    for extra in ({"HF_HUB_OFFLINE": "1"}, {}):  # offline, and online where the hub cannot be reached
+        out = resolve("acme/not-there", **extra)
+        assert "ERROR" in out and "model.base" in out and "acme/not-there" in out, out
+        assert float(out.split("ERROR ")[1].split("s ")[0]) < 30  # seconds, not a hang

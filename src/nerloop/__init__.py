@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
+# The model hub is reached only for a model.base that names a hub id not yet in the cache (model.resolve_base).
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # keep stage logs to what matters

@@ -120,7 +120,7 @@ def hub_snapshot(repo_id: str) -> str:
                           "HF_HUB_OFFLINE is set: download it once with the network on, or name a local folder")
     try:
         path = snapshot_download(repo_id, allow_patterns=HUB_FILES, etag_timeout=5)
-    except Exception as e:  # noqa: BLE001 - network, auth, missing repo: all end here, named
+    except Exception as e:  # network, auth, a missing repo: each ends here, named
         reason = type(e).__name__ + (f": {str(e).splitlines()[0][:200]}" if str(e) else "")
         raise ParamsError("model.base", f"{repo_id!r} is not in the model-hub cache ({constants.HF_HUB_CACHE}) and "
                           f"could not be downloaded ({reason})") from None
