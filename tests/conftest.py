@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nerloop.formats import read_conll, write_conll
+from nerloop import inbox
+from nerloop.formats import read_conll, write_conll, write_json
 from tiny_model import make_tiny_bert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +63,10 @@ def make_tiny_project(tmp_path: Path) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("scripts/stage.sh", "data/annotations/inbox.json"):
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, project / name)
+    (project / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts/stage.sh", project / "scripts/stage.sh")
+    # the template's empty inbox, never the working tree's: after the demo (or a user's cycles) it holds answers
+    write_json(project / "data/annotations/inbox.json", inbox.EMPTY)
     raw = project / "data" / "raw"
     raw.mkdir(parents=True)
     seed = read_conll(ROOT / "data/raw/seed.conll")[:24]

@@ -273,7 +273,10 @@ def test_a_killed_cycle_is_committed_when_resumed(two_cycles: Path) -> None:
     assert status["interrupted"]["step"] == "commit" and status["next"].startswith("nerloop cycle")
 
     out = run_in(two_cycles, "nerloop", "cycle").stdout
-    assert "resuming the cycle interrupted at step 'commit'" in out
+    assert "resuming the cycle interrupted at step 'commit'" in out and "took over the project lock" in out
+    # the resume finishes and commits cycle 2 only; the next command runs cycle 3
+    assert [s.split(":")[0] for s in subjects(two_cycles)[:2]] == ["nerloop cycle 2", "nerloop cycle 1"]
+    run_in(two_cycles, "nerloop", "cycle")
     assert [s.split(":")[0] for s in subjects(two_cycles)[:3]] == ["nerloop cycle 3", "nerloop cycle 2",
                                                                      "nerloop cycle 1"]
     ledger = (two_cycles / "data/annotations/ledger.jsonl").read_text().splitlines()
@@ -310,5 +313,7 @@ def test_ctrl_c_stops_cleanly_and_the_cycle_resumes(two_cycles: Path) -> None:
     set_params(two_cycles, "train", epochs=2, early_stopping_patience=3)
     out = run_in(two_cycles, "nerloop", "cycle").stdout
     assert "resuming the cycle interrupted at step 'repro'" in out
-    # the interrupted cycle 2 gets its commit, then the next cycle runs and gets its own
+    # the interrupted cycle 2 gets its commit, and only that; the next command runs the next cycle
+    assert subjects(two_cycles)[0].startswith("nerloop cycle 2")
+    run_in(two_cycles, "nerloop", "cycle")
     assert [s.split(":")[0] for s in subjects(two_cycles)[:2]] == ["nerloop cycle 3", "nerloop cycle 2"]

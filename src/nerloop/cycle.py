@@ -158,18 +158,24 @@ def repro() -> None:
     repo.dvc("repro")
 
 
-def run_cycle(send_batch: bool = True) -> list[dict[str, Any]]:
-    """Finish an interrupted cycle if there is one, then run the next. Returns each cycle's summary."""
+def run_cycle(send_batch: bool = True) -> dict[str, Any]:
+    """Run one cycle, or finish an interrupted one (and only that, saying so); returns its summary.
+
+    A cycle interrupted before its batch was sent (step ``repro``) fetches again when resumed, so
+    whatever annotators or the lead fixed meanwhile is seen; one interrupted later only finishes
+    sending, committing and pushing what it already trained.
+    """
     repo.require_project()
     params = load_params()
-    done = []
     unfinished = journal()
     if unfinished:
-        print(f"resuming the cycle interrupted at step {unfinished['step']!r}", flush=True)
-        done.append(_finish(params, send_batch, unfinished["step"]))
+        print(f"resuming the cycle interrupted at step {unfinished['step']!r}: it is finished and committed; "
+              "the next `nerloop cycle` runs a new one", flush=True)
+        if unfinished["step"] == "repro":
+            fetch(params)
+        return _finish(params, send_batch, unfinished["step"])
     fetch(params)
-    done.append(_finish(params, send_batch))
-    return done
+    return _finish(params, send_batch)
 
 
 def finalize() -> dict[str, Any]:

@@ -4,26 +4,33 @@ Kept apart from the loop logic so that ``nerloop.cycle`` reads as the steps of a
 
 * Commands run with this venv's ``bin`` first on PATH (DVC stage commands then find the right
   Python even when the venv is not activated).
-* Ctrl-C: the child (DVC) gets the same SIGINT from the terminal and is given time to stop
-  cleanly; ``subprocess.run`` would SIGKILL it after a quarter of a second, which is what left
-  DVC's lock files empty or stale. DVC ignores SIGINT while a stage runs, so a Ctrl-C that lands
-  just as one stage ends would let it start the next: every stage process it starts during the
-  grace period gets its own SIGINT, and if DVC is still running at the end, it and every process
-  under it are killed (never left training on in the background).
+* Ctrl-C, SIGINT or SIGTERM to nerloop alone: children run in a process group of their own, so
+  the terminal's Ctrl-C reaches nerloop only, and nerloop passes exactly one SIGINT to the whole
+  group (DVC and the stage under it), then gives them time to stop cleanly; ``subprocess.run``
+  would SIGKILL DVC after a quarter of a second, which is what left DVC's lock files empty or
+  stale. DVC ignores SIGINT while a stage runs, so a Ctrl-C that lands just as one stage ends
+  would let it start the next: every stage process it starts during the grace period gets its
+  own SIGINT, and whatever of the group still runs at the end is killed (never left training on
+  in the background). A SIGKILL to nerloop cannot be passed on: the project lock
+  (``nerloop.lock``) finds what it left running.
 * A stale DVC lock (an empty or corrupt ``.dvc/tmp/rwlock``, or one naming only dead processes)
   is cleared when no DVC process runs in this project, and explained when one does.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import IO, TextIO
 
 from nerloop.errors import NerloopError
 
@@ -36,8 +43,38 @@ class CycleInterruptedError(NerloopError):
     """Ctrl-C: the command was stopped; the message says how to resume."""
 
 
+# What DVC prints that is noise under nerloop, line by line: its git hints (nerloop commits for you) and its
+# warning for each output that is empty (an empty ledger or held-back list is normal before the first answers).
+NOISE = re.compile(r"WARNING: '[^']*' is empty\.|To track the changes with git, run:|\tgit add |"
+                   r"To enable auto staging, run:|\tdvc config core\.autostage")
+# After a Ctrl-C, DVC's report that the interrupted stage failed: nerloop's own line says what happened.
+INTERRUPT_NOISE = re.compile(r"ERROR: failed to reproduce ")
+
+
 def _env() -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                NERLOOP_COMMAND="1")
+
+
+def _forward(src: IO[bytes], dst: TextIO, interrupted: threading.Event) -> None:
+    """Copy a child's output as it comes, minus DVC's noise.
+
+    Whole lines are passed on (a line ends at ``\n``, or at ``\r`` for a progress bar's update), so a
+    line is judged whole even when it arrives in two reads.
+    """
+    pending, decoder = "", codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span reads
+    for chunk in iter(lambda: os.read(src.fileno(), 65536), b""):
+        pending += decoder.decode(chunk)
+        cut = max(pending.rfind("\n"), pending.rfind("\r")) + 1
+        ready, pending = pending[:cut], pending[cut:]
+        dst.write("".join(line for line in ready.splitlines(keepends=True) if not _noise(line, interrupted)))
+        dst.flush()
+    dst.write(pending)
+    dst.flush()
+
+
+def _noise(line: str, interrupted: threading.Event) -> bool:
+    return bool(NOISE.match(line) or (interrupted.is_set() and INTERRUPT_NOISE.match(line)))
 
 
 def _shown(cmd: list[str]) -> str:
@@ -52,19 +89,34 @@ def run(cmd: list[str], check: bool = True, quiet: bool = False) -> subprocess.C
     """
     if not quiet:
         print(f"$ {_shown(cmd)}", flush=True)
-    out = subprocess.PIPE if quiet else None
-    with subprocess.Popen(cmd, text=True, env=_env(), stdout=out, stderr=out) as proc:
+    interrupted = threading.Event()
+    with subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          process_group=0) as proc:
+        if quiet:
+            readers: list[threading.Thread] = []
+        else:
+            readers = [threading.Thread(target=_forward, args=(pipe, dst, interrupted), daemon=True)
+                       for pipe, dst in ((proc.stdout, sys.stdout), (proc.stderr, sys.stderr))]
+            for reader in readers:
+                reader.start()
         try:
-            stdout, stderr = proc.communicate()
+            stdout, stderr = proc.communicate() if quiet else (b"", b"")
+            proc.wait()
         except KeyboardInterrupt:
+            interrupted.set()
             _stop_after_ctrl_c(proc)
+            for reader in readers:
+                reader.join(timeout=5)
             raise CycleInterruptedError(f"interrupted during `{_shown(cmd)}`") from None
+        for reader in readers:
+            reader.join()
+    out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
     if proc.returncode in (-signal.SIGINT, 130):
         raise CycleInterruptedError(f"interrupted during `{_shown(cmd)}`")
     if check and proc.returncode != 0:
-        detail = f":\n{(stderr or '').strip()[-2000:]}" if quiet else ""
+        detail = f":\n{err.strip()[-2000:]}" if quiet else ""
         raise NerloopError(f"`{_shown(cmd)}` failed with exit code {proc.returncode}{detail}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out if quiet else None, err if quiet else None)
 
 
 def descendants(pid: int) -> list[int]:
@@ -88,22 +140,36 @@ def _signal(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _stop_after_ctrl_c(proc: subprocess.Popen[str]) -> None:
-    """Let ``proc`` stop on the terminal's SIGINT; interrupt stages it starts meanwhile; kill the rest.
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    Processes alive at the Ctrl-C had the terminal's SIGINT already; each one that appears later
-    gets exactly one (a second would turn a clean exit into a traceback).
+
+def _stop_after_ctrl_c(proc: subprocess.Popen[str]) -> None:
+    """Pass one SIGINT to ``proc``'s process group; interrupt stages it starts meanwhile; kill the rest.
+
+    Each process that appears later gets exactly one SIGINT too (a second would turn a clean exit
+    into a traceback).
     """
-    signalled = set(descendants(proc.pid))
+    signalled = {proc.pid, *descendants(proc.pid)}
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
     deadline = time.monotonic() + INTERRUPT_GRACE_S
-    while proc.poll() is None and time.monotonic() < deadline:
+    while (proc.poll() is None or _group_alive(proc.pid)) and time.monotonic() < deadline:
         late = [pid for pid in descendants(proc.pid) if pid not in signalled]
         _signal(late, signal.SIGINT)
         signalled.update(late)
         with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=0.5)
-    if proc.poll() is None:
-        _signal([*descendants(proc.pid), proc.pid], signal.SIGKILL)
+    if proc.poll() is None or _group_alive(proc.pid):
+        _signal(descendants(proc.pid), signal.SIGKILL)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 

@@ -12,6 +12,8 @@ from nerloop import cycle, held_back, paths, repo
 from nerloop.formats import read_any, read_json, read_records
 from nerloop.labelled import labelled_type_counts
 from nerloop.ledger import Ledger
+from nerloop.lock import describe, orphans
+from nerloop.lock import holder as project_lock_holder
 from nerloop.params import load_params
 
 
@@ -37,8 +39,11 @@ def status() -> dict[str, Any]:
     exported = cycle.load_manifest()["examples"]
     labelled = ledger.ids
     history = read_json(paths.METRICS / "history.json", [])
+    running = project_lock_holder()
     unfinished = cycle.journal()
-    lock = repo.lock_problem()
+    if running is not None:
+        running["step"] = (unfinished or {}).get("step")
+    lock = None if running else repo.lock_problem()
     waiting = sorted(sid for sid in exported if sid not in labelled)
     out: dict[str, Any] = {
         "backend": params.annotation.backend,
@@ -51,7 +56,9 @@ def status() -> dict[str, Any]:
         "f1_change": round(history[-1]["f1"] - history[-2]["f1"], 4) if len(history) > 1 else None,
         "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held_back.load()],
         "entities_per_type": labelled_type_counts(),  # a type at 0 cannot be learnt
-        "interrupted": unfinished,
+        "running": running,  # a nerloop command holds the project now: its step is a live one, not a stop
+        "interrupted": None if running else unfinished,
+        "orphans": orphans() if unfinished and not running else [],  # left running by a killed nerloop
         "dvc_lock_problem": lock,
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
         "forecast": read_json(paths.METRICS / "forecast.json", None),  # written by evaluate: stop or continue
@@ -62,6 +69,13 @@ def status() -> dict[str, Any]:
 
 def next_step(s: dict[str, Any]) -> str:
     """The one command to run next, and why."""
+    if s["running"]:
+        return (f"wait: {describe(s['running'])} is running (`nerloop status` again to follow it); a second "
+                "command now would be refused")
+    if s["orphans"]:
+        pids = " ".join(map(str, s["orphans"]))
+        return (f"wait for pid {pids} (DVC and its stage, left running by a killed nerloop) to end, or `kill {pids}`;"
+                " then: nerloop cycle   # finishes and commits the interrupted cycle")
     if s["interrupted"]:
         return f"nerloop cycle   # finishes and commits the cycle interrupted at step {s['interrupted']['step']!r}"
     if s["dvc_lock_problem"]:
@@ -101,6 +115,9 @@ def render(s: dict[str, Any]) -> str:
     per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
     lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
     lines += forecast_lines(s["forecast"])
+    if s["running"]:
+        step = f", at step {s['running']['step']!r}" if s["running"].get("step") else ""
+        lines.append(f"running:             {describe(s['running'])}{step}")
     if s["interrupted"]:
         lines.append(f"interrupted:         a cycle stopped at step {s['interrupted']['step']!r}")
     if s["dvc_lock_problem"]:

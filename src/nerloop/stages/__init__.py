@@ -6,6 +6,7 @@ Run one with ``python -m nerloop.stages <name>`` (what dvc.yaml does, through sc
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -25,5 +26,11 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {scrub(str(exc))}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
+        interrupted()
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line and exit code 130; none under ``nerloop cycle``, whose own line says it all."""
+    if not os.environ.get("NERLOOP_COMMAND"):
         print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+    sys.exit(130)

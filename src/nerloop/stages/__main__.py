@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from nerloop.stages import INTERRUPTED, run
+from nerloop.stages import interrupted, run
 
 
 def main() -> None:
@@ -19,8 +19,7 @@ def main() -> None:
     try:
         module = importlib.import_module(f"nerloop.stages.{sys.argv[1]}")
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        sys.exit(130)
+        interrupted()
     run(module.main)
 
 
