@@ -167,10 +167,22 @@ def _stop_after_ctrl_c(proc: subprocess.Popen[str]) -> None:
         with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=0.5)
     if proc.poll() is None or _group_alive(proc.pid):
-        _signal(descendants(proc.pid), signal.SIGKILL)
+        left = descendants(proc.pid)
+        _signal(left, signal.SIGKILL)
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        deadline = time.monotonic() + 5.0  # SIGKILL is delivered asynchronously: return once it has been
+        while any(_running(pid) for pid in left) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def dvc(*args: str, quiet: bool = False, check: bool = True) -> subprocess.CompletedProcess[str]:
