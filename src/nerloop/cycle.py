@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nerloop import held_back, inbox, paths, repo
+from nerloop import held_back, inbox, paths, preflight, repo
 from nerloop.formats import read_json, read_records, write_json
 from nerloop.ledger import Ledger
 from nerloop.params import Params, load_params
@@ -167,6 +167,7 @@ def run_cycle(send_batch: bool = True) -> dict[str, Any]:
     """
     repo.require_project()
     params = load_params()
+    preflight.check_inputs(params)  # a missing file or model fails now, not after an hour of training
     unfinished = journal()
     if unfinished:
         print(f"resuming the cycle interrupted at step {unfinished['step']!r}: it is finished and committed; "

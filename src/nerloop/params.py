@@ -114,6 +114,22 @@ class SelectParams(Section):
     rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
     seed: int = 42
 
+    @validator("strategy")  # names checked here, so a typo fails before any training, not at select
+    def _known_strategy(cls, name: str) -> str:  # noqa: N805
+        from nerloop.strategies import STRATEGIES
+
+        if name not in STRATEGIES:
+            raise ValueError(f"{name!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
+        return name
+
+    @validator("measure")
+    def _known_measure(cls, name: str) -> str:  # noqa: N805
+        from nerloop.strategies import MEASURE_NAMES
+
+        if name not in MEASURE_NAMES:
+            raise ValueError(f"{name!r} is not an uncertainty measure; choose one of {', '.join(MEASURE_NAMES)}")
+        return name
+
     @validator("batch_size", pre=True)
     def _batch_schedule(cls, value: Any) -> Any:  # noqa: N805
         """A whole number >= 1, or a non-empty list of them (small batches early, larger ones later)."""
@@ -229,6 +245,13 @@ class Params(Section):
     annotation: AnnotationParams
     final: FinalParams = Field(default_factory=FinalParams)
     forecast: ForecastParams = Field(default_factory=ForecastParams)
+
+    @validator("select")  # declared after score, so score's values are known here
+    def _bald_needs_passes(cls, select: SelectParams, values: dict[str, Any]) -> SelectParams:  # noqa: N805
+        score = values.get("score")
+        if select.measure == "bald" and score is not None and score.mc_dropout_passes == 0:
+            raise ValueError("measure 'bald' needs score.mc_dropout_passes > 0 (e.g. 10)")
+        return select
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

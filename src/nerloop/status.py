@@ -50,6 +50,7 @@ def status() -> dict[str, Any]:
         "cycle": ledger.cycle,
         "labelled_sentences": len(seed) + len(ledger.entries),
         "seed_sentences": len(seed),
+        "seed_sentences_in_gold": read_json(paths.METRICS / "prepare.json", {}).get("seed_sentences_in_gold", 0),
         "waiting_for_annotation": len(waiting),
         "pool_left": sum(r.id not in labelled and r.id not in exported for r in pool),
         "last_f1": history[-1]["f1"] if history else None,
@@ -100,7 +101,9 @@ def render(s: dict[str, Any]) -> str:
     lines = [
         f"backend:             {s['backend']}",
         f"cycle:               {s['cycle']}",
-        f"labelled sentences:  {s['labelled_sentences']} ({s['seed_sentences']} seed)",
+        f"labelled sentences:  {s['labelled_sentences']} ({s['seed_sentences']} seed"
+        + (f"; {s['seed_sentences_in_gold']} more seed sentences are in the gold set and left out"
+           if s["seed_sentences_in_gold"] else "") + ")",
         f"waiting:             {s['waiting_for_annotation']} sent to annotators, not yet imported",
         f"pool left:           {s['pool_left']} sentences never selected",
         f"gold F1:             {f1}",

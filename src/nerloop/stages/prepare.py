@@ -80,7 +80,13 @@ def main() -> None:
         log.info("label set inferred from seed and gold: %s", labels)
 
     gold, gold_dups = dedupe(gold)
-    seed, seed_dups = dedupe(seed, exclude={r.id for r in gold})
+    gold_ids = {r.id for r in gold}
+    in_gold = [r for r in seed if r.id in gold_ids]
+    if in_gold:  # gold wins (it must stay untrained on), but the seed set shrinks: say so
+        log.warning("%d seed sentence(s) are also in the gold set (%s) and are left out of the seed set, e.g. %s "
+                    "(%s): take them out of one of the two files to silence this", len(in_gold), p.gold,
+                    in_gold[0].source or in_gold[0].id, " ".join(in_gold[0].tokens)[:80])
+    seed, seed_dups = dedupe(seed, exclude=gold_ids)
     pool, pool_dropped = dedupe(pool, exclude={r.id for r in gold} | {r.id for r in seed})
 
     check_usable(seed, pool, p)
@@ -97,6 +103,7 @@ def main() -> None:
         "gold_sentences": len(gold),
         "dropped_gold_duplicates": gold_dups,
         "dropped_seed_duplicates_or_in_gold": seed_dups,
+        "seed_sentences_in_gold": len(in_gold),
         "dropped_pool_duplicates_or_labelled": pool_dropped,
     }
     write_json(paths.METRICS / "prepare.json", stats)
