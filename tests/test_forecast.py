@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from nerloop.forecast import PowerLaw, fit_power_law, forecast, seconds_per_sentence, to_target, weights
+from nerloop.forecast import (
+    PowerLaw,
+    fit_power_law,
+    forecast,
+    seconds_per_sentence,
+    to_target,
+    verdict,
+    weights,
+)
 
 TRUE = PowerLaw(a=0.85, b=0.35, c=0.6, scale=200.0)
 X = np.array([200, 400, 600, 800, 1000, 1200], dtype=float)
@@ -70,11 +78,20 @@ def test_to_target_reachable_and_not() -> None:
     assert ok["needed"] == pytest.approx(TRUE.n_for(0.8), rel=0.01) and ok["more"] == ok["needed"] - 1200
     assert ok["needed_low"] <= ok["needed"] <= ok["needed_high"]
     ceiling = to_target(fc, 0.9, now=1200, capacity=10_000)  # above the asymptote 0.85
-    assert not ceiling["reachable"] and "not reachable with this model" in ceiling["why"]
+    assert ceiling["reachable"] is False and ceiling["why"].startswith("not reachable: the fitted ceiling is F1 0.85")
     assert ceiling["needed"] is None and ceiling["ceiling"] == pytest.approx(0.85, abs=0.01)
     pool = to_target(fc, 0.8, now=1200, capacity=1500)  # reachable only past the pool's end
-    assert not pool["reachable"] and "not reachable with this pool" in pool["why"]
+    assert pool["reachable"] is False and "the pool and seed hold 1,500" in pool["why"]
     assert to_target(fc, 0.5, now=1200, capacity=1500)["more"] == 0  # already there
+
+
+def test_three_noisy_points_cannot_rule_a_target_out() -> None:
+    """The README demo's curve (0.698, 0.665, 0.691): its fitted ceiling is below 0.75, its band is not."""
+    demo = forecast([200.0, 300.0, 400.0], [0.698, 0.665, 0.691], noise=0.01, resamples=200, seed=42)
+    out = to_target(demo, 0.75, now=400, capacity=5000)
+    assert out["reachable"] is None and out["why"].startswith("too early to tell: the fitted ceiling is F1 0.7")
+    assert "but the 90% band reaches it at" in out["why"]
+    assert verdict(out, 0.75).startswith("F1 0.750: too early to tell")
 
 
 def test_fit_refuses_too_few_points() -> None:

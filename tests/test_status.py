@@ -47,7 +47,7 @@ def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> Non
          "kappa": 0.97, "stable_cycles": 0, "kappa_threshold": 0.99, "window": 3, "gain_per_100_sentences": 1.234,
          "hours_more": 4.2, "seconds_per_sentence": 12.5,
          "sentences": {"needed": 1800, "needed_low": 1500, "needed_high": None, "ceiling": 0.8, "ceiling_low": 0.74,
-                       "ceiling_high": 0.9, "capacity": 3200}}
+                       "ceiling_high": 0.9, "capacity": 3200, "reachable": True, "why": None}}
     assert forecast_lines(None) == []
     assert forecast_lines(f) == [
         "stop or continue:    continue: about 1,200 more sentences to F1 0.750 (cycle 3)",
@@ -59,7 +59,8 @@ def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> Non
     f["sentences"]["needed_high"] = 5000  # more than seed and pool hold
     assert "(90% band 1,500-beyond the pool)" in forecast_lines(f)[1]
     f.update(kappa=None, gain_per_100_sentences=None, hours_more=None)
-    f["sentences"]["needed"] = None
+    f["sentences"].update(needed=None, reachable=None, why="too early to tell: the fitted ceiling is F1 0.700, below "
+                          "the target 0.750, but the 90% band reaches it at 2,300 sentences")
     lines = forecast_lines(f)
-    assert lines[1].startswith("forecast:            F1 0.750 never reached (the fitted ceiling is below it);")
+    assert lines[1].startswith("forecast:            F1 0.750 - too early to tell: the fitted ceiling is F1 0.700")
     assert lines[2] == "stop-set kappa:      not yet (needs two cycles) (stop at >= 0.99 for 3 cycles: 0 so far)"

@@ -60,7 +60,7 @@ def test_decision() -> None:
         ("stop", "gold F1 0.810 has reached the target 0.800")
     assert decide(fires=False, last_f1=0.6, target=0.8, budget=budget) == \
         ("continue", "about 1,234 more sentences to F1 0.800")
-    far = {"reachable": False, "more": None, "why": "not reachable with this pool: ..."}
+    far = {"reachable": False, "more": None, "why": "not reachable: the fit needs about 9,000 sentences, ..."}
     assert decide(fires=False, last_f1=0.6, target=0.8, budget=far)[1].startswith(
-        "F1 0.800 is not reachable with this pool")
+        "F1 0.800: not reachable: the fit needs about 9,000")
     assert decide(fires=False, last_f1=0.6, target=0.8, budget=None)[1] == "too few cycles for a forecast yet"

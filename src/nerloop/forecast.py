@@ -173,15 +173,30 @@ def to_target(fc: Forecast, target: float, now: float, capacity: float) -> dict[
         "more": _round(max(need - now, 0.0)), "capacity": _round(capacity),
         "chance_reachable": round(sum(law.n_for(target) <= capacity for law in fc.laws) / len(fc.laws), 3),
     }
-    if math.isinf(need):
-        out.update(reachable=False, why=f"not reachable with this model: the fitted ceiling is F1 {fc.law.a:.3f}, "
-                                        f"below the target {target:.3f}")
-    elif need > capacity:
-        out.update(reachable=False, why=f"not reachable with this pool: needs about {need:,.0f}, the pool and seed "
-                                        f"hold {capacity:,.0f}")
-    else:
-        out.update(reachable=True, why=None)
+    out.update(reachable=True, why=None)
+    if math.isinf(need) or need > capacity:
+        # three noisy points cannot rule a target out: "not reachable" only when even the band's optimistic
+        # edge misses it; otherwise it is too early to tell (reachable None)
+        hopeless = math.isinf(low) or low > capacity
+        if math.isinf(need):
+            why = f"the fitted ceiling is F1 {fc.law.a:.3f}, below the target {target:.3f}"
+        else:
+            why = f"the fit needs about {need:,.0f} sentences, the pool and seed hold {capacity:,.0f}"
+        if hopeless:
+            out.update(reachable=False, why=f"not reachable: {why}, and so is the 90% band's optimistic edge")
+        else:
+            optimistic = f"{low:,.0f} sentences" if low <= capacity else "beyond the pool"
+            out.update(reachable=None, why=f"too early to tell: {why}, but the 90% band reaches it at {optimistic}")
     return out
+
+
+def verdict(budget: dict[str, Any] | None, target: float) -> str:
+    """The forecast's word on the target, the same in status, the card and the plot's legend."""
+    if budget is None:
+        return "too few cycles for a forecast yet"
+    if budget["reachable"]:
+        return f"F1 {target:.3f} at about {budget['needed']:,} labelled sentences"
+    return f"F1 {target:.3f}: {budget['why']}"
 
 
 def seconds_per_sentence(annotation: dict[str, Any]) -> float | None:

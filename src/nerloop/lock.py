@@ -68,6 +68,9 @@ def orphans(root: Path = Path(".")) -> list[int]:
 def project_lock(command: str) -> Iterator[None]:
     """Hold the project for ``command``; fail at once, naming the holder, when another command has it."""
     LOCK.parent.mkdir(exist_ok=True)
+    ignore = LOCK.parent / ".gitignore"
+    if not ignore.exists():  # the folder is this machine's state, never versioned, whatever .gitignore says
+        ignore.write_text("*\n", encoding="utf-8")
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

@@ -46,7 +46,7 @@ def per_type_f1(per_type: dict[str, dict[str, float]], path: str | Path) -> None
 
 
 def forecast(history: list[dict[str, Any]], fits: dict[str, Any], capacity: dict[str, int], target: float,
-             path: str | Path) -> None:
+             path: str | Path, verdict: str = "") -> None:
     """Observed gold F1, the fitted inverse power law and its 90% band, against sentences and tokens.
 
     ``fits`` maps "sentences" / "tokens" to a ``nerloop.forecast.Forecast`` (absent before three
@@ -56,7 +56,8 @@ def forecast(history: list[dict[str, Any]], fits: dict[str, Any], capacity: dict
     for ax, unit in zip(axes, ("sentences", "tokens"), strict=True):
         xs = [h[f"labelled_{unit}"] for h in history]
         ax.plot(xs, [h["f1"] for h in history], "o", color="black", label="gold F1")
-        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.2f}")
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1,
+                   label=f"target {target:.2f}" + (f"\n({verdict})" if verdict else ""))
         fc = fits.get(unit)
         if fc is None:
             ax.text(0.5, 0.5, "a forecast needs 3 cycles", transform=ax.transAxes, ha="center")

@@ -139,8 +139,8 @@ def forecast_lines(f: dict[str, Any] | None) -> list[str]:
     lines = [f"stop or continue:    {f['decision']}: {f['why']} (cycle {f['cycle']})"]
     b = f["sentences"]
     if b is not None:
-        if b["needed"] is None:
-            need = "never reached (the fitted ceiling is below it)"
+        if b["reachable"] is not True:
+            need = f"- {b['why']}"
         else:
             low, high = ("never" if v is None else "beyond the pool" if v > b["capacity"] else f"{v:,}"
                          for v in (b["needed_low"], b["needed_high"]))

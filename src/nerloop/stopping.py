@@ -101,4 +101,4 @@ def decide(*, fires: bool, last_f1: float, target: float, budget: dict[str, Any]
         return "continue", "too few cycles for a forecast yet"
     if budget["reachable"]:
         return "continue", f"about {budget['more']:,} more sentences to F1 {target:.3f}"
-    return "continue", f"F1 {target:.3f} is {budget['why']}; stop when predictions stabilise"
+    return "continue", f"F1 {target:.3f}: {budget['why']}; stop when predictions stabilise"

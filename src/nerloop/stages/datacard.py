@@ -444,7 +444,8 @@ def stopping_section(forecast: dict[str, Any], history: list[dict[str, Any]]) ->
         text += (f" A weighted inverse power law (Figueroa et al., 2012) fitted to the learning curve puts the F1 "
                  f"ceiling of this model and source at {b['ceiling']:.3f} (90% band {b['ceiling_low']:.3f}-"
                  f"{b['ceiling_high']:.3f}); the target F1 {f['target_f1']:.3f} "
-                 + (f"needed about {b['needed']:,} labelled sentences." if b["reachable"] else "was out of reach."))
+                 + (f"needed about {b['needed']:,} labelled sentences." if b["reachable"] else
+                    f"was {b['why']}."))
     rows = [[h["cycle"], h["labelled_sentences"], h["f1"], h.get("stop_kappa")] for h in history]
     with_kappa = any(r[3] is not None for r in rows)
     return text, _table(["cycle", "labelled sentences", "gold F1", "stop-set kappa"], rows if with_kappa else [])

@@ -124,7 +124,8 @@ def forecast_report(
         rows = [{"labelled_sentences": n, "forecast": round(float(f), 4), "low": round(float(lo), 4),
                  "high": round(float(hi), 4)} for n, f, lo, hi in zip(grid, fits["sentences"].law(grid), low, high,
                                                                        strict=True)]
-    plots.forecast(history, fits, capacity, fp.target_f1, paths.METRICS / "forecast.png")
+    plots.forecast(history, fits, capacity, fp.target_f1, paths.METRICS / "forecast.png",
+                   forecast.verdict(budgets["sentences"], fp.target_f1))
     return report, rows
 
 
