@@ -139,12 +139,18 @@ def test_card_states_tokenisation_and_held_back_sentences(tmp_path):
     text = str(build_card(params, **inputs(include_gold=True)))
     assert "every part of the data is tokenised as given in its `tokens`" not in text
     assert "seed sentences are tokenised as given in the file (CoNLL)" in text
-    assert "No exported sentence was held back" in text
+    assert "No annotated sentence was held back at import" in text
     params.data.pool, params.data.tokenizer = "data/raw/tweets.txt", "social"
     held = [{"id": "a" * 16, "reason": "no gold answer", "cycle": 1, "text": "@ada #x", "source": "p.txt:1"}]
-    text = str(build_card(params, **inputs(include_gold=True), held=held))
+    data = inputs(include_gold=True)
+    data["annotation"] = {**data["annotation"], "waiting": 3}
+    text = str(build_card(params, **data, held=held, outbox=100))
     assert "actively selected (pool) sentences by nerloop's `social` tokeniser (plain text)" in text
-    assert "1 exported sentence(s) were held back" in text and "data/annotations/held_back.jsonl" in text
+    assert "1 annotated sentence(s) were held back at the last import" in text
+    assert "data/annotations/held_back.jsonl" in text
+    # the batch out with annotators is not "held back": it is waiting, and counted apart
+    assert "103 sentence(s) sent or about to be sent for annotation are waiting for annotators" in text
+    assert "(3 sent before this cycle, 100 in this cycle's batch)" in text
     params.data.seed = params.data.gold = "data/raw/all.txt"
     assert "every part of the data is tokenised by nerloop's `social`" in str(build_card(params, **inputs(True)))
 

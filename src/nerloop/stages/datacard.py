@@ -398,15 +398,22 @@ def tokenisation_text(data: DataParams) -> str:
             "A model trained on this data sees both conventions.")
 
 
-def held_back_text(held: list[dict[str, Any]]) -> str:
-    """The card's line on exported sentences that never made it into the dataset."""
+def held_back_text(held: list[dict[str, Any]], waiting: int, outbox: int) -> str:
+    """The card's line on sentences sent (or about to be sent) for annotation that are not in the data.
+
+    Two different things: sentences still with the annotators (normal: the last batch is always
+    out), and sentences held back at import because something was wrong with them.
+    """
+    out = (f"{waiting + outbox} sentence(s) sent or about to be sent for annotation are waiting for annotators and "
+           f"are not in this dataset yet ({waiting} sent before this cycle, {outbox} in this cycle's batch). "
+           if waiting + outbox else "No sentence is waiting for annotators. ")
     if not held:
-        return "No exported sentence was held back: every sentence sent for annotation is in the data."
+        return out + "No annotated sentence was held back at import."
     ids = [h for h in held if h.get("id")]
-    return (f"{len(held)} exported sentence(s) were held back at the last import and are **not** in this dataset "
-            f"({len(ids)} tied to a sentence), each listed with its text and the reason in "
-            "`data/annotations/held_back.jsonl` of the project; held-back sentences can skew the selection "
-            "(e.g. if they share a feature such as hashtags or a tokenisation problem).")
+    return out + (f"{len(held)} annotated sentence(s) were held back at the last import and are **not** in this "
+                  f"dataset ({len(ids)} tied to a sentence), each listed with its text and the reason in "
+                  "`data/annotations/held_back.jsonl` of the project; held-back sentences can skew the selection "
+                  "(e.g. if they share a feature such as hashtags or a tokenisation problem).")
 
 
 def example_row(final_dir: Path) -> str:
@@ -466,6 +473,7 @@ def build_card(
     figure: str | None = FIGURE,
     example: str = "{}",
     held: list[dict[str, Any]] | None = None,
+    outbox: int = 0,
 ) -> DatasetCard:
     """Render the card from the stages' outputs (already read from disk)."""
     p = params.final
@@ -575,7 +583,8 @@ def build_card(
         surface_table=_table(["string", "mentions", "types", "what was done"], surface_rows),
         evaluation_text=evaluation_text,
         evaluation_table=evaluation_table,
-        limitations=[*limitations(params, stats, history), held_back_text(held or [])],
+        limitations=[*limitations(params, stats, history),
+                     held_back_text(held or [], int(annotation.get("waiting", 0)), outbox)],
         attribution=attribution,
     )
 
@@ -598,7 +607,8 @@ def main() -> None:
         shutil.copyfile(SOURCE_FIGURE, paths.FINAL / FIGURE)
         figure = FIGURE
     held = [asdict(h) for h in held_back.load()]
-    card = build_card(params, **inputs, figure=figure, example=example_row(paths.FINAL), held=held)
+    outbox = len(paths.OUTBOX.read_text(encoding="utf-8").splitlines()) if paths.OUTBOX.exists() else 0
+    card = build_card(params, **inputs, figure=figure, example=example_row(paths.FINAL), held=held, outbox=outbox)
     with atomic_write(CARD) as fh:
         fh.write(str(card))
     print(f"dataset card written to {CARD}")
