@@ -10,6 +10,7 @@ import pytest
 
 from nerloop.errors import ParamsError
 from nerloop.model import (
+    SHAPES,
     class_weights,
     encode,
     fit,
@@ -22,6 +23,7 @@ from nerloop.model import (
     seqeval_scores,
     split_validation,
     train,
+    word_shape,
 )
 from nerloop.params import ModelParams, TrainParams
 from nerloop.records import Record
@@ -209,3 +211,30 @@ def test_a_hub_id_loads_from_the_cache_offline_and_a_missing_one_fails_fast_nami
         out = resolve("acme/not-there", **extra)
         assert "ERROR" in out and "model.base" in out and "acme/not-there" in out, out
         assert float(out.split("ERROR ")[1].split("s ")[0]) < 30  # seconds, not a hang
+
+
+def test_word_shape_classes() -> None:
+    shapes = [SHAPES[word_shape(w)] for w in ("paris", "Paris", "EU", "I", "iPhone", "1996", "B2B", ",", "-")]
+    assert shapes == ["lower or none", "Title", "UPPER", "Title", "miXed", "has a digit", "has a digit",
+                      "punctuation", "punctuation"]
+
+
+def test_word_shape_lets_an_uncased_model_tell_paris_from_paris(tiny: Path, tmp_path: Path) -> None:
+    """model.word_shape: the case an uncased tokenizer drops reaches the model, and survives save and load."""
+    cased = [Record.from_tokens(["Aspirin", "causes", "ULCERS", "."], ["B-CHEM", "O", "B-DIS", "O"])] * 6
+    mp = ModelParams(base=str(tiny), max_length=32, word_shape=True)
+    train(cased, cased[:2], LABELS, mp, TrainParams(epochs=2, batch_size=4), tmp_path / "m")
+    model, tok, labels = load_model(tmp_path / "m")
+    assert model.config.nerloop_word_shape and model.config.type_vocab_size == len(SHAPES)
+    upper, lower = (Record.from_tokens(["Aspirin", "causes", "ULCERS"]), Record.from_tokens(["aspirin", "causes",
+                                                                                            "ulcers"]))
+    assert encode([upper], tok, 32)[0]["input_ids"] == encode([lower], tok, 32)[0]["input_ids"]  # uncased
+    preds = dict(predict(model, tok, labels, [upper, lower], progress=False))
+    assert not np.allclose(preds[0].probs, preds[1].probs)  # the shape tells them apart
+    # without the option the model is as before: two token types, the same output for both spellings
+    train(cased, cased[:2], LABELS, ModelParams(base=str(tiny), max_length=32), TrainParams(epochs=1, batch_size=4),
+          tmp_path / "plain")
+    plain, tok, labels = load_model(tmp_path / "plain")
+    assert plain.config.type_vocab_size == 2 and not getattr(plain.config, "nerloop_word_shape", False)
+    preds = dict(predict(plain, tok, labels, [upper, lower], progress=False))
+    assert np.allclose(preds[0].probs, preds[1].probs)

@@ -129,6 +129,49 @@ def hub_snapshot(repo_id: str) -> str:
     return path
 
 
+SHAPES = ("lower or none", "Title", "UPPER", "miXed", "has a digit", "punctuation")  # word shape -> its index
+
+
+def word_shape(word: str) -> int:
+    """The case pattern of a word, which an uncased encoder cannot see: an index into ``SHAPES``."""
+    if any(c.isdigit() for c in word):
+        return 4
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 5 if word else 0
+    if all(c.islower() for c in letters):
+        return 0
+    if all(c.isupper() for c in letters):
+        return 2 if len(letters) > 1 else 1  # "I", "A": one capital reads as Title
+    return 1 if letters[0].isupper() and all(c.islower() for c in letters[1:]) else 3
+
+
+def add_word_shape(model: PreTrainedModel) -> None:
+    """Give the encoder one token-type embedding per word shape (``model.word_shape``).
+
+    BERT-style encoders add a token-type embedding to every input position; an uncased one lower-
+    cases its input, so "Paris" and "paris" reach it alike. Here the token-type table grows to one
+    row per shape, every row a copy of the pretrained row 0: at the start the model is exactly the
+    pretrained one, and training learns what each shape adds. The model stays a plain transformers
+    checkpoint (``type_vocab_size`` grows, ``nerloop_word_shape`` marks it), saved and loaded as usual.
+    """
+    embeddings = getattr(model.base_model, "embeddings", None)
+    table = getattr(embeddings, "token_type_embeddings", None)
+    if not isinstance(table, torch.nn.Embedding):
+        raise ParamsError("model.word_shape", f"{type(model.base_model).__name__} has no token-type embeddings to "
+                          "carry the word shape; set model.word_shape: false for this encoder")
+    grown = torch.nn.Embedding(len(SHAPES), table.embedding_dim)
+    with torch.no_grad():
+        grown.weight.copy_(table.weight[0].expand(len(SHAPES), -1))
+    embeddings.token_type_embeddings = grown
+    model.config.type_vocab_size = len(SHAPES)
+    model.config.nerloop_word_shape = True
+
+
+def uses_word_shape(model: PreTrainedModel) -> bool:
+    return bool(getattr(model.config, "nerloop_word_shape", False))
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     tok = AutoTokenizer.from_pretrained(str(path))
     if not tok.is_fast:
@@ -141,8 +184,12 @@ def encode(
     tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     label2id: dict[str, int] | None = None,
+    shapes: bool = False,
 ) -> list[dict[str, Any]]:
     """Tokenise words and align labels to the first subword of each word.
+
+    With ``shapes`` every subword's token type is its word's shape (``word_shape``; 0 for [CLS],
+    [SEP] and padding), for a model made with ``add_word_shape``.
 
     Sentences longer than ``max_length`` subwords are truncated, with a warning that
     names the sentence: the words cut off are not trained on and are predicted as O.
@@ -157,6 +204,9 @@ def encode(
         if kept_words < len(rec.tokens):
             truncated.append(f"{rec.source or rec.id} ({len(rec.tokens) - kept_words} of {len(rec.tokens)} words)")
         feat = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "first": first}
+        if shapes:
+            word_shapes = [word_shape(w) for w in rec.tokens]
+            feat["token_type_ids"] = [0 if w is None else word_shapes[w] for w in word_ids]
         if label2id is not None and rec.tags is not None:
             labels = [-100] * len(word_ids)
             for j in first:
@@ -265,7 +315,8 @@ def predict(
     Batches are formed over sentences sorted by length, so padding is minimal; results
     stream out so a caller can write them to disk without holding a 100k pool in memory.
     """
-    features = encode(records, tokenizer, max_length)
+    features = encode(records, tokenizer, max_length, shapes=uses_word_shape(model))
+    inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in features[0]] if features else []
     order = sorted(range(len(records)), key=lambda i: len(features[i]["input_ids"]))
     collator = DataCollatorForTokenClassification(tokenizer)
     dev = next(model.parameters()).device
@@ -274,7 +325,7 @@ def predict(
     bar = tqdm(total=len(records), desc="predict", unit="sent", disable=not progress)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        batch = collator([{k: features[i][k] for k in ("input_ids", "attention_mask")} for i in idx])
+        batch = collator([{k: features[i][k] for k in inputs} for i in idx])
         batch = {k: v.to(dev) for k, v in batch.items()}
         with torch.inference_mode(), autocast():
             model.eval()
@@ -370,8 +421,10 @@ def train(
         base_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
         ignore_mismatched_sizes=True,  # a base that is itself a tagger brings another head: start it afresh
     )
-    train_features = encode(train_records, tokenizer, model_params.max_length, label2id)
-    val_features = encode(val_records, tokenizer, model_params.max_length, label2id)
+    if model_params.word_shape:
+        add_word_shape(model)
+    train_features = encode(train_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
+    val_features = encode(val_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
     for f in train_features + val_features:
         f.pop("first")
 
@@ -467,6 +520,7 @@ def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str,
     return {
         "base": model_params.base,
         "max_length": model_params.max_length,
+        "word_shape": model_params.word_shape,
         **{k: getattr(train_params, k) for k in (
             "learning_rate", "epochs", "batch_size", "validation_share", "early_stopping_patience",
             "weight_decay", "warmup_ratio", "class_weighting")},
