@@ -459,7 +459,7 @@ def test_disagreements_are_resolved_in_the_review_project(
     assert d["spans"]["bob"] == "Alice1 Smith/ORG · Paris/LOC" and "Acme Corp/ORG" in d["spans"]["alice"]
     review = lead.project(be.project_name("review"))
     (rid,) = lead.examples(review).values()
-    assert any(f"example {rid}" in p and "review" in p for p in first.problems)
+    assert any(f"example {rid}" in p and "review" in p and p.endswith("and mark it done") for p in first.problems)
     meta = lead.c.find_example_by_id(review, rid).meta
     assert meta["version_bob"] == d["spans"]["bob"] and meta["version_alice"] == d["spans"]["alice"]
     assert [s[:3] for s in lead.spans(review, rid)] == [pre[1]]  # only the span both agree on: Paris/LOC

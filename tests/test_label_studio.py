@@ -357,6 +357,10 @@ def test_round_trip_two_annotators_predictions_qc_and_kappa(
     assert m["qc_examples"] == 3 and m["disagreements"] == 1 and 0 < m["kappa"] < 1 and 0 < m["entity_f1"] < 1
     assert m["annotators"]["alice"]["1"]["sentences"] == len(seen["alice"])
     assert any("resolve it in project" in p and be.project_name("review") in p for p in res.problems)
+    # in Label Studio's own words: tasks and Submit, not Doccano's examples and "mark it done"
+    (told,) = [p for p in res.problems if "resolve it in project" in p]
+    assert ", task " in told and told.endswith("(both versions are shown below the text), and press Submit")
+    assert "example" not in told and "mark it done" not in told
     ledger.append(res.done)
     print(f"\nround trip of 6 sentences (3 QC) to 2 annotators: export {export_s:.2f} s, import {fetch_s:.2f} s; "
           f"kappa {m['kappa']}, entity F1 {m['entity_f1']}")

@@ -61,6 +61,11 @@ class DecisionMixin:
 
     SOURCE_KEY: str  # where a ledger record keeps its source: record.meta[SOURCE_KEY]["project"]
     params: Any  # a TeamParams (disagreement_policy, break_s)
+    # the tool's own words in messages to the lead: what an item is called, how it is finished, where the
+    # two versions of a disagreement are shown
+    ITEM = "example"
+    FINISH = "mark it done"
+    VERSIONS_SHOWN = "both versions are in its metadata"
 
     # The backend also supplies project_name(who), _annotation(version, annotators, pre_tags, revision)
     # and _send_to_review(sid, version_a, version_b) -> the review example's id. (No stubs here: a stub
@@ -76,9 +81,9 @@ class DecisionMixin:
         if v is None:
             if project:
                 result.problems.append(
-                    f"sentence {sid}: imported from project {project!r} (example {source.get('example')}), which "
-                    "no longer has it marked done; a change there is imported once it is marked done again "
-                    "(until then the imported version stays)"
+                    f"sentence {sid}: imported from project {project!r} ({self.ITEM} "
+                    f"{source.get(self.ITEM, source.get('example'))}), which no longer has it finished; a change there "
+                    f"is imported once you {self.FINISH} again (until then the imported version stays)"
                 )
             return
         if v.tags == entry["record"]["tags"]:
@@ -115,7 +120,8 @@ class DecisionMixin:
             "examples": {a: mine[a].example.example_id, b: mine[b].example.example_id},
             "spans": {u: readable(ex.text, offsets, mine[u].tags or []) for u in (a, b)},
         })
-        where = f"sentence {sid} ({a}: example {mine[a].example.example_id}, {b}: example {mine[b].example.example_id})"
+        where = (f"sentence {sid} ({a}: {self.ITEM} {mine[a].example.example_id}, {b}: {self.ITEM} "
+                 f"{mine[b].example.example_id})")
         if self.params.disagreement_policy == "hold":
             result.problems.append(
                 f"{where}: {a} and {b} disagree; held back (disagreement_policy: hold). Make both versions match in "
@@ -130,8 +136,8 @@ class DecisionMixin:
             return self._annotation(v, [a, b, v.confirmed_by], self._agreed(mine[a].tags, mine[b].tags))
         eid = review_ours[sid].example_id if sid in review_ours else self._send_to_review(sid, mine[a], mine[b])
         result.problems.append(
-            f"{where}: {a} and {b} disagree; resolve it in project {self.project_name(plan.REVIEW_SUFFIX)!r}, example "
-            f"{eid} (both versions are in its metadata), and mark it done"
+            f"{where}: {a} and {b} disagree; resolve it in project {self.project_name(plan.REVIEW_SUFFIX)!r}, "
+            f"{self.ITEM} {eid} ({self.VERSIONS_SHOWN}), and {self.FINISH}"
         )
         return None
 

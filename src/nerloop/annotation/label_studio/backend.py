@@ -84,6 +84,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
 
     name = "label_studio"
     SOURCE_KEY = "label_studio"  # record.meta["label_studio"]: project, task, annotation, completed_by, ...
+    ITEM, FINISH, VERSIONS_SHOWN = "task", "press Submit", "both versions are shown below the text"
 
     def __init__(self, params: LabelStudioParams, labels: Iterable[str], *, home: Path = DEFAULT_HOME,
                  creds: tuple[str, str] | None = None) -> None:
