@@ -178,3 +178,14 @@ def test_card_says_how_the_stopping_decision_was_made(tmp_path):
     assert "Decision recorded then: **continue** (about 180 more sentences to F1 0.800)" in text
     assert "+16.67 points per 100 labelled sentences" in text and "needed about 260 labelled sentences" in text
     assert "| 0 | 20 | 0.500 | – |" in text and "| 2 | 80 | 0.700 | 0.995 |" in text
+
+
+def test_card_records_each_cycles_selection_and_scoring_as_they_were() -> None:
+    """A score.subsample changed mid-run shows in the card, per cycle, not only the values at the end."""
+    data = inputs(include_gold=True)
+    sel = {"strategy": "hybrid", "measure": "mnlp", "alpha": 0.7, "k": 20, "batch_size": 30, "token_budget": None}
+    data["history"][1]["selection"] = {**sel, "score": {"scored": 4000, "subsample": 4000, "mc_dropout_passes": 0}}
+    data["history"][2]["selection"] = {**sel, "score": {"scored": 9970, "subsample": 0, "mc_dropout_passes": 0}}
+    text = str(build_card(make_params(), **data))
+    assert "| pool sentences scored |" in text
+    assert "4,000 (subsample) |" in text and "9,970 (all) |" in text

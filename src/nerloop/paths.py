@@ -17,6 +17,7 @@ MODEL = Path("models/current")
 SCORES = Path("data/scores")
 SCORES_FILE = SCORES / "scores.parquet"  # one row per pool sentence: measures, pre-annotation
 EMBEDDINGS_FILE = SCORES / "embeddings.npy"  # sentence embeddings, row-aligned with SCORES_FILE
+SCORE_SETTINGS = SCORES / "settings.json"  # how much of the pool was scored, and how: recorded with each batch
 SELECTION = Path("data/selection")
 BATCH = SELECTION / "batch.jsonl"
 OUTBOX = Path("data/export/outbox.jsonl")  # written by stage export, sent by `nerloop cycle`

@@ -398,6 +398,13 @@ def tokenisation_text(data: DataParams) -> str:
             "A model trained on this data sees both conventions.")
 
 
+def scored_text(score: dict[str, Any] | None) -> str:
+    """How much of the pool a cycle's batch was chosen from (``score.subsample``), as recorded then."""
+    if not score:
+        return "not recorded"
+    return f"{score['scored']:,} (all)" if not score["subsample"] else f"{score['scored']:,} (subsample)"
+
+
 def held_back_text(held: list[dict[str, Any]], waiting: int, outbox: int) -> str:
     """The card's line on sentences sent (or about to be sent) for annotation that are not in the data.
 
@@ -517,9 +524,9 @@ def build_card(
     select_table = _table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in sel.items()])
     per_cycle = [(h["cycle"], h["selection"]) for h in history if h.get("selection")]
     per_cycle_table = _table(
-        ["cycle", "strategy", "measure", "alpha", "k", "batch size", "token budget"],
-        [[c, f"`{x['strategy']}`", f"`{x['measure']}`", x["alpha"], x["k"], x["batch_size"], x["token_budget"]]
-         for c, x in per_cycle],
+        ["cycle", "strategy", "measure", "alpha", "k", "batch size", "token budget", "pool sentences scored"],
+        [[c, f"`{x['strategy']}`", f"`{x['measure']}`", x["alpha"], x["k"], x["batch_size"], x["token_budget"],
+          scored_text(x.get("score"))] for c, x in per_cycle],
     ) if per_cycle else None
     strategy_text = (
         "How each cycle's batch was chosen (recorded with its annotations), then the `select` settings in "

@@ -153,6 +153,9 @@ def main() -> None:
     else:
         results = score_local(pool, paths.MODEL, params)
     write_scores(len(pool), dim, sp.mc_dropout_passes > 0, results)
+    # travels with the batch into the ledger (select), so the dataset card knows each cycle's scoring
+    write_json(paths.SCORE_SETTINGS, {"scored": len(pool), "subsample": sp.subsample,
+                                      "mc_dropout_passes": sp.mc_dropout_passes})
     write_json(paths.METRICS / "score.json", {"scored_sentences": len(pool), "excluded": len(excluded)})
     print(f"scored {len(pool)} pool sentences ({len(excluded)} already labelled or exported were skipped)")
 

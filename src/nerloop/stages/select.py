@@ -141,6 +141,8 @@ def main() -> None:
     batch = []
     measures = [c for c in chosen.columns if c in MEASURE_NAMES]
     selection = asdict(cfg)  # travels with each sentence into the ledger: how it was chosen
+    if paths.SCORE_SETTINGS.exists():  # ... and from how much of the pool
+        selection["score"] = json.loads(paths.SCORE_SETTINGS.read_text(encoding="utf-8"))
     for row in chosen.to_dict("records"):
         rec = pool[row["id"]]
         rec.meta = {
