@@ -238,3 +238,17 @@ def test_word_shape_lets_an_uncased_model_tell_paris_from_paris(tiny: Path, tmp_
     assert plain.config.type_vocab_size == 2 and not getattr(plain.config, "nerloop_word_shape", False)
     preds = dict(predict(plain, tok, labels, [upper, lower], progress=False))
     assert np.allclose(preds[0].probs, preds[1].probs)
+
+
+def test_crf_head_trains_saves_loads_and_predicts_marginals(tiny: Path, tmp_path: Path) -> None:
+    """model.head: crf: a probe (early stopping on Viterbi paths), the model, and its scores after a reload."""
+    mp = ModelParams(base=str(tiny), max_length=32, head="crf")
+    summary, _ = fit(RECORDS, LABELS, mp, TrainParams(epochs=2, batch_size=4, recipe="refit"), tmp_path / "m")
+    assert summary["best_validation_f1"] is not None
+    model, tok, labels = load_model(tmp_path / "m")
+    assert model.config.nerloop_head == "crf" and model.crf.transitions.abs().sum() > 0  # trained, and read back
+    preds = dict(predict(model, tok, labels, RECORDS[:3], progress=False))
+    for i, p in preds.items():
+        assert np.allclose(p.probs.sum(1), 1.0, atol=1e-4)  # marginals of the whole-sequence model
+        assert all(not t.startswith("I-") or (j and p.tags[j - 1][2:] == t[2:]) for j, t in enumerate(p.tags))
+        assert len(p.tags) == len(RECORDS[i].tokens)

@@ -41,6 +41,7 @@ from transformers import (
     set_seed,
 )
 
+from nerloop.crf import CRF, word_emissions
 from nerloop.errors import ParamsError
 from nerloop.params import ModelParams, TrainParams
 from nerloop.records import Record
@@ -295,7 +296,26 @@ def load_model(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
     """A trained model folder -> (model on the right device, tokenizer, label list)."""
     model = AutoModelForTokenClassification.from_pretrained(str(path))
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if getattr(model.config, "nerloop_head", "softmax") == "crf":
+        attach_crf(model, labels, Path(path))
     return model.to(device()).eval(), load_tokenizer(path), labels
+
+
+def attach_crf(model: PreTrainedModel, labels: list[str], trained: Path | None = None) -> None:
+    """Give ``model`` a CRF head (``model.head: crf``), fresh or with the scores saved in ``trained``.
+
+    The CRF is a submodule, so the Trainer optimises it and ``save_pretrained`` writes its scores
+    into the checkpoint (as ``crf.*``); transformers does not know it and skips those on loading,
+    so they are read back here.
+    """
+    model.crf = CRF(labels)
+    model.config.nerloop_head = "crf"
+    if trained is not None:
+        from safetensors.torch import load_file
+
+        saved = {k[4:]: v for f in sorted(trained.glob("*.safetensors")) for k, v in load_file(str(f)).items()
+                 if k.startswith("crf.")}
+        model.crf.load_state_dict(saved)
 
 
 def predict(
@@ -331,6 +351,7 @@ def predict(
             model.eval()
             out = model(**batch, output_hidden_states=embeddings or bool(mc_passes))
             probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            crf_probs, crf_tags = crf_decode(model, out.logits, [features[i]["first"] for i in idx])
             emb = None
             if embeddings:
                 mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
@@ -341,16 +362,30 @@ def predict(
             first = features[i]["first"]
             word_probs = np.zeros((n_words, len(labels)), dtype=np.float32)
             word_probs[:, o_index] = 1.0  # words cut off by truncation
-            word_probs[: len(first)] = probs[b, first]
+            word_probs[: len(first)] = probs[b, first] if crf_probs is None else crf_probs[b, : len(first)]
+            best = word_probs.argmax(1) if crf_tags is None else [*crf_tags[b], *[o_index] * (n_words - len(first))]
             pred = Prediction(
                 probs=word_probs,
-                tags=iob1_to_iob2([labels[j] for j in word_probs.argmax(1)]),
+                tags=iob1_to_iob2([labels[j] for j in best]),
                 embedding=emb[b] if emb is not None else None,
                 mc_probs=mc[:, b, first] if mc is not None else None,
             )
             yield i, pred
         bar.update(len(idx))
     bar.close()
+
+
+def crf_decode(model: PreTrainedModel, logits: torch.Tensor, firsts: list[list[int]]
+               ) -> tuple[np.ndarray | None, list[list[int]] | None]:
+    """With a CRF head: per-word marginals (batch, words, labels) and Viterbi tags; (None, None) without."""
+    crf = getattr(model, "crf", None)
+    if crf is None:
+        return None, None
+    first = torch.zeros(logits.shape[:2], dtype=torch.bool, device=logits.device)
+    for b, positions in enumerate(firsts):
+        first[b, positions] = True
+    em, mask = word_emissions(logits.float(), first)
+    return crf.marginals(em, mask).cpu().numpy(), crf.viterbi(em, mask)
 
 
 def mc_dropout_probs(
@@ -423,6 +458,8 @@ def train(
     )
     if model_params.word_shape:
         add_word_shape(model)
+    if model_params.head == "crf":
+        attach_crf(model, labels)
     train_features = encode(train_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
     val_features = encode(val_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
     for f in train_features + val_features:
@@ -432,6 +469,10 @@ def train(
 
     def weighted_loss(outputs: Any, target: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        if model_params.head == "crf":  # the sequence's likelihood; class weights do not apply to it
+            em, mask = word_emissions(logits.float(), target != -100)
+            tags, _ = word_emissions(target.unsqueeze(-1).clamp(min=0), target != -100)
+            return model.crf.nll(em, tags.squeeze(-1).long(), mask)
         w = weights.to(logits.device) if weights is not None else None
         return torch.nn.functional.cross_entropy(
             logits.view(-1, logits.size(-1)).float(), target.view(-1), weight=w, ignore_index=-100
@@ -439,12 +480,17 @@ def train(
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         logits, gold = eval_pred
-        pred_ids = np.argmax(logits, axis=-1)
-        true, pred = [], []
-        for p_row, g_row in zip(pred_ids, gold, strict=True):
-            keep = g_row != -100
-            true.append([labels[g] for g in g_row[keep]])
-            pred.append(iob1_to_iob2([labels[p] for p in p_row[keep]]))
+        true = [[labels[g] for g in g_row[g_row != -100]] for g_row in gold]
+        if model_params.head == "crf":
+            dev = model.crf.transitions.device
+            with torch.no_grad():
+                em, mask = word_emissions(torch.as_tensor(logits, device=dev).float(),
+                                          torch.as_tensor(gold != -100, device=dev))
+                paths = model.crf.viterbi(em, mask)
+            pred = [[labels[p] for p in path] for path in paths]
+        else:
+            pred = [iob1_to_iob2([labels[p] for p in p_row[g_row != -100]])
+                    for p_row, g_row in zip(np.argmax(logits, axis=-1), gold, strict=True)]
         return {"f1": f1_score(true, pred, mode="strict", scheme=IOB2, zero_division=0)}
 
     work = Path(tempfile.mkdtemp(prefix="nerloop-train-"))
@@ -521,6 +567,7 @@ def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str,
         "base": model_params.base,
         "max_length": model_params.max_length,
         "word_shape": model_params.word_shape,
+        "head": model_params.head,
         **{k: getattr(train_params, k) for k in (
             "learning_rate", "epochs", "batch_size", "validation_share", "early_stopping_patience",
             "weight_decay", "warmup_ratio", "class_weighting")},

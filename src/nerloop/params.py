@@ -70,6 +70,7 @@ class ModelParams(Section):
     base: str = "minilm"  # "minilm" = the bundled all-MiniLM-L6-v2; or a local checkpoint folder
     max_length: conint(ge=8, le=4096) = 128  # type: ignore[valid-type]
     word_shape: bool = False  # each word's case pattern as a token-type embedding (README "Choosing an encoder")
+    head: Literal["softmax", "crf"] = "softmax"  # crf: a linear-chain CRF over the words (README "Training recipe")
 
 
 class TrainParams(Section):
