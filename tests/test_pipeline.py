@@ -307,7 +307,10 @@ def test_ctrl_c_stops_cleanly_and_the_cycle_resumes(two_cycles: Path) -> None:
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Traceback" not in err, err[-3000:]
-    assert "nothing is lost; run `nerloop cycle` again to finish and commit it" in err
+    # one line, as the README promises: no stage message, no DVC error, no warnings after the progress bars
+    assert err.rstrip("\n").rsplit("\n", 1)[-1].endswith(
+        "interrupted during `dvc repro`: nothing is lost; run `nerloop cycle` again to finish and commit it")
+    assert "ERROR" not in err and "previous outputs are kept" not in err
     status = json.loads(run_in(two_cycles, "nerloop", "status", "--json").stdout)
     assert status["interrupted"]["step"] == "repro" and status["dvc_lock_problem"] is None
     set_params(two_cycles, "train", epochs=2, early_stopping_patience=3)

@@ -10,6 +10,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def learning_curve(history: list[dict[str, Any]], path: str | Path) -> None:
@@ -24,6 +25,7 @@ def learning_curve(history: list[dict[str, Any]], path: str | Path) -> None:
         for h in history:
             ax.annotate(str(h["cycle"]), (h[x], h["f1"]), textcoords="offset points", xytext=(0, 5), fontsize=7)
         ax.set_xlabel(x.replace("_", " "))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # sentences and tokens come whole: no 192.5
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("F1 on the gold set")
     axes[0].legend(fontsize=8)
@@ -71,6 +73,7 @@ def forecast(history: list[dict[str, Any]], fits: dict[str, Any], capacity: dict
             if need <= end:
                 ax.axvline(need, color="grey", linewidth=1)
         ax.set_xlabel(f"labelled {unit}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("F1 on the gold set")
     axes[0].legend(fontsize=8)
