@@ -47,6 +47,7 @@ def held(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
 
 
 def dispatch(args: argparse.Namespace) -> None:
+    """Carry out the parsed command (under the project lock when ``held`` gives one)."""
     if args.command == "cycle":
         cycle.run_cycle(send_batch=not args.no_send)
     elif args.command == "simulate":
@@ -82,6 +83,7 @@ def dispatch(args: argparse.Namespace) -> None:
 
 
 def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM handler: the same clean stop as Ctrl-C (children interrupted, one line, resumable)."""
     raise KeyboardInterrupt
 
 
