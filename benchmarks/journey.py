@@ -95,6 +95,23 @@ def cycle_files(results: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results.glob("cycle-*.json"))]
 
 
+def same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Equal, counting a params key added since the stored cycles as equal when it has its default value.
+
+    A new option (say ``model.head``) that did not exist when a journey started leaves it resumable
+    as long as the option stays at the behaviour the journey ran with.
+    """
+    from nerloop.params import Params
+
+    recipe = json.loads(json.dumps(stored["recipe"]))
+    for section, values in current["recipe"].items():
+        fields = Params.__fields__[section].type_.__fields__
+        for key, value in values.items():
+            if key not in recipe.get(section, {}) and key in fields and value == fields[key].default:
+                recipe.setdefault(section, {})[key] = value
+    return {**stored, "recipe": recipe} == current
+
+
 def settings_for(j: Journey) -> al_curve.Settings:
     return al_curve.Settings(seed_size=j.seed_size, schedule=j.schedule, cycles=10_000, subsample=0,
                              epochs=j.epochs, patience=j.patience, gold_size=j.gold_size)
@@ -137,7 +154,7 @@ def run(j: Journey, results: Path, work: Path) -> None:
     config = json.loads(json.dumps(config))
     results.mkdir(parents=True, exist_ok=True)
     done = cycle_files(results)
-    if done and done[0]["config"] != config:
+    if done and not same_config(done[0]["config"], config):
         raise al_curve.BenchmarkError(f"{results} holds cycles made with other settings; move them or use --results")
     stages = al_curve.stage_modules()
     run_dir = work / f"seed{j.seed}"

@@ -19,7 +19,9 @@ from nerloop.model import (
     needs_probe,
     predict,
     predicted_epochs,
+    probe_key,
     resolve_base,
+    same_probe_params,
     seqeval_scores,
     split_validation,
     train,
@@ -144,6 +146,11 @@ def test_predicted_epochs_is_the_median_of_the_probes_best_epochs() -> None:
     assert needs_probe(100, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is False
     assert needs_probe(200, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is True
     assert needs_probe(60, [{"labelled": 50}], TrainParams(min_probes=2)) is True
+    # a probe saved before model.word_shape and model.head existed was made with their defaults
+    key = probe_key(ModelParams(), TrainParams())
+    old = {k: v for k, v in key.items() if k not in ("word_shape", "head")}
+    assert same_probe_params({"params": old}, key)
+    assert not same_probe_params({"params": old}, probe_key(ModelParams(head="crf"), TrainParams()))
 
 
 def test_head_only_mc_dropout_is_seeded_and_varies_between_passes(tiny: Path, tmp_path: Path) -> None:

@@ -574,6 +574,15 @@ def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str,
     }
 
 
+PROBE_KEY_DEFAULTS = {"word_shape": False, "head": "softmax"}  # options added later: absent means these
+
+
+def same_probe_params(probe: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Whether ``probe`` was made under the params ``key`` (a probe saved before an option existed counts
+    as made with the option's default)."""
+    return {**PROBE_KEY_DEFAULTS, **probe.get("params", {})} == key
+
+
 def needs_probe(n_labelled: int, probes: Sequence[dict[str, Any]], train_params: TrainParams) -> bool:
     """Whether this cycle's epoch count must be measured rather than predicted from earlier probes.
 
@@ -617,7 +626,7 @@ def fit(
     The gold set plays no part in any of these choices.
     """
     key = probe_key(model_params, train_params)
-    probes = [p for p in probes if p.get("params") == key]
+    probes = [p for p in probes if same_probe_params(p, key)]
     recipe = train_params.recipe
     probe: dict[str, Any] | None = None
     if recipe != "fitted" or needs_probe(len(records), probes, train_params):
