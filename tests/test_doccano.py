@@ -426,7 +426,7 @@ def test_corrections_effort_speed_and_a_late_correction(
     alice.delete(pid, e2, org[0])  # ... and changed, but not marked done again: not imported
     late = make_backend(annotators=["alice"]).fetch(ledger, manifest)
     assert [a.record.id for a in late.done] == [recs[1].id] and late.revisions == [recs[1].id]
-    assert any(recs[2].id in p and "marked done again" in p for p in late.problems)
+    assert any(recs[2].id in p and "once you mark it done again" in p for p in late.problems)
     (entry,) = ledger.append(late.done)
     assert entry["revision"] == 2 and entry["effort"]["deleted"] == 1
     reopened = Ledger(ledger.path)
