@@ -47,6 +47,9 @@ def test_a_second_command_is_refused_while_a_cycle_runs_and_a_killed_ones_leftov
     slow_training(tiny_project)
     first = start_cycle(tiny_project)
     _wait_for(lambda: training(tiny_project), 300, "cycle 0's training")
+    under_it = orphans(tiny_project)  # dvc repro and the train stage: frozen, so the tiny training cannot end
+    for pid in under_it:  # while the checks below run (the lock and the PIDs stay as they are)
+        os.kill(pid, signal.SIGSTOP)
 
     t0 = time.monotonic()
     second = nerloop(tiny_project, "cycle", timeout=60)
@@ -61,13 +64,15 @@ def test_a_second_command_is_refused_while_a_cycle_runs_and_a_killed_ones_leftov
     text = run_in(tiny_project, "nerloop", "status").stdout
     assert f"running:             `nerloop cycle` (pid {first.pid}" in text and "interrupted" not in text
 
+    for pid in under_it:  # running again (a group left stopped when its parent dies gets SIGHUP from the kernel)
+        os.kill(pid, signal.SIGCONT)
     os.kill(first.pid, signal.SIGKILL)  # nerloop alone: its dvc repro and the training under it run on
     first.wait(timeout=60)  # (its output pipes stay open: the orphans hold them)
     left = nerloop(tiny_project, "cycle", timeout=60)
     assert left.returncode == 1 and "was killed, but what it started still runs here" in left.stderr
     status = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
-    assert status["orphans"] and status["next"].startswith(f"wait for pid {status['orphans'][0]}")
-    for pid in status["orphans"]:
+    assert status["orphans"] == under_it and status["next"].startswith(f"wait for pid {under_it[0]}")
+    for pid in under_it:
         os.kill(pid, signal.SIGKILL)
     _wait_for(lambda: not training(tiny_project), 60, "the orphans to go")
 

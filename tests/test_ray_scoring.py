@@ -154,7 +154,8 @@ def test_ray_engine_scores_as_the_local_engine(tiny_project: Path, two_node_clus
     proc = subprocess.run([sys.executable, "-m", "nerloop.stages", "score"], cwd=tiny_project, env=no_address,
                           text=True, capture_output=True, timeout=300)
     assert proc.returncode == 1 and "RAY_ADDRESS is not set" in proc.stderr and "Traceback" not in proc.stderr
-    assert sorted(p.name for p in (tiny_project / "data/scores").iterdir()) == ["embeddings.npy", "scores.parquet"]
+    assert sorted(p.name for p in (tiny_project / "data/scores").iterdir()) == ["embeddings.npy", "scores.parquet",
+                                                                               "settings.json"]
 
     env = dict(project_env(), RAY_ADDRESS=two_node_cluster)
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "score"], cwd=tiny_project, env=env, text=True,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from nerloop import paths
-from nerloop.errors import ParamsError
 from nerloop.formats import read_records
 from nerloop.model import Prediction
 from nerloop.params import ForecastParams, SelectParams
@@ -51,11 +51,12 @@ def test_pool_running_low_shrinks_k_instead_of_failing(caplog: pytest.LogCapture
     assert "select.k=20 but only 5 sentences are left in the pool: using k=5" in caplog.text
 
 
-def test_bad_select_params_name_the_key() -> None:
-    with pytest.raises(ParamsError, match=r"select\.strategy"):
-        config_from(SelectParams(strategy="bogus"))
-    with pytest.raises(ParamsError, match=r"select\.measure"):
-        config_from(SelectParams(measure="bogus"))
+def test_bad_select_params_are_refused_when_params_are_read() -> None:
+    """Names are checked by the params model itself, so a typo fails before any training (and at select)."""
+    with pytest.raises(ValidationError, match="'bogus' is not a strategy"):
+        SelectParams(strategy="bogus")
+    with pytest.raises(ValidationError, match="'bogus' is not an uncertainty measure"):
+        SelectParams(measure="bogus")
 
 
 def test_candidates_exclude_and_subsample_deterministically() -> None:
