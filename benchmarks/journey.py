@@ -238,7 +238,7 @@ def cost_model(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def project(model: dict[str, Any], schedule: tuple[int, ...], seed_size: int, pool: int, target: int,
-            probe_growth: float = 4.0, min_probes: int = 2) -> dict[str, Any]:
+            probe_growth: float, min_probes: int) -> dict[str, Any]:
     """Hours to grow ``seed_size`` labelled sentences to ``target`` from a pool of ``pool``."""
     n, i, probed, hours = seed_size, 0, [], 0.0
     cycles = 0
@@ -264,9 +264,12 @@ def report(results: Path) -> dict[str, Any] | None:
         return None
     j = Journey(**{**rows[0]["config"]["journey"], "schedule": tuple(rows[0]["config"]["journey"]["schedule"])})
     model = cost_model(rows)
+    train = rows[0]["config"]["recipe"]["train"]  # the probing rule the journey ran with
+    rule = {"probe_growth": train["probe_growth"], "min_probes": train["min_probes"]}
+    pool = rows[0]["pool_scored"]  # cycle 0 scores the whole pool
     projection = {"30k_from_100k": project(model, (200, 400, 800, 1600, 3200, 6400, 12800), 200, PROJECT_POOL,
-                                           PROJECT_TARGET),
-                  "this_journey": project(model, j.schedule, j.seed_size, 14_000, j.target)}
+                                           PROJECT_TARGET, **rule),
+                  "this_journey": project(model, j.schedule, j.seed_size, pool + j.seed_size, j.target, **rule)}
     last = rows[-1]
     summary = {"cycles": len(rows), "labelled_sentences": last["labelled_sentences"], "f1": last["f1"],
                "target_sentences": j.target, "reached": last["labelled_sentences"] >= j.target,

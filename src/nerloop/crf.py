@@ -94,7 +94,8 @@ class CRF(nn.Module):
                 stepped = torch.logsumexp(trans.unsqueeze(0) + (em[:, t + 1] + beta).unsqueeze(1), dim=2)
                 beta = torch.where(at_end, self.end.expand_as(beta), torch.where(inside, stepped, beta))
             betas[:, t] = beta
-        log_z = torch.logsumexp(alphas[batch_last(alphas, lengths)] + self.end, dim=1)
+        last = alphas[torch.arange(em.size(0), device=em.device), lengths - 1]  # each sentence's last word
+        log_z = torch.logsumexp(last + self.end, dim=1)
         return torch.exp(alphas + betas - log_z.view(-1, 1, 1)) * mask.unsqueeze(2)
 
     def viterbi(self, em: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
@@ -119,11 +120,6 @@ class CRF(nn.Module):
                 path.append(tag)
             paths.append(path[::-1])
         return paths
-
-
-def batch_last(alphas: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of each sentence's last word in ``alphas`` (batch, words, labels)."""
-    return torch.arange(alphas.size(0), device=alphas.device), lengths - 1
 
 
 def word_emissions(logits: torch.Tensor, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
