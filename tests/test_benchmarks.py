@@ -292,3 +292,29 @@ def test_cost_smoke_resumes_fits_and_projects(corpus: tuple[Path, Path], tmp_pat
 def test_cost_skips_clearly_without_conll(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cost.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 0
     assert "skipped: CoNLL-2003 not found" in capsys.readouterr().out and not (tmp_path / "o").exists()
+
+
+def test_journey_report_only_rebuilds_the_table_and_projection_from_the_cycle_files(tmp_path: Path) -> None:
+    """`python benchmarks/journey.py --report-only`, on a copy of the committed cycle files."""
+    import shutil
+
+    results = tmp_path / "journey"
+    shutil.copytree(ROOT / "benchmarks/results/journey/cpu", results)
+    for name in ("journey.md", "journey.png", "summary.json"):
+        (results / name).unlink()
+    run_script("journey.py", "--report-only", "--results", str(results))
+    table = (results / "journey.md").read_text()
+    cycles = sorted(results.glob("cycle-*.json"))
+    assert table.count("\n| ") - 1 == len(cycles) and (results / "journey.png").stat().st_size > 10_000
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["cycles"] == len(cycles) and summary["projection"]["30k_from_100k"]["hours"] > 0
+
+
+def test_model_options_skips_clearly_without_conll_or_runs_a_tiny_comparison(tmp_path: Path) -> None:
+    """`python benchmarks/model_options.py` with tiny sizes: every variant, a table with the gain per seed."""
+    out = tmp_path / "mo.json"
+    proc = run_script("model_options.py", "--sentences", "20", "--epochs", "1", "--seeds", "1", "--results", str(out))
+    if "CoNLL-2003 not found" in proc.stdout:
+        pytest.skip("CoNLL-2003 is not in ../shared/data: the script said so and ran nothing")
+    table = out.with_suffix(".md").read_text()
+    assert "| default | 1 |" in table and "| word_shape | 1 |" in table and "| crf | 1 |" in table
