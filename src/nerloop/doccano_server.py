@@ -42,6 +42,7 @@ from typing import Any
 
 from nerloop.errors import NerloopError
 from nerloop.local_server import (  # shared with the Label Studio server; old names kept for callers and tests
+    PINS_DIR,
     PRIVATE_UMASK,
     STOP_GRACE_S,
     free_port,  # noqa: F401  (re-exported: tests and benchmarks call ds.free_port)
@@ -49,6 +50,7 @@ from nerloop.local_server import (  # shared with the Label Studio server; old n
     pins_recorded,
     pip_install,
     record_pins,
+    server_pins,
     venv_python,
 )
 from nerloop.local_server import log_tail as _log_tail
@@ -61,6 +63,7 @@ from nerloop.local_server import write_private as _write_private
 DEFAULT_HOME = Path(".doccano")
 DOCCANO_VERSION = "1.8.4"
 SERVER_REQUIREMENTS = [f"doccano=={DOCCANO_VERSION}", "numpy<2", "setuptools<81", "marshmallow<4"]
+SERVER_CONSTRAINTS = PINS_DIR / "doccano.txt"  # the whole tree of a known-good install
 VENV_ENV = "NERLOOP_DOCCANO_VENV"  # where an already-installed server venv is (CI caches, tests)
 PAGE_SIZE = 1000  # DOCCANO_PAGE_SIZE: the server default of 5 makes every list call page
 SETTINGS_MODULE = "nerloop_doccano_settings"
@@ -137,7 +140,8 @@ def installed_version(venv: Path) -> str | None:
 
 def is_installed(venv: Path) -> bool:
     """True when ``venv`` holds Doccano installed by :func:`install` with today's pins."""
-    return installed_version(venv) == DOCCANO_VERSION and pins_recorded(venv, SERVER_REQUIREMENTS)
+    return (installed_version(venv) == DOCCANO_VERSION
+            and pins_recorded(venv, server_pins(SERVER_REQUIREMENTS, SERVER_CONSTRAINTS)))
 
 
 def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool = True) -> Path:
@@ -149,13 +153,13 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
     if is_installed(venv):
         return venv
     log = Path(home) / "install.log"
-    failed = pip_install(venv, SERVER_REQUIREMENTS, log, quiet=quiet)
+    failed = pip_install(venv, SERVER_REQUIREMENTS, log, constraints=SERVER_CONSTRAINTS, quiet=quiet)
     if failed:
         raise DoccanoServerError(f"installing the Doccano server into {venv} failed ({failed}); "
                                  f"see {log}:\n{_log_tail(log)}")
     if installed_version(venv) != DOCCANO_VERSION:
         raise DoccanoServerError(f"doccano {DOCCANO_VERSION} is not importable from {venv} after install; see {log}")
-    record_pins(venv, SERVER_REQUIREMENTS)
+    record_pins(venv, server_pins(SERVER_REQUIREMENTS, SERVER_CONSTRAINTS))
     return venv
 
 

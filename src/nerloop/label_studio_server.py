@@ -38,6 +38,7 @@ from typing import Any
 
 from nerloop.errors import NerloopError
 from nerloop.local_server import (
+    PINS_DIR,
     PRIVATE_UMASK,
     STOP_GRACE_S,
     free_port,
@@ -49,6 +50,7 @@ from nerloop.local_server import (
     pip_install,
     port_in_use,
     record_pins,
+    server_pins,
     stop_pid,
     venv_python,
     write_private,
@@ -59,6 +61,7 @@ __all__ = ["LabelStudioServerError", "down", "free_port", "install", "is_install
 DEFAULT_HOME = Path(".label-studio")
 LABEL_STUDIO_VERSION = "1.23.2"
 SERVER_REQUIREMENTS = [f"label-studio=={LABEL_STUDIO_VERSION}"]
+SERVER_CONSTRAINTS = PINS_DIR / "label-studio.txt"  # the whole tree of a known-good install
 VENV_ENV = "NERLOOP_LABEL_STUDIO_VENV"  # where an already-installed server venv is (CI caches, tests)
 ADMIN_EMAIL = "admin@nerloop.local"
 LOOPBACK = "127.0.0.1"
@@ -116,7 +119,7 @@ def installed_version(venv: Path) -> str | None:
 def is_installed(venv: Path) -> bool:
     """True when ``venv`` holds the pinned Label Studio and the migrated empty database made by :func:`install`."""
     return (installed_version(venv) == LABEL_STUDIO_VERSION and (venv / EMPTY_DB).exists()
-            and pins_recorded(venv, SERVER_REQUIREMENTS))
+            and pins_recorded(venv, server_pins(SERVER_REQUIREMENTS, SERVER_CONSTRAINTS)))
 
 
 def _server_env(data_dir: Path, venv: Path, url: str | None = None) -> dict[str, str]:
@@ -161,8 +164,7 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     log = home / "install.log"
-    failed = pip_install(venv, SERVER_REQUIREMENTS, log, packages=installed_version(venv) != LABEL_STUDIO_VERSION,
-                         quiet=quiet)
+    failed = pip_install(venv, SERVER_REQUIREMENTS, log, constraints=SERVER_CONSTRAINTS, quiet=quiet)
     if failed:
         raise LabelStudioServerError(f"installing the Label Studio server into {venv} failed ({failed}); "
                                      f"see {log}:\n{log_tail(log)}")
@@ -173,7 +175,7 @@ def install(home: Path = DEFAULT_HOME, *, venv: Path | None = None, quiet: bool 
         _migrate_only(Path(tmp), venv, log)
         shutil.copyfile(Path(tmp) / DB_NAME, venv / (EMPTY_DB + ".tmp"))
         os.replace(venv / (EMPTY_DB + ".tmp"), venv / EMPTY_DB)
-    record_pins(venv, SERVER_REQUIREMENTS)
+    record_pins(venv, server_pins(SERVER_REQUIREMENTS, SERVER_CONSTRAINTS))
     return venv
 
 

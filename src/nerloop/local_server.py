@@ -63,6 +63,19 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+PINS_DIR = Path(__file__).resolve().parent / "pins"  # one pip constraints file per server venv
+
+
+def server_pins(requirements: list[str], constraints: Path) -> list[str]:
+    """The requirements plus every version pin of a known-good install (a pip constraints file).
+
+    Pinning the whole dependency tree is what keeps a server installable: label-studio 1.23.2 itself
+    only asks for ``sentry-sdk>=2``, and sentry-sdk 3.0 broke its database migration on a fresh machine.
+    """
+    lines = constraints.read_text(encoding="utf-8").split()
+    return [*requirements, *(line for line in lines if not line.startswith("#"))]
+
+
 def pins_recorded(venv: Path, requirements: list[str]) -> bool:
     """True when a finished install into ``venv`` recorded exactly these pins.
 
@@ -77,15 +90,17 @@ def record_pins(venv: Path, requirements: list[str]) -> None:
     (venv / PINS_FILE).write_text("\n".join(requirements) + "\n", encoding="utf-8")
 
 
-def pip_install(venv: Path, requirements: list[str], log: Path, *, packages: bool = True, quiet: bool = True) -> str:
-    """Create ``venv`` with this Python if it is missing, then pip-install ``requirements`` (unless not
-    ``packages``), each command and its output appended to ``log``.
+def pip_install(venv: Path, requirements: list[str], log: Path, *, constraints: Path | None = None,
+                quiet: bool = True) -> str:
+    """Create ``venv`` with this Python if it is missing, then pip-install ``requirements`` (within the
+    ``constraints`` file's versions), each command and its output appended to ``log``.
 
     Returns "" on success, else the failed command's exit status for the caller's error message.
     """
     steps = [] if venv_python(venv).exists() else [[sys.executable, "-m", "venv", str(venv)]]
-    if packages:
-        steps.append([str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *requirements])
+    constrain = ["-c", str(constraints)] if constraints else []
+    steps.append([str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", *constrain,
+                  *requirements])
     with open_log(log) as fh:
         for cmd in steps:
             fh.write(f"$ {' '.join(cmd)}\n")
