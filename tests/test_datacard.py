@@ -151,6 +151,11 @@ def test_card_states_tokenisation_and_held_back_sentences(tmp_path):
     # the batch out with annotators is not "held back": it is waiting, and counted apart
     assert "103 sentence(s) sent or about to be sent for annotation are waiting for annotators" in text
     assert "(3 sent before this cycle, 100 in this cycle's batch)" in text
+    # a disagreement in review is waiting on the lead: counted with the waiting, not as held back
+    held.append({"id": "b" * 16, "reason": "resolve it in project 'nerloop-review'", "cycle": 1, "text": "x",
+                 "source": "p.txt:2", "state": "in review", "work": []})
+    text = str(build_card(params, **data, held=held, outbox=100))
+    assert "1 annotated sentence(s) were held back" in text and "1 of them in review: the two annotators" in text
     params.data.seed = params.data.gold = "data/raw/all.txt"
     assert "every part of the data is tokenised by nerloop's `social`" in str(build_card(params, **inputs(True)))
 

@@ -64,3 +64,23 @@ def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> Non
     lines = forecast_lines(f)
     assert lines[1].startswith("forecast:            F1 0.750 - too early to tell: the fitted ceiling is F1 0.700")
     assert lines[2] == "stop-set kappa:      not yet (needs two cycles) (stop at >= 0.99 for 3 cycles: 0 so far)"
+
+
+def test_the_next_step_names_the_way_out_when_stopped_and_the_lead_when_some_are_in_review() -> None:
+    from nerloop.held_back import way_out
+    from nerloop.status import next_step
+
+    s = {"running": None, "orphans": [], "interrupted": None, "dvc_lock_problem": None, "last_f1": 0.5,
+         "forecast": None, "waiting_for_annotation": 3, "backend": "doccano", "pool_left": 10, "in_review": [],
+         "blocked": None}
+    stop = {"cycles": {"3": [2, 10]}, "sentences": ["a1", "b2"], "way_out": way_out(["a1", "b2"])}
+    told = next_step({**s, "blocked": stop})
+    assert told.startswith("the loop is stopped by too many held-back sentences (a1, b2; each reason under held back")
+    assert "then run `nerloop cycle`" in told and "`nerloop held-back release a1 b2`" in told
+    # a cycle interrupted in its repro passes the gate again when resumed; one interrupted later only finishes
+    assert next_step({**s, "blocked": stop, "interrupted": {"step": "repro"}}) == told
+    assert next_step({**s, "blocked": stop, "interrupted": {"step": "send"}}).startswith("nerloop cycle   # finishes")
+    assert next_step({**s, "in_review": ["x"]}) == (
+        "annotate the 3 waiting sentences in doccano (1 of them disagreements for the lead to resolve in the review "
+        "project, as listed under in review), then: nerloop cycle   # imports what was confirmed, retrains and sends "
+        "the next batch")

@@ -3,7 +3,9 @@
 The DVC graph is pure (see dvc.yaml); the two effects on the outside world live here:
 
 1. **fetch**: finished annotations the ledger does not have yet -> ``data/annotations/inbox.json``.
-   Written only when something new came back, so a cycle with nothing new changes nothing.
+   Written only when something new came back or what still waits changed, so a cycle with nothing new
+   changes nothing. Then the **gate** (``held_back.gate``), before any training: too many held-back
+   sentences stop the cycle here, naming them and the way out (disagreements in review never count).
 2. **repro**: ``dvc repro`` of the whole graph: import, train, evaluate, score, select, export,
    and the final dataset and card (cheap, and so always current).
 3. **send**: the outbox (``export``'s output) to the backend, recorded in the export manifest.
@@ -14,7 +16,9 @@ The DVC graph is pure (see dvc.yaml); the two effects on the outside world live 
 
 A journal (``.nerloop/cycle.json``, git-ignored) records the step reached. If a cycle is
 interrupted (Ctrl-C, a kill, a failure), the next ``nerloop cycle`` first finishes and commits it,
-then runs the next: every cycle that ran gets its own commit, none is skipped.
+then runs the next: every cycle that ran gets its own commit, none is skipped. A cycle stopped by the
+gate trained nothing: the next ``nerloop cycle`` fetches again (a fresh cycle left no journal; a resumed
+one keeps its step ``repro``).
 """
 
 from __future__ import annotations
@@ -73,17 +77,17 @@ def fetch(params: Params) -> int:
         return 0  # nothing sent yet: no need to reach the backend
     ledger = Ledger(paths.LEDGER)
     result = get_backend(params, entity_types()).fetch(ledger, {s: e["example"] for s, e in manifest.items()})
-    for problem in result.problems[:5]:
-        print(f"held back: {problem}")
-    if len(result.problems) > 5:
-        print(f"held back: ... and {len(result.problems) - 5} more (`nerloop held-back list` after the import)")
+    for what, messages in (("held back", result.problems), ("in review", result.in_review)):
+        for message in messages[:5]:
+            print(f"{what}: {message}")
+        if len(messages) > 5:
+            print(f"{what}: ... and {len(messages) - 5} more (`nerloop held-back list`)")
     waiting = sum(sid not in ledger.ids for sid in manifest) - len(result.done)
+    if result.done or not inbox.same_waiting(result):
+        inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
     if not result.done:
-        if result.problems:  # held-back sentences reach import (its list and share check)
-            inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
         print(f"nothing new from the annotators ({counted(waiting, 'sentence')} still waiting)")
         return 0
-    inbox.write(result, {sid: e["cycle"] for sid, e in manifest.items()})
     print(f"fetched {counted(len(result.done), 'new annotation')} ({counted(waiting, 'sentence')} still waiting)")
     return len(result.done)
 
@@ -125,14 +129,13 @@ def summary() -> dict[str, Any]:
     ann = read_json(paths.METRICS / "annotation.json", {})
     ev = read_json(paths.METRICS / "eval.json", {})
     return {"cycle": ann.get("cycle", 0), "labelled": ev.get("labelled_sentences"), "f1": ev.get("f1"),
-            "waiting": ann.get("waiting", 0), "held_back": len(held_back.load())}
+            "waiting": ann.get("waiting", 0), "held_back": len(held_back.split(held_back.load())[0])}
 
 
 def _finish(params: Params, send_batch: bool, resumed_step: str | None = None) -> dict[str, Any]:
     """repro, send, commit, push: the part of a cycle that is safe to run again after an interruption."""
     _mark("repro")
     repro()
-    held_back.check_share(params.annotation.max_held_back_share)  # too many held back: stop before send and commit
     _mark("send")
     if send_batch:
         send(params)
@@ -158,12 +161,18 @@ def repro() -> None:
     repo.dvc("repro")
 
 
+def fetch_and_gate(params: Params) -> None:
+    """Fetch, then stop (HeldBackError) before any training when too many sentences are held back."""
+    fetch(params)
+    held_back.gate(params.annotation.max_held_back_share)
+
+
 def run_cycle(send_batch: bool = True) -> dict[str, Any]:
     """Run one cycle, or finish an interrupted one (and only that, saying so); returns its summary.
 
-    A cycle interrupted before its batch was sent (step ``repro``) fetches again when resumed, so
-    whatever annotators or the lead fixed meanwhile is seen; one interrupted later only finishes
-    sending, committing and pushing what it already trained.
+    A cycle interrupted before its batch was sent (step ``repro``) fetches again (and passes the gate
+    again) when resumed, so whatever annotators or the lead fixed meanwhile is seen; one interrupted
+    later only finishes sending, committing and pushing what it already trained.
     """
     repo.require_project()
     params = load_params()
@@ -173,9 +182,9 @@ def run_cycle(send_batch: bool = True) -> dict[str, Any]:
         print(f"resuming the cycle interrupted at step {unfinished['step']!r}: it is finished and committed; "
               "the next `nerloop cycle` runs a new one", flush=True)
         if unfinished["step"] == "repro":
-            fetch(params)
+            fetch_and_gate(params)
         return _finish(params, send_batch, unfinished["step"])
-    fetch(params)
+    fetch_and_gate(params)
     return _finish(params, send_batch)
 
 

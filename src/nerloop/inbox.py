@@ -7,7 +7,9 @@ backend (the only step that does) and writes what it found here; stage ``import`
 unchanged inbox changes nothing.
 
 The inbox holds the annotations that the ledger did not have when they were fetched, plus what
-had been sent by then (``exported``: sentence id -> cycle), what is still waiting and why.
+had been sent by then (``exported``: sentence id -> cycle), what is still waiting and why: held back
+(``problems``), in review (``in_review``: disagreements waiting on the lead) and the annotators' finished
+work on those sentences (``work``). An inbox written before the last two existed reads as having none.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from nerloop.errors import DataError
 from nerloop.formats import write_json
 from nerloop.records import Record
 
-EMPTY: dict[str, Any] = {"exported": {}, "done": [], "pending": [], "problems": [], "metrics": {}}
+EMPTY: dict[str, Any] = {"exported": {}, "done": [], "pending": [], "problems": [], "metrics": {}, "in_review": [],
+                         "work": {}}
 
 
 def annotation_to_dict(ann: Annotation) -> dict[str, Any]:
@@ -46,6 +49,8 @@ def write(result: FetchResult, exported: dict[str, int], path: Path = paths.INBO
         "pending": sorted(result.pending),
         "problems": list(result.problems),
         "metrics": result.metrics,
+        "in_review": list(result.in_review),
+        "work": {sid: list(w) for sid, w in sorted(result.work.items())},
     })
 
 
@@ -62,9 +67,20 @@ def read(path: Path = paths.INBOX) -> tuple[FetchResult, dict[str, int]]:
     try:
         done = [annotation_from_dict(a) for a in data["done"]]
         result = FetchResult(done=done, pending=list(data["pending"]), problems=list(data["problems"]),
-                             metrics=dict(data["metrics"]))
+                             metrics=dict(data["metrics"]), in_review=list(data.get("in_review", [])),
+                             work={str(k): list(v) for k, v in data.get("work", {}).items()})
         exported = {str(k): int(v) for k, v in data["exported"].items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(path, None, f"corrupt inbox ({type(exc).__name__}: {exc}); restore it with "
                         f"`git checkout -- {path}` and run `nerloop cycle` again") from None
     return result, exported
+
+
+def same_waiting(result: FetchResult, path: Path = paths.INBOX) -> bool:
+    """True when the inbox already says what ``result`` says about what still waits (pending, held back,
+    in review, the work on them): a fetch that brings nothing new then leaves the inbox alone, so a
+    cycle with nothing new changes nothing, while a fix or a release that changed only what waits is
+    still written (and so reaches ``import`` and the held-back list)."""
+    old, _ = read(path)
+    return (sorted(old.pending), old.problems, old.in_review, old.work) == (
+        sorted(result.pending), result.problems, result.in_review, result.work)

@@ -45,6 +45,8 @@ def status() -> dict[str, Any]:
         running["step"] = (unfinished or {}).get("step")
     lock = None if running else repo.lock_problem()
     waiting = sorted(sid for sid in exported if sid not in labelled)
+    entries = held_back.load()
+    held, review = held_back.split(entries)
     out: dict[str, Any] = {
         "backend": params.annotation.backend,
         "cycle": ledger.cycle,
@@ -55,7 +57,10 @@ def status() -> dict[str, Any]:
         "pool_left": sum(r.id not in labelled and r.id not in exported for r in pool),
         "last_f1": history[-1]["f1"] if history else None,
         "f1_change": round(history[-1]["f1"] - history[-2]["f1"], 4) if len(history) > 1 else None,
-        "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held_back.load()],
+        "held_back": [f"{h.id or '-'} {h.text!r}: {h.reason}" for h in held],
+        "in_review": [f"{h.id} {h.text!r}: {h.reason}" for h in review],  # waiting on the lead, not held back
+        # too many held back: the next cycle stops at its gate (after the fetch); what to fix, or release
+        "blocked": held_back.blocked(entries, exported, labelled, params.annotation.max_held_back_share),
         "entities_per_type": labelled_type_counts(),  # a type at 0 cannot be learnt
         "running": running,  # a nerloop command holds the project now: its step is a live one, not a stop
         "interrupted": None if running else unfinished,
@@ -77,6 +82,9 @@ def next_step(s: dict[str, Any]) -> str:
         pids = " ".join(map(str, s["orphans"]))
         return (f"wait for pid {pids} (DVC and its stage, left running by a killed nerloop) to end, or `kill {pids}`;"
                 " then: nerloop cycle   # finishes and commits the interrupted cycle")
+    if s["blocked"] and (s["interrupted"] or {}).get("step") in (None, "repro"):  # later steps trained already
+        return (f"the loop is stopped by too many held-back sentences ({', '.join(s['blocked']['sentences'])}; "
+                f"each reason under held back names where and what to fix). {s['blocked']['way_out']}")
     if s["interrupted"]:
         return f"nerloop cycle   # finishes and commits the cycle interrupted at step {s['interrupted']['step']!r}"
     if s["dvc_lock_problem"]:
@@ -86,8 +94,10 @@ def next_step(s: dict[str, Any]) -> str:
     if (s["forecast"] or {}).get("decision") == "stop":
         return (f"nerloop cycle --no-send, then nerloop finalize   # stop: {s['forecast']['why']}")
     if s["waiting_for_annotation"] and s["backend"] != "simulated":
-        return (f"annotate the {s['waiting_for_annotation']} waiting sentences in {s['backend']}, then: nerloop cycle"
-                "   # imports what was confirmed, retrains and sends the next batch")
+        review = (f" ({len(s['in_review'])} of them disagreements for the lead to resolve in the review project, "
+                  "as listed under in review)" if s["in_review"] else "")
+        return (f"annotate the {s['waiting_for_annotation']} waiting sentences in {s['backend']}{review}, then: "
+                "nerloop cycle   # imports what was confirmed, retrains and sends the next batch")
     if not s["pool_left"] and not s["waiting_for_annotation"]:
         return "nerloop finalize   # the pool is used up: build the final dataset and its card"
     return "nerloop cycle   # imports the answers, retrains, sends the next batch"
@@ -113,8 +123,14 @@ def render(s: dict[str, Any]) -> str:
     if len(s["held_back"]) > 5:
         lines.append(f"  ... and {len(s['held_back']) - 5} more ({held_back.HELD_BACK})")
     if s["held_back"]:
-        lines.append("  fix the cause (the next cycle retries them) or release them to the pool: "
-                     "nerloop held-back release --all")
+        lines.append("  fix the cause (the next cycle fetches again) or release them to the pool: "
+                     "nerloop held-back release ID...")
+    lines.append(f"in review:           {len(s['in_review'])}" + (
+        " (disagreements waiting on the lead; they never stop the loop)" if s["in_review"] else ""))
+    lines += [f"  - {p}" for p in s["in_review"][:5]]
+    if s["blocked"]:
+        over = ", ".join(f"cycle {c}: {k} of {n}" for c, (k, n) in s["blocked"]["cycles"].items())
+        lines.append(f"stopped:             too many held back ({over}; over annotation.max_held_back_share)")
     per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
     lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
     lines += forecast_lines(s["forecast"])

@@ -44,6 +44,11 @@ class FetchResult:
     pending: list[str] = field(default_factory=list)  # sentence ids exported and not finished
     problems: list[str] = field(default_factory=list)  # examples held back, one message each
     metrics: dict[str, Any] = field(default_factory=dict)  # e.g. inter-annotator agreement
+    # disagreements waiting on the lead in the review project, one message each: pending, but not held back
+    # (nothing is wrong with them; the review path never blocks a cycle)
+    in_review: list[str] = field(default_factory=list)
+    # sentence id -> the finished work of each annotator that is not imported (yet): what releasing would drop
+    work: dict[str, list[str]] = field(default_factory=dict)
 
 
 class AnnotationBackend(ABC):

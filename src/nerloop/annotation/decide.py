@@ -8,7 +8,12 @@ annotator finished (with ``example`` its own example or task object, exposing ``
 * a sentence for one annotator is done when that annotator finished it with a valid version;
 * a quality-control sentence (two annotators) when both finished it and agree, or, when they do not,
   per ``disagreement_policy``: ``hold`` keeps it back with a message, ``review`` sends it to
-  ``<project>-review`` and imports the version the lead finishes there;
+  ``<project>-review`` (it is then *in review*, ``FetchResult.in_review``: waiting on the lead, never
+  counted as held back) and imports the version the lead finishes there;
+* a version the backend doubts (``Version.doubt``: e.g. Doccano deleted spans with their label type) is
+  never imported as complete: its sentence is held back, and a late correction from it is not taken;
+* what annotators finished on a sentence that is not imported is described in ``FetchResult.work``, so
+  that releasing the sentence can say what would be dropped;
 * a sentence already in the ledger whose source version changed since is a late correction, imported
   as a new revision (the ledger is append-only; the latest wins);
 * figures: agreement per cycle and cumulative (``quality``), effort, speed per annotator and cycle.
@@ -48,6 +53,7 @@ class Version:
     confirmed_at: str
     tags: list[str] | None
     problems: list[str]
+    doubt: list[str] = field(default_factory=list)  # why these (valid) tags may be incomplete: held, not imported
 
 
 def readable(text: str, offsets: list[list[int]], tags: list[str]) -> str:
@@ -88,8 +94,9 @@ class DecisionMixin:
             return
         if v.tags == entry["record"]["tags"]:
             return
-        if v.tags is None:
-            result.problems.extend(p + " (a correction after import; the imported version stays)" for p in v.problems)
+        if v.tags is None or v.doubt:
+            result.problems.extend(p + " (a correction after import; the imported version stays)"
+                                   for p in [*v.problems, *v.doubt])
             return
         annotators = (entry["record"].get("meta") or {}).get("annotators") or [v.confirmed_by]
         result.done.append(self._annotation(v, annotators, entry.get("pre_tags"), revision=True))
@@ -98,14 +105,32 @@ class DecisionMixin:
     def _judge(self, sid: str, assigned: list[str], mine: dict[str, Version], reviewed: dict[str, Version],
                review_ours: dict[str, Any], result: TeamFetchResult) -> Annotation | None:
         """Decide one sentence not yet imported: an Annotation, or None (pending; problems appended)."""
+        ann = self._decide(sid, assigned, mine, reviewed, review_ours, result)
+        if ann is None:
+            self._keep_work(sid, [*(mine[a] for a in assigned if a in mine), *([reviewed[sid]] if sid in reviewed
+                                                                                 else [])], result)
+        return ann
+
+    def _keep_work(self, sid: str, versions: list[Version], result: TeamFetchResult) -> None:
+        """Describe each finished version of a sentence that is not imported (what releasing it would drop)."""
+        if versions:
+            result.work[sid] = [
+                f"{v.confirmed_by}'s version ({self.ITEM} {v.example.example_id} in project {v.project!r}): "
+                + (readable(v.example.text, v.example.m("offsets"), v.tags) if v.tags is not None
+                   else "spans that could not be read (see the reason)")
+                for v in versions
+            ]
+
+    def _decide(self, sid: str, assigned: list[str], mine: dict[str, Version], reviewed: dict[str, Version],
+                review_ours: dict[str, Any], result: TeamFetchResult) -> Annotation | None:
         confirmed = [a for a in assigned if a in mine]
         for a in confirmed:
-            result.problems.extend(p + "; the sentence stays pending" for p in mine[a].problems)
+            result.problems.extend(p + "; the sentence stays pending" for p in [*mine[a].problems, *mine[a].doubt])
         if len(confirmed) < len(assigned):
             if confirmed:
                 result.qc_waiting.append(sid)
             return None
-        if any(mine[a].tags is None for a in assigned):
+        if any(mine[a].tags is None or mine[a].doubt for a in assigned):
             return None
         pre = mine[assigned[0]].example.m("pre_tags")
         if len(assigned) == 1:
@@ -130,12 +155,12 @@ class DecisionMixin:
             return None
         v = reviewed.get(sid)
         if v is not None:
-            if v.tags is None:
-                result.problems.extend(p + "; the sentence stays pending" for p in v.problems)
+            if v.tags is None or v.doubt:
+                result.problems.extend(p + "; the sentence stays pending" for p in [*v.problems, *v.doubt])
                 return None
             return self._annotation(v, [a, b, v.confirmed_by], self._agreed(mine[a].tags, mine[b].tags))
         eid = review_ours[sid].example_id if sid in review_ours else self._send_to_review(sid, mine[a], mine[b])
-        result.problems.append(
+        result.in_review.append(
             f"{where}: {a} and {b} disagree; resolve it in project {self.project_name(plan.REVIEW_SUFFIX)!r}, "
             f"{self.ITEM} {eid} ({self.VERSIONS_SHOWN}), and {self.FINISH}"
         )

@@ -409,11 +409,15 @@ def held_back_text(held: list[dict[str, Any]], waiting: int, outbox: int) -> str
     """The card's line on sentences sent (or about to be sent) for annotation that are not in the data.
 
     Two different things: sentences still with the annotators (normal: the last batch is always
-    out), and sentences held back at import because something was wrong with them.
+    out; disagreements in review with the lead among them), and sentences held back at import because
+    something was wrong with them.
     """
+    review = sum(h.get("state") == "in review" for h in held)
+    held = [h for h in held if h.get("state") != "in review"]
     out = (f"{waiting + outbox} sentence(s) sent or about to be sent for annotation are waiting for annotators and "
-           f"are not in this dataset yet ({waiting} sent before this cycle, {outbox} in this cycle's batch). "
-           if waiting + outbox else "No sentence is waiting for annotators. ")
+           f"are not in this dataset yet ({waiting} sent before this cycle, {outbox} in this cycle's batch"
+           + (f"; {review} of them in review: the two annotators disagreed and the lead decides" if review else "")
+           + "). " if waiting + outbox else "No sentence is waiting for annotators. ")
     if not held:
         return out + "No annotated sentence was held back at import."
     ids = [h for h in held if h.get("id")]

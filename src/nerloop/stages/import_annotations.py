@@ -4,8 +4,8 @@
 (see ``nerloop.inbox``); this stage only reads that file, so it is an ordinary DVC stage: it runs
 when the inbox changed, and a repro with nothing new fetched does nothing. The ledger only ever
 appends sentences it has not seen, so running the stage twice adds nothing twice. It also records
-what is still waiting, and the per-cycle figures: sentences and tokens annotated, and how much of
-the pre-annotation the annotators had to change.
+what is still waiting (held back and in review apart: see ``nerloop.held_back``), and the per-cycle
+figures: sentences and tokens annotated, and how much of the pre-annotation the annotators had to change.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ def main() -> None:
     check_labels(result, set(entity_types()))
     ledger = Ledger(paths.LEDGER)
     new = ledger.append(result.done)
-    held_back.record(result.problems, exported)  # data/annotations/held_back.jsonl + a summary line
+    held, review = held_back.split(held_back.record(result, exported))  # data/annotations/held_back.jsonl
 
     waiting = {sid: c for sid, c in exported.items() if sid not in ledger.ids}
-    write_json(paths.PENDING, {"exported": exported, "waiting": waiting, "problems": result.problems})
+    write_json(paths.PENDING, {"exported": exported, "waiting": waiting, "problems": result.problems,
+                               "in_review": result.in_review})
     per_cycle = ledger.per_cycle()
     write_json(paths.METRICS / "annotation.json", {
         "cycle": ledger.cycle,
@@ -46,13 +47,15 @@ def main() -> None:
         "annotated_tokens": sum(c["tokens"] for c in per_cycle.values()),
         "last_cycle": per_cycle.get(ledger.cycle, {}),
         "waiting": len(waiting),
-        "held_back": len(result.problems),
+        "held_back": len(held),  # entries of held_back.jsonl: sentences, and backend problems tied to none
+        "in_review": len(review),  # disagreements waiting on the lead: waiting, not held back
         **({"agreement": result.metrics} if result.metrics else {}),
     })
     revised = sorted(e["id"] for e in new if e.get("revision"))
     late = f"; {len(revised)} of them correct sentences imported before (new revisions: {revised})" if revised else ""
     print(f"imported {len(new)} new annotations (ledger: {len(ledger.entries)} sentences, cycle {ledger.cycle}); "
-          f"{len(waiting)} exported sentences still waiting{late}")
+          f"{len(waiting)} exported sentences still waiting"
+          f"{f' ({len(review)} in review, waiting on the lead)' if review else ''}{late}")
 
 
 if __name__ == "__main__":
