@@ -149,11 +149,16 @@ def run(j: Journey, results: Path, work: Path) -> None:
         return
     corpus = al_curve.load_corpus(*corpus_files)
     settings = settings_for(j)
-    recipe = al_curve.base_recipe(ROOT / "params.yaml")
-    config = {"journey": asdict(j), "recipe": recipe, "device": device_name()}
-    config = json.loads(json.dumps(config))
     results.mkdir(parents=True, exist_ok=True)
     done = cycle_files(results)
+    recipe = al_curve.base_recipe(ROOT / "params.yaml")
+    if done and not same_config(done[0]["config"], {**done[0]["config"], "recipe": recipe}):
+        # A journey keeps the recipe it started with (a key it lacks means the field's default), so a
+        # change of shipped defaults never mixes two recipes in one curve.
+        print(f"note: {results} continues with the recipe its cycle 0 recorded, not today's params.yaml; "
+              "--results <another folder> starts a journey under today's")
+        recipe = done[0]["config"]["recipe"]
+    config = json.loads(json.dumps({"journey": asdict(j), "recipe": recipe, "device": device_name()}))
     if done and not same_config(done[0]["config"], config):
         raise al_curve.BenchmarkError(f"{results} holds cycles made with other settings; move them or use --results")
     stages = al_curve.stage_modules()

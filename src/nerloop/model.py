@@ -604,6 +604,12 @@ def predicted_epochs(probes: Sequence[dict[str, Any]]) -> int:
     return max(1, round(float(np.median([p["best_epoch"] for p in probes]))))
 
 
+def probe_record(n_labelled: int, probe: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+    """What ``metrics/probes.json`` keeps of one probe run (``train``'s summary) for later cycles."""
+    return {"labelled": n_labelled, "best_epoch": max(1, probe["best_epoch"]), "epochs_run": probe["epochs_run"],
+            "validation_f1": probe["best_validation_f1"], "params": key}
+
+
 def fit(
     records: Sequence[Record],
     labels: list[str],
@@ -635,9 +641,7 @@ def fit(
             summary = train(train_recs, val_recs, labels, model_params, train_params, out_dir)
             return {**summary, "recipe": "holdout"}, probes
         probe = train(train_recs, val_recs, labels, model_params, train_params, None)
-        probes = [*probes, {"labelled": len(records), "best_epoch": max(1, probe["best_epoch"]),
-                            "epochs_run": probe["epochs_run"], "validation_f1": probe["best_validation_f1"],
-                            "params": key}]
+        probes = [*probes, probe_record(len(records), probe, key)]
     epochs = max(1, probe["best_epoch"]) if recipe == "refit" and probe else predicted_epochs(probes)
     final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir)
     summary = {**final, "recipe": recipe, "probed": probe is not None,

@@ -1,0 +1,171 @@
+"""One training run per cycle (``fitted``) against a probe + refit every cycle (``refit``), same run.
+
+For each seed and labelled size N (random CoNLL-2003 train sentences), trains N the way a cycle of
+the loop does under each recipe, with the model and train params of the shipped ``params.yaml``:
+
+- ``refit``: a probe (80/20, early stopping), then from the base on all N for its best epoch;
+- ``fitted``: one run on all N for the median best epoch of the probes the loop would hold by then.
+  Those probes are made here first on nested random subsets, at the sizes the loop's rule
+  (``train.min_probes``, ``train.probe_growth``) probes at on the journey's sizes (200, 400, 800,
+  1,600, 3,200, ...): at 1,000 the probes at 200 and 400, at 5,000 those at 200, 400 and 1,600.
+  Their time was spent in earlier cycles, so it is reported but not counted in N's cycle.
+
+Prints and writes ``results/recipes.json`` and ``.md``: train seconds and test F1 per (N, seed,
+recipe), the time ratio fitted / refit and the F1 difference, with the targets' verdicts
+(time <= 0.6x, F1 no more than 0.3 points below, 3 seeds). Resumable: each finished run is kept.
+
+    python benchmarks/recipes.py                          # N = 1,000 and 5,000, seeds 1 2 3
+    python benchmarks/recipes.py --sizes 1000 --seeds 1   # one size, one seed
+
+CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "conll2003"
+RESULTS = ROOT / "benchmarks" / "results"
+JOURNEY_SIZES = [200, 400, 800, 1600, 3200, 6400, 12000]  # the journey's labelled sizes, cycle by cycle
+TIME_TARGET, F1_TARGET_POINTS = 0.6, 0.3
+
+
+def probe_sizes(n: int, min_probes: int, growth: float) -> list[int]:
+    """The journey's sizes below ``n`` at which the loop's rule made a probe (``model.needs_probe``)."""
+    made: list[int] = []
+    for size in (s for s in JOURNEY_SIZES if s < n):
+        if len(made) < min_probes or size >= growth * max(made):
+            made.append(size)
+    return made
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, round(time.perf_counter() - t0, 1)
+
+
+def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int) -> list[dict]:
+    """The probes, the refit cycle and the fitted cycle at ``n`` for one seed."""
+    from nerloop.model import fit, predict_tags, probe_key, probe_record, seqeval_scores, split_validation, train
+
+    mp, tp = params.model, params.train.copy(update={"seed": seed})
+    key = probe_key(mp, tp)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)  # nested subsets: the sentences labelled by earlier cycles
+    probes, probe_seconds = [], 0.0
+    for size in probe_sizes(n, tp.min_probes, tp.probe_growth):
+        part = [sample[i] for i in sorted(order[:size])]
+        tr, va = split_validation(part, tp.validation_share, tp.seed)
+        summary, seconds = timed(lambda: train(tr, va, labels, mp, tp, None))  # noqa: B023
+        probes.append(probe_record(size, summary, key))
+        probe_seconds += seconds
+    runs = []
+    for recipe, earlier in (("refit", []), ("fitted", probes)):
+        with tempfile.TemporaryDirectory() as out:
+            (summary, _), seconds = timed(
+                lambda: fit(sample, labels, mp, tp.copy(update={"recipe": recipe}), Path(out) / "m", earlier))  # noqa: B023
+            pred = predict_tags(Path(out) / "m", test, 64, mp.max_length)
+        runs.append({"n": n, "seed": seed, "recipe": recipe, "train_seconds": seconds,
+                     "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4),
+                     "epochs": summary["epochs_run"], "probed": summary["probed"],
+                     "earlier_probes": [p["labelled"] for p in earlier],
+                     "earlier_probe_seconds": round(probe_seconds, 1) if recipe == "fitted" else 0.0})
+        print(json.dumps(runs[-1]), flush=True)
+    return runs
+
+
+def summarise(runs: list[dict]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for n in sorted({r["n"] for r in runs}):
+        pairs = {}
+        for r in (r for r in runs if r["n"] == n):
+            pairs.setdefault(r["seed"], {})[r["recipe"]] = r
+        pairs = {s: p for s, p in pairs.items() if len(p) == 2}
+        if not pairs:
+            continue
+        ratio = [p["fitted"]["train_seconds"] / p["refit"]["train_seconds"] for p in pairs.values()]
+        diff = [100 * (p["fitted"]["f1"] - p["refit"]["f1"]) for p in pairs.values()]
+        f1 = {k: [p[k]["f1"] for p in pairs.values()] for k in ("refit", "fitted")}
+        mean_ratio, mean_diff = statistics.mean(ratio), statistics.mean(diff)
+        out[str(n)] = {
+            "seeds": sorted(pairs),
+            "f1_mean": {k: round(statistics.mean(v), 4) for k, v in f1.items()},
+            "f1_sd": {k: round(statistics.stdev(v), 4) if len(v) > 1 else None for k, v in f1.items()},
+            "time_ratio": {"mean": round(mean_ratio, 3), "per_seed": [round(x, 3) for x in ratio]},
+            "f1_diff_points": {"mean": round(mean_diff, 2), "per_seed": [round(x, 2) for x in diff]},
+            "verdict": "met" if len(pairs) >= 3 and mean_ratio <= TIME_TARGET and mean_diff >= -F1_TARGET_POINTS
+            else ("not met" if len(pairs) >= 3 else f"{len(pairs)} of 3 seeds run"),
+        }
+    return out
+
+
+def report(state: dict[str, Any], path: Path) -> None:
+    lines = ["# One run per cycle (`fitted`) against probe + refit (`refit`), same machine, same run", "",
+             f"Model and train params of the shipped params.yaml ({state['config']['model']}); test split of "
+             f"CoNLL-2003. Targets: fitted's train time <= {TIME_TARGET}x refit's, test F1 no more than "
+             f"{F1_TARGET_POINTS} points below, 3 seeds.", "",
+             "| labelled | seeds | refit F1 | fitted F1 | F1 diff, points (per seed) | time fitted/refit (per seed) "
+             "| verdict |", "|---:|---|---:|---:|---|---|---|"]
+    for n, s in state["summary"].items():
+        lines.append(
+            f"| {int(n):,} | {s['seeds']} | {s['f1_mean']['refit']:.4f} | {s['f1_mean']['fitted']:.4f} | "
+            f"{s['f1_diff_points']['mean']:+.2f} ({', '.join(f'{x:+.2f}' for x in s['f1_diff_points']['per_seed'])})"
+            f" | {s['time_ratio']['mean']:.2f} ({', '.join(f'{x:.2f}' for x in s['time_ratio']['per_seed'])}) "
+            f"| {s['verdict']} |")
+    lines += ["", "Per run: `recipes.json` (`earlier_probe_seconds`: the fitted recipe's probes, spent in earlier "
+              "cycles, not in this one)."]
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
+    args = p.parse_args(argv)
+    if not (DATA / "train.txt").is_file():
+        print(f"CoNLL-2003 not found in {DATA}: nothing to run")
+        return 0
+    import torch
+
+    from nerloop.formats import read_conll, write_json
+    from nerloop.params import load_params
+    from nerloop.tags import entity_types, label_list
+
+    params = load_params(ROOT / "params.yaml")
+    train_all, test = read_conll(DATA / "train.txt"), read_conll(DATA / "test.txt")
+    labels = label_list(entity_types(r.tags for r in train_all + test))
+    config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),
+              "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
+    state = json.loads(args.results.read_text()) if args.results.exists() else {}
+    runs = state.get("runs", []) if state.get("config") == config else []
+    for n in args.sizes:
+        for seed in args.seeds:
+            if sum(r["n"] == n and r["seed"] == seed for r in runs) == 2:
+                continue
+            idx = np.random.default_rng(seed).choice(len(train_all), n, replace=False)
+            runs = [r for r in runs if not (r["n"] == n and r["seed"] == seed)]
+            runs += run_size([train_all[i] for i in sorted(idx)], test, labels, params, seed, n)
+            state = {"config": config, "runs": runs, "summary": summarise(runs)}
+            write_json(args.results, state)
+            report(state, args.results)
+    state = {"config": config, "runs": runs, "summary": summarise(runs)}
+    write_json(args.results, state)
+    report(state, args.results)
+    print(json.dumps(state["summary"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
