@@ -221,7 +221,7 @@ def test_credentials_env_first_then_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_labelling_config_comes_from_the_label_set() -> None:
     config = label_config(["LOC", "ORG", "PER", "A&B"])
-    assert config_labels(config) == {"LOC", "ORG", "PER", "A&amp;B"}
+    assert config_labels(config) == {"LOC", "ORG", "PER", "A&B"}  # as Label Studio reads them: never "missing"
     assert '<Text name="text" value="$text"/>' in config and 'toName="text"' in config
 
 
@@ -433,6 +433,50 @@ def test_label_outside_the_set_off_boundaries_and_edited_text_are_held_back(
     assert any(f"task {a['id']}" in p and "'MISC'" in p and "not in the label set" in p for p in res.problems)
     assert any(f"task {b['id']}" in p and "token boundar" in p for p in res.problems)
     assert any(f"task {c['id']}" in p and "text was edited" in p for p in res.problems)
+
+
+@pytest.mark.label_studio
+def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_without_it_waits(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    """An admin drops PER from alice's labelling config. Label Studio's own check lets it go although alice's
+    submitted annotation uses PER; alice submits a task with the PER button gone. The next fetch holds both
+    back, naming task, sentence, annotator and label, and puts PER back; an Update by alice or
+    `nerloop label-studio accept` lets each in."""
+    be = make_backend(annotators=["alice"])
+    recs = batch(3)
+    manifest = be.export(recs, 1)
+    pid = be.annotator_projects()["alice"]
+    alice = people["alice"]
+    tasks = alice.tasks(pid)
+    a, b, c = (tasks[r.id] for r in recs)
+    first = alice.submit(a)  # Alice0 Smith/PER, Paris/LOC, Acme Corp/ORG
+    without = label_config(["LOC", "ORG"])
+    assert be.conn.request("POST", f"projects/{pid}/validate", "t", json={"label_config": without})  # not refused
+    be.conn.request("PATCH", f"projects/{pid}", "t", json={"label_config": without})
+    alice.submit(b, spans_of(recs[1])[1:])  # no PER button: "Alice1 Smith" stays unmarked
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    res = be.fetch(ledger, manifest)
+    assert res.done == [] and sorted(res.pending) == sorted(r.id for r in recs)
+    assert config_labels(be.conn.request("GET", f"projects/{pid}", "t")["label_config"]) == set(LABELS)  # put back
+    assert any(p.startswith(f"project {be.project_name('alice')!r}: 'PER' had been removed") for p in res.problems)
+    for task, rec in ((a, recs[0]), (b, recs[1])):
+        (told,) = [p for p in res.problems if p.startswith(f"task {task['id']} (sentence {rec.id})")]
+        assert "alice submitted it while label 'PER' was missing" in told and "press Update" in told
+        assert f"nerloop label-studio accept {task['id']}" in told and "example" not in told
+    assert not any(f"task {c['id']} " in p for p in res.problems)  # not submitted: nothing to re-check
+
+    alice.update(first, a, spans_of(recs[0]))  # alice re-checks task a in the page and presses Update
+    alice.submit(c)  # submitted with PER back in the config: nothing to re-check
+    assert be.fetch(ledger, manifest).pending == [recs[1].id]  # b still waits
+    assert be.accept([b["id"], c["id"]]) == [
+        f"task {b['id']} (sentence {recs[1].id}): accepted as submitted without ['PER']; the next `nerloop cycle` "
+        "imports it", f"task {c['id']}: not waiting for a re-check; left as it is"]
+    res = be.fetch(ledger, manifest)
+    done = {x.record.id: x.record.tags for x in res.done}
+    assert res.pending == [] and not res.problems
+    assert done == {recs[0].id: PRE, recs[1].id: ["O", "O", *PRE[2:]], recs[2].id: PRE}
 
 
 @pytest.mark.label_studio

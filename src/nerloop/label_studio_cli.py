@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rm = ann_sub.add_parser("remove", help="take an annotator out of the team (no new work); their work is kept")
     rm.add_argument("name")
     sub.add_parser("disagreements", help="double-annotated sentences the two annotators disagree on, both versions")
+    acc = sub.add_parser("accept", help="import tasks held for a re-check (submitted while a label was missing from "
+                                        "the labelling config) as they were submitted")
+    acc.add_argument("task", type=int, nargs="+", help="Label Studio task ids, as the held-back message names them")
 
 
 def _params():
@@ -192,5 +195,8 @@ def run(args: argparse.Namespace, home: Path = DEFAULT_HOME) -> None:
          "remove": lambda: _remove(args.name, home)}[args.annotator_command]()
     elif cmd == "disagreements":
         _disagreements(home)
+    elif cmd == "accept":
+        for line in _backend(_labels(), home).accept(args.task):
+            print(line)
     else:  # argparse only lets the choices above through
         raise NerloopError(f"unknown label-studio command {cmd!r}")

@@ -30,6 +30,12 @@ Design:
 * A label outside the label set, a region off token boundaries, a region with several labels,
   overlapping regions, an edited task text: the sentence is held back with a message naming the
   project, task, region and the fix.
+* A label of the set removed from a project's labelling config: annotators could not mark that type,
+  so every annotation submitted and not imported as it is gets marked for a re-check (task meta
+  ``nerloop_recheck``: the labels, and each annotation's ``updated_at``), and then the label is put
+  back. A marked annotation is held back, naming task, sentence, annotator and label, until it
+  changes (its annotator marks what was missing and presses Update) or the lead accepts it as
+  submitted (``accept``).
 * The token comes from ``NERLOOP_LABEL_STUDIO_TOKEN`` or ``.label-studio/credentials.json`` and
   never appears in messages, metrics or return values.
 """
@@ -60,7 +66,9 @@ from nerloop.records import Record
 from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
+RECHECK = "recheck"  # task meta nerloop_recheck: {"labels": [...], "annotations": {annotation id: its updated_at}}
 Span = tuple[int, int, str]
+Stamp = tuple[Any, Any]  # (annotation id, updated_at): one annotation as it was at a moment
 
 
 @dataclass
@@ -77,6 +85,12 @@ def region(text: str, start: int, end: int, label: str, score: float | None, rid
     if score is not None:
         item["score"] = score
     return item
+
+
+def imported_stamp(entry: dict[str, Any]) -> Stamp:
+    """The annotation a ledger entry was imported from, as it was then."""
+    source = (entry.get("record", {}).get("meta") or {}).get("label_studio") or {}
+    return source.get("annotation"), source.get("updated_at")
 
 
 class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
@@ -279,8 +293,10 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             return None
         own = [a for a in submitted if users.get(int(a.get("completed_by") or 0)) == who]
         ann = max(own or submitted, key=lambda a: (a.get("updated_at") or "", int(a["id"])))
-        tags, problems = self._spans_of(task, list(ann.get("result") or []), self.project_name(who))
         by = users.get(int(ann.get("completed_by") or 0), f"user #{ann.get('completed_by')}")
+        tags, problems = self._spans_of(task, list(ann.get("result") or []), self.project_name(who))
+        if self._marked(task, ann):
+            tags, problems = None, [self._recheck_message(task, who, by), *problems]
         v = Version(self.project_name(who), task, by, str(ann.get("created_at") or ""), tags, problems)
         v.annotation = ann  # type: ignore[attr-defined]  # kept for the record's provenance
         return v
@@ -308,9 +324,10 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         return Annotation(record=self._record(v.example, v.tags, v, annotators), cycle=int(v.example.m("cycle", 0)),
                           annotator=v.confirmed_by, pre_tags=pre_tags, revision=revision)
 
-    def _project_versions(self, who: str, pid: int, result: LabelStudioFetchResult) -> tuple[dict[str, Task],
-                                                                                               dict[str, Version]]:
+    def _project_versions(self, who: str, pid: int, result: LabelStudioFetchResult,
+                          imported: dict[str, Stamp]) -> tuple[dict[str, Task], dict[str, Version]]:
         listing = self.listing(pid)
+        self._check_config(who, pid, listing, imported, result)
         result.problems.extend(listing.problems)
         result.not_ours.extend(listing.foreign)
         result.problems.extend(f"task {tid} in project {self.project_name(who)!r}: not ours (no nerloop_id in its "
@@ -322,16 +339,76 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
                 versions[sid] = v
         return listing.ours, versions
 
+    # ------------------------------------------------------------ labels missing from the config
+
+    def _check_config(self, who: str, pid: int, listing: Listing, imported: dict[str, Stamp],
+                      result: LabelStudioFetchResult) -> None:
+        """Put back labels removed from the project's config, after marking what was submitted without them."""
+        marked: list[int] = []
+
+        def mark(missing: list[str]) -> None:
+            for task in listing.ours.values():
+                stamps = {str(a["id"]): a.get("updated_at") for a in task.annotations if not a.get("was_cancelled")
+                          and (a["id"], a.get("updated_at")) != imported.get(task.sid)}
+                if stamps:
+                    old = task.m(RECHECK) or {}
+                    task.meta[META_PREFIX + RECHECK] = {
+                        "labels": sorted({*old.get("labels", []), *missing}),
+                        "annotations": {**old.get("annotations", {}), **stamps}}
+                    self.conn.request("PATCH", f"tasks/{task.example_id}", f"marking task {task.example_id} for a "
+                                      "re-check", json={"meta": task.meta})
+                    marked.append(task.example_id)
+
+        missing = self.restore_labels(who, pid, mark)
+        if missing:
+            result.problems.append(
+                f"project {self.project_name(who)!r}: {', '.join(map(repr, missing))} had been removed from its "
+                f"labelling config in Label Studio; nerloop put {'it' if len(missing) == 1 else 'them'} back. "
+                f"Tasks submitted without it, each waiting for a re-check: {marked or 'none'}"
+            )
+
+    @staticmethod
+    def _marked(task: Task, ann: dict[str, Any]) -> bool:
+        """True when ``ann`` is unchanged since it was marked for a re-check."""
+        stamps = (task.m(RECHECK) or {}).get("annotations") or {}
+        return str(ann.get("id")) in stamps and stamps[str(ann.get("id"))] == ann.get("updated_at")
+
+    def _recheck_message(self, task: Task, who: str, by: str) -> str:
+        labels = (task.m(RECHECK) or {}).get("labels") or []
+        named = f"label {labels[0]!r} was" if len(labels) == 1 else f"labels {', '.join(map(repr, labels))} were"
+        return (f"task {task.example_id} (sentence {task.sid}) in project {self.project_name(who)!r}: {by} submitted "
+                f"it while {named} missing from the project's labelling config (removed in Label Studio), so an "
+                f"entity may be missing. The label is back: {by}, open the task, mark any {' / '.join(labels)} "
+                f"entity missing and press Update; if none is missing, accept the task as submitted with "
+                f"`nerloop label-studio accept {task.example_id}`")
+
+    def accept(self, task_ids: list[int]) -> list[str]:
+        """Take the re-check mark off these tasks: their submitted annotations are imported as they are.
+        Returns one line per task; a task with no mark is left as it is, and said so."""
+        out = []
+        for tid in task_ids:
+            task = self.conn.request("GET", f"tasks/{tid}", f"reading task {tid}")
+            meta = dict(task.get("meta") or {})
+            mark = meta.pop(META_PREFIX + RECHECK, None)
+            if mark is None:
+                out.append(f"task {tid}: not waiting for a re-check; left as it is")
+                continue
+            self.conn.request("PATCH", f"tasks/{tid}", f"accepting task {tid}", json={"meta": meta})
+            out.append(f"task {tid} (sentence {meta.get(META_PREFIX + 'id')}): accepted as submitted without "
+                       f"{mark.get('labels')}; the next `nerloop cycle` imports it")
+        return out
+
     # ------------------------------------------------------------ fetch
 
     def fetch(self, ledger: Ledger, exported: dict[str, str] | None = None) -> LabelStudioFetchResult:
         """Every submitted, valid annotation not yet in ``ledger``, and late corrections of those in it."""
         result = LabelStudioFetchResult()
         latest = {e["id"]: e for e in ledger.entries}
+        imported = {sid: imported_stamp(e) for sid, e in latest.items()}
         tasks: dict[str, dict[str, Task]] = {}
         versions: dict[str, dict[str, Version]] = {}
         for who, pid in sorted(self.annotator_projects().items()):
-            ours, found = self._project_versions(who, pid, result)
+            ours, found = self._project_versions(who, pid, result, imported)
             for sid, task in ours.items():
                 tasks.setdefault(sid, {})[who] = task
             for sid, v in found.items():
@@ -340,7 +417,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         reviewed: dict[str, Version] = {}
         review_ours: dict[str, Task] = {}
         if review is not None:
-            review_ours, reviewed = self._project_versions(plan.REVIEW_SUFFIX, int(review["id"]), result)
+            review_ours, reviewed = self._project_versions(plan.REVIEW_SUFFIX, int(review["id"]), result, imported)
 
         result.deleted = sorted(sid for sid in exported or {} if sid not in tasks and sid not in latest)
         result.problems.extend(

@@ -9,10 +9,11 @@ quality-control sentence is a task in two annotators' projects, so the two versi
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 from nerloop.annotation import plan
@@ -27,7 +28,6 @@ PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 CONFIG_TEMPLATE = TEMPLATES / "label_studio_config.xml"
 REVIEW_TEMPLATE = TEMPLATES / "label_studio_review_config.xml"
-_LABEL_RE = re.compile(r"<Label\s[^>]*value=\"([^\"]*)\"")
 
 
 def label_config(labels: list[str], *, review: bool = False) -> str:
@@ -38,8 +38,12 @@ def label_config(labels: list[str], *, review: bool = False) -> str:
 
 
 def config_labels(config: str) -> set[str]:
-    """The label values a labelling config offers."""
-    return set(_LABEL_RE.findall(config or ""))
+    """The label values a labelling config offers (none when it is not XML: every label counts as missing)."""
+    try:
+        root = ElementTree.fromstring(config or "")
+    except ElementTree.ParseError:
+        return set()
+    return {str(el.get("value")) for el in root.iter("Label") if el.get("value") is not None}
 
 
 @dataclass
@@ -170,6 +174,30 @@ class ProjectsMixin:
                               json={"label_config": label_config(wanted, review=review)})
             project["label_config"] = label_config(wanted, review=review)
         return pid
+
+    def restore_labels(self, who: str, pid: int, before: Callable[[list[str]], None]) -> list[str]:
+        """Put back the labels of the label set that the project's labelling config lacks; returns them.
+
+        ``before`` is called with them first, so that work on the tasks (holding them back) is done
+        before the config changes: a failure in between leaves the labels missing, found again next time.
+
+        An admin can remove a label in the project's Labeling Interface settings (Label Studio 1.23 refuses
+        to drop a label still in use, but counts a project's first annotation by its last region only) or
+        through the API (not checked at all). Annotators then cannot mark that type. The config is read
+        fresh, not from the project list cached earlier in the command; Label Studio accepts a config that
+        only adds labels, with annotations in place.
+        """
+        name = self.project_name(who)
+        project = self.conn.request("GET", f"projects/{pid}", f"reading the labelling config of project {name!r}")
+        have = config_labels(project.get("label_config", ""))
+        missing = sorted(set(self.labels) - have)
+        if missing:
+            before(missing)
+            config = label_config(sorted(set(self.labels) | have), review=who == plan.REVIEW_SUFFIX)
+            self.conn.request("PATCH", f"projects/{pid}", f"putting labels {missing} back into project {name!r}",
+                              json={"label_config": config})
+            self._project_list().get(name, {})["label_config"] = config
+        return missing
 
     def set_model_version(self, pid: int, version: str) -> None:
         """Make ``version`` the predictions Label Studio pre-fills in the labelling page of the project."""
