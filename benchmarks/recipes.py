@@ -16,6 +16,7 @@ recipe), the time ratio fitted / refit and the F1 difference, with the targets' 
 
     python benchmarks/recipes.py                          # N = 1,000 and 5,000, seeds 1 2 3
     python benchmarks/recipes.py --sizes 1000 --seeds 1   # one size, one seed
+    python benchmarks/recipes.py --sizes 20 --seeds 1 --epochs 1 --results /tmp/r.json   # a quick look
 
 CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
 """
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--epochs", type=int, help="cap train.epochs (a quick look; default: params.yaml's)")
     p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
     args = p.parse_args(argv)
     if not (DATA / "train.txt").is_file():
@@ -144,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     from nerloop.tags import entity_types, label_list
 
     params = load_params(ROOT / "params.yaml")
+    if args.epochs:
+        params.train.epochs = args.epochs
     train_all, test = read_conll(DATA / "train.txt"), read_conll(DATA / "test.txt")
     labels = label_list(entity_types(r.tags for r in train_all + test))
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),

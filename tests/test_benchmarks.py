@@ -318,3 +318,16 @@ def test_model_options_skips_clearly_without_conll_or_runs_a_tiny_comparison(tmp
         pytest.skip("CoNLL-2003 is not in ../shared/data: the script said so and ran nothing")
     table = out.with_suffix(".md").read_text()
     assert "| default | 1 |" in table and "| word_shape | 1 |" in table and "| crf | 1 |" in table
+    assert "| word_shape+crf | 1 |" in table
+
+
+def test_recipes_skips_clearly_without_conll_or_compares_both_recipes(tmp_path: Path) -> None:
+    """`python benchmarks/recipes.py` at a tiny size: both recipes per seed, the ratio and a verdict line."""
+    out = tmp_path / "recipes.json"
+    proc = run_script("recipes.py", "--sizes", "20", "--seeds", "1", "--epochs", "1", "--results", str(out))
+    if "CoNLL-2003 not found" in proc.stdout:
+        pytest.skip("CoNLL-2003 is not in ../shared/data: the script said so and ran nothing")
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted(r["recipe"] for r in runs) == ["fitted", "refit"]
+    table = out.with_suffix(".md").read_text()
+    assert "| 20 | [1] |" in table and "| 1 of 3 seeds run |" in table
