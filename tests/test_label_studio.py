@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -470,7 +471,14 @@ def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_withou
     alice.update(first, a, spans_of(recs[0]))  # alice re-checks task a in the page and presses Update
     alice.submit(c)  # submitted with PER back in the config: nothing to re-check
     assert be.fetch(ledger, manifest).pending == [recs[1].id]  # b still waits
-    assert be.accept([b["id"], c["id"]]) == [
+    root = tmp_path / "project"  # the lead types the command the message names, in the project root
+    (root / ".label-studio").mkdir(parents=True)
+    shutil.copy(be.home / "credentials.json", root / ".label-studio" / "credentials.json")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["labels"] = LABELS
+    params["annotation"]["label_studio"] = {"project": be.params.project, "annotators": ["alice"]}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _nerloop(root, "label-studio", "accept", str(b["id"]), str(c["id"])).stdout.splitlines() == [
         f"task {b['id']} (sentence {recs[1].id}): accepted as submitted without ['PER']; the next `nerloop cycle` "
         "imports it", f"task {c['id']}: not waiting for a re-check; left as it is"]
     res = be.fetch(ledger, manifest)
