@@ -459,7 +459,8 @@ def test_disagreements_are_resolved_in_the_review_project(
     assert d["spans"]["bob"] == "Alice1 Smith/ORG · Paris/LOC" and "Acme Corp/ORG" in d["spans"]["alice"]
     review = lead.project(be.project_name("review"))
     (rid,) = lead.examples(review).values()
-    assert any(f"example {rid}" in p and "review" in p and p.endswith("and mark it done") for p in first.problems)
+    assert any(f"example {rid}" in p and "review" in p and p.endswith("and mark it done") for p in first.in_review)
+    assert not any(recs[1].id in p for p in first.problems)  # in review: waiting on the lead, not held back
     meta = lead.c.find_example_by_id(review, rid).meta
     assert meta["version_bob"] == d["spans"]["bob"] and meta["version_alice"] == d["spans"]["alice"]
     assert [s[:3] for s in lead.spans(review, rid)] == [pre[1]]  # only the span both agree on: Paris/LOC
@@ -603,3 +604,164 @@ def test_doccano_io_benchmark_as_the_readme_runs_it(doccano_server: Server, tmp_
     res = json.loads(out.read_text())
     assert res["sentences"] == 20 and res["pre_annotated_spans"] > 0
     assert res["export_s"] > 0 and res["import_s"] > 0 and res["machine"]["load_average_1min_at_end"] >= 0
+
+
+# ---------------------------------------------------------------- issue #26: review never blocks; types never vanish
+
+
+def test_label_watch_finds_deleted_types_and_the_examples_in_doubt() -> None:
+    from nerloop.annotation.doccano.label_watch import Doubt, Look, deleted_types, in_doubt
+
+    before = Look("7 t", {1: "PER", 2: "LOC", 9: "Drug"}, done={10: "t1", 11: "t1"}, used={10: [1, 9], 11: [2]})
+    now = {1: "PER", 2: "LOC"}
+    assert deleted_types(before, now, ["LOC", "PER"], {"PER"}) == {"Drug": 9}
+    assert deleted_types(None, {2: "LOC"}, ["LOC", "PER"], {"PER"}) == {"PER": None}  # known from a pre-annotation
+    assert deleted_types(None, {2: "LOC"}, ["LOC", "PER"], set()) == {}  # a new label-set type, never created yet
+    gone = {"Drug": 9}
+    # 10 used Drug when last seen; 11 did not; 12 was marked done since (never seen); 11 marked done again since
+    doubt = in_doubt(before, gone, {10: "t1", 11: "t1", 12: "t2"})
+    assert doubt == {10: Doubt("t1", ["Drug"], True), 12: Doubt("t2", ["Drug"], False)}
+    assert in_doubt(before, gone, {10: "t1", 11: "t3"}).keys() == {10, 11}
+    assert in_doubt(None, gone, {10: "t1"}) == {10: Doubt("t1", ["Drug"], False)}  # no record: every one in doubt
+    later = Look("7 t", now, {10: "t1", 12: "t2"}, {10: [1], 12: [2]}, doubt)
+    assert in_doubt(later, {}, {10: "t1", 12: "t9"}) == {10: doubt[10]}  # 12 was marked done again: no more doubt
+
+
+@pytest.mark.doccano
+def test_a_deleted_label_type_holds_back_the_examples_that_may_have_lost_spans(
+    make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    """Deleting a type deletes its spans, silently, and the example stays marked done: never imported as complete."""
+    be = make_backend(annotators=["alice"])
+    recs = batch(3)
+    manifest = be.export(recs, 1)
+    alice, lead = people["alice"], people["lead"]
+    pid = alice.project(be.project_name("alice"))
+    e0, e1, e2 = (alice.examples(pid)[r.id] for r in recs)
+    drug = lead.c.create_label_type(pid, "span", "Drug", color="#000000")  # someone adds a type in Doccano
+    acme = recs[0].text.index("Acme")
+    alice.relabel(pid, e0, acme, "Drug")  # alice uses it: held back, the type is outside the label set
+    alice.confirm(pid, e0)
+    alice.confirm(pid, e1)
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    first = be.fetch(ledger, manifest)
+    assert [a.record.id for a in first.done] == [recs[1].id] and recs[0].id in first.pending
+    ledger.append(first.done)
+
+    lead.c.bulk_delete_label_types(pid, [drug.id], "span")  # the admin deletes it, as Doccano's Labels page does
+    assert "Drug" not in [s[2] for s in alice.spans(pid, e0)] and alice.c.find_example_by_id(pid, e0).is_confirmed
+    second = make_backend(annotators=["alice"]).fetch(ledger, manifest)
+    assert second.done == [] and recs[0].id in second.pending  # e0 now looks valid: it must not come in
+    (msg,) = [p for p in second.problems if recs[0].id in p]
+    assert msg.startswith(f"sentence {recs[0].id} (example {e0} in project {be.project_name('alice')!r}, marked "
+                          "done by alice): the label type 'Drug' was deleted from alice's project")
+    assert "Doccano removed its spans with it, silently, and nerloop saw a span of that type on it before" in msg
+    assert "is not in the label set" in msg and "mark it done again" in msg
+    assert second.work[recs[0].id] == [f"alice's version (example {e0} in project {be.project_name('alice')!r}): "
+                                       "Alice0 Smith/PER · Paris/LOC"]  # what releasing it would drop
+
+    # a label-set type deleted: e2, marked done since nerloop last looked, is held (nerloop never saw its
+    # spans); e1, imported, keeps its imported version; nerloop recreates the type at once
+    per = next(lt.id for lt in lead.c.list_label_types(pid, "span") if lt.text == "PER")
+    lead.c.bulk_delete_label_types(pid, [per], "span")
+    alice.confirm(pid, e2)
+    third = make_backend(annotators=["alice"]).fetch(ledger, manifest)
+    assert third.done == [] and "PER" in [lt.text for lt in lead.c.list_label_types(pid, "span")]
+    (m2,) = [p for p in third.problems if recs[2].id in p]
+    assert "the label type 'PER' was deleted" in m2 and "cannot tell whether it had one" in m2
+    assert "nerloop recreated 'PER' (empty)" in m2
+    assert any(recs[1].id in p and "'PER' was deleted" in p and "the imported version stays" in p
+               for p in third.problems)
+    assert any(recs[0].id in p and "the label types 'Drug' and 'PER' were deleted" in p for p in third.problems)
+
+    pre_per = recs[2].meta["pre_spans"][0]
+    alice.add(pid, e2, pre_per[0], pre_per[1], "PER")  # alice puts the lost span back ...
+    alice.c.update_example_state(pid, e2)  # ... and marks the example done again: off, then on
+    alice.confirm(pid, e2)
+    fourth = make_backend(annotators=["alice"]).fetch(ledger, manifest)
+    assert [(a.record.id, a.record.tags) for a in fourth.done] == [(recs[2].id, PRE)]
+    assert not any(recs[2].id in p for p in fourth.problems) and any(recs[0].id in p for p in fourth.problems)
+
+
+class _ReproReachedError(Exception):
+    """Raised instead of `dvc repro`: the cycle got past its fetch and gate (nothing is trained here)."""
+
+
+@pytest.mark.doccano
+def test_issue_26_a_disagreement_in_review_never_blocks_the_cycle_and_its_resolution_is_fetched(
+    make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], doccano_server: Server,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #26's case: a batch of 10, qc_share 0.3, one QC disagreement (to review) and one stray label (held
+    back): 1 of 10 held back is within annotation.max_held_back_share (10%), so the cycle passes its gate, which
+    comes right after the fetch; the lead resolves the review; the cycle, resumed at repro, fetches it."""
+    from nerloop import cycle, held_back, inbox, paths, status
+    from nerloop.formats import write_json, write_records
+    from nerloop.params import load_params
+
+    prefix = make_backend().params.project
+    root = tmp_path / "project"
+    (root / ".dvc").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    Path("dvc.yaml").write_text("stages: {}\n")
+    for name in ("s.conll", "p.jsonl", "g.conll"):
+        Path(name).write_text("")
+    Path("params.yaml").write_text(yaml.safe_dump({
+        "data": {"seed": "s.conll", "pool": "p.jsonl", "gold": "g.conll", "labels": LABELS},
+        "annotation": {"backend": "doccano", "max_held_back_share": 0.1,
+                       "doccano": {"project": prefix, "qc_share": 0.3, "annotators": ["alice", "bob"]}}}))
+    for var, value in ((ENV_URL, doccano_server.url), (ENV_USERNAME, doccano_server.username),
+                       (ENV_PASSWORD, doccano_server.password)):
+        monkeypatch.setenv(var, value)
+    recs = batch(10)
+    for path, records in ((paths.POOL, recs), (paths.SEED, []), (paths.GOLD, []), (paths.OUTBOX, recs)):
+        write_records(path, records)
+    write_json(paths.LABELS, {"entity_types": LABELS})
+    assert cycle.send(load_params()) == 10
+
+    alice, bob, lead = people["alice"], people["bob"], people["lead"]
+    pa, pb = alice.project(f"{prefix}-alice"), bob.project(f"{prefix}-bob")
+    mine = {"alice": alice.examples(pa), "bob": bob.examples(pb)}
+    qc = sorted(mine["alice"].keys() & mine["bob"].keys())
+    assert len(qc) == 3
+    disputed = qc[0]
+    stray = next(sid for sid in mine["alice"] if sid not in qc)
+    by_id = {r.id: r for r in recs}
+    lead.c.create_label_type(pa, "span", "MISC", color="#000000")
+    alice.relabel(pa, mine["alice"][stray], by_id[stray].text.index("Acme"), "MISC")
+    bob.relabel(pb, mine["bob"][disputed], by_id[disputed].text.index("Acme"), "LOC")
+    for person, pid in ((alice, pa), (bob, pb)):
+        for eid in mine[person.name].values():
+            person.confirm(pid, eid)
+
+    calls: list[str] = []
+
+    def repro() -> None:
+        calls.append(cycle.journal()["step"])
+        raise _ReproReachedError
+
+    monkeypatch.setattr(cycle, "repro", repro)
+    with pytest.raises(_ReproReachedError):
+        cycle.run_cycle()  # before the fix: 2 of 10 "held back", 20% > 10%, refused after an 11-minute repro
+    assert calls == ["repro"]
+    result, _ = inbox.read()
+    assert len(result.done) == 8 and [m for m in result.in_review if disputed in m]
+    assert any(stray in p and "'MISC'" in p for p in result.problems)
+    assert not any(disputed in p for p in result.problems)
+    entries = {h.id: h for h in held_back.load()}
+    assert entries[stray].state == "held back" and entries[disputed].state == "in review"
+    assert [w.split(" (")[0] for w in entries[disputed].work] == ["alice's version", "bob's version"]
+    s = status.status()
+    assert s["blocked"] is None and len(s["in_review"]) == 1 and len(s["held_back"]) == 1
+    assert "in review:           1 (disagreements waiting on the lead" in status.render(s)
+
+    review = lead.project(f"{prefix}-review")
+    (rid,) = lead.examples(review).values()
+    lead.annotate(review, rid, token_to_char_spans(by_id[disputed].offsets, tags_to_spans(PRE)))  # the lead decides
+    with pytest.raises(_ReproReachedError):
+        cycle.run_cycle()  # resumed at step repro: fetches again, so the resolution is seen
+    assert calls == ["repro", "repro"]
+    result, _ = inbox.read()
+    (resolved,) = [a for a in result.done if a.record.id == disputed]
+    assert resolved.record.tags == PRE and resolved.annotator == doccano_server.username and result.in_review == []
+    assert {h.id: h.state for h in held_back.load() if h.id} == {stray: "held back"}

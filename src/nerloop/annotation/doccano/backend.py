@@ -31,7 +31,10 @@ Design, and the Doccano 1.8.4 facts behind it:
   imported.
 * A label type outside the label set never blocks anything: an example that uses it is held back
   with a message naming example, span and label. Deleting a label type in Doccano deletes every span
-  of that type, so no message ever suggests it.
+  of that type, silently, so no message ever suggests it, and fetch watches for it (``label_watch``):
+  an example marked done that may have lost spans with a deleted type is held back, naming sentence,
+  annotator and type, until it is marked done again; a deleted label-set type is recreated at once.
+* A disagreement sent to review is *in review* (``FetchResult.in_review``), not held back.
 * Credentials come from ``NERLOOP_DOCCANO_URL/USERNAME/PASSWORD`` or ``.doccano/credentials.json``
   and never appear in messages, metrics or return values.
 """
@@ -46,6 +49,7 @@ from nerloop.annotation import plan, quality
 from nerloop.annotation.base import Annotation, AnnotationBackend
 from nerloop.annotation.decide import DecisionMixin, TeamFetchResult, readable
 from nerloop.annotation.decide import Version as _Version
+from nerloop.annotation.doccano import label_watch
 from nerloop.annotation.doccano.client import (
     DEFAULT_HOME,
     Connection,
@@ -53,7 +57,7 @@ from nerloop.annotation.doccano.client import (
     DoccanoDataError,
     DoccanoHTTPError,
 )
-from nerloop.annotation.doccano.projects import META_PREFIX, ProjectsMixin, _Example, _parallel
+from nerloop.annotation.doccano.projects import META_PREFIX, ProjectsMixin, _Example, _Listing, _parallel
 from nerloop.errors import TagError
 from nerloop.formats import json_safe, text_sha1
 from nerloop.ledger import Ledger
@@ -215,19 +219,21 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
 
     # ------------------------------------------------------------ reading annotations
 
-    def _spans_of(self, pid: int, ex: _Example, who: str) -> tuple[list[str] | None, list[str]]:
-        """The example's spans -> IOB2 tags on the original tokens, or None and the problems found."""
+    def _spans_of(self, pid: int, ex: _Example, who: str) -> tuple[list[str] | None, list[str], list[int] | None]:
+        """The example's spans -> IOB2 tags on the original tokens (or None), the problems found, and the
+        label type ids its spans use (None: not read), which ``label_watch`` remembers."""
         where = f"example {ex.example_id} (sentence {ex.sid}) in project {self.project_name(who)!r}"
         if text_sha1(ex.text) != ex.m("text_sha1"):
             return None, [
                 f"{where}: the text was edited in Doccano (now {ex.text!r}); spans cannot be mapped to the original "
                 "tokens. Undo the edit (restore the original text) or delete the example"
-            ]
+            ], None
         names = {v: k for k, v in self._label_cache(pid).items()}
         offsets = [(int(s), int(e)) for s, e in ex.m("offsets")]
         problems: list[str] = []
         spans: list[Span] = []
         rows = self.conn.request("GET", f"projects/{pid}/examples/{ex.example_id}/spans", "listing spans")
+        used = sorted({int(row["label"]) for row in rows})
         for row in rows:
             s, e = int(row["start_offset"]), int(row["end_offset"])
             label = names.get(int(row["label"]))
@@ -259,12 +265,49 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             if widest is None or e2 > widest[1]:
                 widest = (s2, e2, l2)
         if problems:
-            return None, problems
-        return spans_to_tags(len(offsets), char_to_token_spans(offsets, spans)), []
+            return None, problems, used
+        return spans_to_tags(len(offsets), char_to_token_spans(offsets, spans)), [], used
 
-    def _versions(self, who: str, pid: int, result: DoccanoFetchResult) -> tuple[dict[str, _Example],
-                                                                                  dict[str, _Version]]:
-        """Every example of a project, and a version of each confirmed one."""
+    def _types(self, pid: int) -> dict[int, str]:
+        """The project's label types now, by id (and the name -> id cache refreshed with them)."""
+        rows = self.conn.request("GET", f"projects/{pid}/span-types", "listing label types")
+        self._labels_by_pid[pid] = {r["text"]: int(r["id"]) for r in rows}
+        return {int(r["id"]): r["text"] for r in rows}
+
+    def _deleted_types(self, pid: int, listing: _Listing,
+                       before: label_watch.Look | None) -> tuple[dict[str, int | None], dict[int, str]]:
+        """Label types deleted from the project since nerloop last looked, and its types now (deleted
+        label-set types recreated, empty, so that the annotator can put the lost spans back)."""
+        types = self._types(pid)
+        pre_types = {t[2:] for ex in listing.ours.values() for t in ex.m("pre_tags") or [] if t != "O"}
+        gone = label_watch.deleted_types(before, types, self.labels, pre_types)
+        if set(gone) & set(self.labels):
+            self.label_ids(pid, create=True)
+            types = self._types(pid)
+        return gone, types
+
+    def _doubt_message(self, who: str, v: _Version, doubt: label_watch.Doubt) -> str:
+        """Why an example marked done is held back after a label type was deleted: sentence, annotator, type."""
+        name = self.project_name(who)
+        owner = f"the review project {name!r}" if who == plan.REVIEW_SUFFIX else f"{who}'s project {name!r}"
+        one = len(doubt.types) == 1
+        verb, spans = ("was", "its spans with it") if one else ("were", "their spans with them")
+        types = (f"the label type{'' if one else 's'} {' and '.join(repr(t) for t in doubt.types)} {verb} deleted "
+                 f"from {owner}; Doccano removed {spans}")
+        why = ("nerloop saw a span of that type on it before" if doubt.seen else
+               "it was marked done while nerloop did not see its spans, so nerloop cannot tell whether it had one")
+        restored = [repr(t) for t in doubt.types if t in self.labels]
+        outside = [repr(t) for t in doubt.types if t not in self.labels]
+        fix = (f"nerloop recreated {' and '.join(restored)} (empty); " if restored else "") + (
+            f"{' and '.join(outside)} is not in the label set {self.labels}: use one of those; " if outside else "")
+        return (f"sentence {v.example.sid} (example {v.example.example_id} in project {name!r}, marked done by "
+                f"{v.confirmed_by}): {types}, silently, and {why}. Held back, not imported as complete: {fix}"
+                "open the example, put back what is missing and mark it done again (click the check mark off, then on)")
+
+    def _versions(self, who: str, pid: int, result: DoccanoFetchResult,
+                  looks: dict[str, label_watch.Look]) -> tuple[dict[str, _Example], dict[str, _Version]]:
+        """Every example of a project, and a version of each confirmed one (in doubt where a label type was
+        deleted since nerloop last looked); ``looks[project name]`` is updated with what this look saw."""
         listing = self.listing(pid)
         result.problems.extend(listing.problems)
         result.not_ours.extend(listing.foreign)
@@ -273,20 +316,36 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             for eid in listing.foreign
         )
         members = self.members(pid)
-        self._label_cache(pid)
+        name = self.project_name(who)
+        p = self._project_list()[name]
+        before = looks.get(name)
+        if before is not None and before.project != f"{p['id']} {p.get('created_at')}":
+            before = None  # a project recreated under the same name: nothing seen there yet
+        gone, types = self._deleted_types(pid, listing, before)
 
-        def version(ex: _Example) -> _Version | None:
+        def version(ex: _Example) -> tuple[_Version | None, list[int] | None]:
             states = self._states(pid, ex.example_id)
             if not states:
-                return None
+                return None, None
             state = max(states, key=lambda s: s["confirmed_at"])
-            tags, problems = self._spans_of(pid, ex, who)
+            tags, problems, used = self._spans_of(pid, ex, who)
             by = members.get(int(state["confirmed_by"]), f"user #{state['confirmed_by']}")
-            return _Version(self.project_name(who), ex, by, state["confirmed_at"], tags, problems)
+            return _Version(name, ex, by, state["confirmed_at"], tags, problems), used
 
         confirmed = [ex for ex in listing.ours.values() if ex.confirmed]
-        found = _parallel(version, confirmed)
-        versions = {ex.sid: v for ex, v in zip(confirmed, found, strict=True) if v is not None}
+        look = label_watch.Look(f"{p['id']} {p.get('created_at')}", types)
+        versions: dict[str, _Version] = {}
+        for ex, (v, used) in zip(confirmed, _parallel(version, confirmed), strict=True):
+            if v is not None:
+                versions[ex.sid] = v
+                look.done[ex.example_id] = v.confirmed_at
+                if used is not None:
+                    look.used[ex.example_id] = used
+        look.doubt = label_watch.in_doubt(before, gone, look.done)
+        for v in versions.values():
+            if v.example.example_id in look.doubt:
+                v.doubt.append(self._doubt_message(who, v, look.doubt[v.example.example_id]))
+        looks[name] = look
         return listing.ours, versions
 
     def _record(self, ex: _Example, tags: list[str], version: _Version, annotators: list[str]) -> Record:
@@ -323,10 +382,11 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         """
         result = DoccanoFetchResult()
         latest = {e["id"]: e for e in ledger.entries}
+        looks = label_watch.load(self.home)
         examples: dict[str, dict[str, _Example]] = {}  # sid -> annotator -> example
         versions: dict[str, dict[str, _Version]] = {}  # sid -> annotator -> confirmed version
         for who, pid in sorted(self.annotator_projects().items()):
-            ours, found = self._versions(who, pid, result)
+            ours, found = self._versions(who, pid, result, looks)
             for sid, ex in ours.items():
                 examples.setdefault(sid, {})[who] = ex
             for sid, v in found.items():
@@ -335,7 +395,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         reviewed: dict[str, _Version] = {}
         review_ours: dict[str, _Example] = {}
         if review_pid is not None:
-            review_ours, reviewed = self._versions(plan.REVIEW_SUFFIX, int(review_pid), result)
+            review_ours, reviewed = self._versions(plan.REVIEW_SUFFIX, int(review_pid), result, looks)
 
         result.deleted = sorted(sid for sid in exported or {} if sid not in examples and sid not in latest)
         result.problems.extend(
@@ -354,7 +414,8 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
                     confirmations.append(quality.Confirmation(
                         who, sid, int(first.m("cycle", 0)), len(first.m("tokens")), v.confirmed_at,
                         first.m("pre_tags"), v.tags))
-            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None for a in assigned):
+            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None and not mine[a].doubt
+                                          for a in assigned):
                 pairs.setdefault(int(first.m("cycle", 0)), []).append(
                     (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
             if sid in latest:
@@ -366,6 +427,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             else:
                 result.done.append(ann)
         result.metrics = self._metrics(result, pairs, confirmations)
+        label_watch.save(self.home, looks)  # only after a whole fetch: an interrupted one is simply repeated
         return result
 
     def _send_to_review(self, sid: str, va: _Version, vb: _Version) -> int:
