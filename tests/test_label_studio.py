@@ -357,9 +357,10 @@ def test_round_trip_two_annotators_predictions_qc_and_kappa(
     m = res.metrics
     assert m["qc_examples"] == 3 and m["disagreements"] == 1 and 0 < m["kappa"] < 1 and 0 < m["entity_f1"] < 1
     assert m["annotators"]["alice"]["1"]["sentences"] == len(seen["alice"])
-    assert any("resolve it in project" in p and be.project_name("review") in p for p in res.problems)
+    assert any("resolve it in project" in p and be.project_name("review") in p for p in res.in_review)
+    assert not any(disputed in p for p in res.problems)  # in review: waiting on the lead, not held back
     # in Label Studio's own words: tasks and Submit, not Doccano's examples and "mark it done"
-    (told,) = [p for p in res.problems if "resolve it in project" in p]
+    (told,) = [p for p in res.in_review if "resolve it in project" in p]
     assert ", task " in told and told.endswith("(both versions are shown below the text), and press Submit")
     assert "example" not in told and "mark it done" not in told
     ledger.append(res.done)
