@@ -25,7 +25,12 @@ Why it is built this way:
   upload temp files, logs, ``server.json`` (pid, port, url). It is owner-only: the home is 0700,
   files 0600, and server processes run with umask 077 (Doccano creates its sqlite, which holds
   every API token, world-readable). Tests pass a temporary ``home`` and a free port.
-* Templates (the settings module, the user script) are files under ``nerloop/templates``.
+* Nothing stays served without login. Doccano keeps a copy of every imported file under
+  ``media/`` and, run standalone, serves that folder to anyone; export zips land there too. The
+  server's URLs (``doccano_urls``) answer 404 under ``/media/`` and delete an export zip once it is
+  downloaded; a small app (``doccano_hooks``) deletes each uploaded file as soon as Doccano has
+  imported it. The same URLs add one bulk route, the confidences of many spans in one request.
+* Templates (the settings module, the app, the URLs, the user script) are files under ``nerloop/templates``.
 """
 
 from __future__ import annotations
@@ -72,6 +77,13 @@ LOOPBACK = "127.0.0.1"
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SETTINGS_TEMPLATE = TEMPLATES / "doccano_settings.py.txt"  # Doccano settings: Celery tasks run inline (eager)
+# Python modules written into the home, on the server's path: settings, nerloop's app (uploaded files deleted
+# once imported) and URLs (media/ not served, export zips deleted once downloaded, bulk span confidences)
+SERVER_MODULES = {
+    SETTINGS_MODULE: SETTINGS_TEMPLATE,
+    "nerloop_doccano_hooks": TEMPLATES / "doccano_hooks.py.txt",
+    "nerloop_doccano_urls": TEMPLATES / "doccano_urls.py.txt",
+}
 USER_SCRIPT = TEMPLATES / "doccano_user.py.txt"  # run by the server's Python: create or reset one user
 PASSWORD_BYTES = 18  # token_urlsafe(18): 24 characters; Doccano's login form refuses passwords of 30 or more
 
@@ -175,7 +187,8 @@ def _server_env(home: Path, venv: Path) -> dict[str, str]:
         _write_private(home / "secret.json", secret)
     (home / "media").mkdir(parents=True, exist_ok=True)
     (home / "upload-tmp").mkdir(parents=True, exist_ok=True)
-    (home / f"{SETTINGS_MODULE}.py").write_text(SETTINGS_TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    for module, template in SERVER_MODULES.items():
+        (home / f"{module}.py").write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
     backend = _site_packages(venv) / "backend"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NERLOOP_DOCCANO_", "DJANGO_", "CELERY_"))}
     env.update(
