@@ -462,7 +462,9 @@ def test_disagreements_are_resolved_in_the_review_project(
     assert any(f"example {rid}" in p and "review" in p and p.endswith("and mark it done") for p in first.in_review)
     assert not any(recs[1].id in p for p in first.problems)  # in review: waiting on the lead, not held back
     meta = lead.c.find_example_by_id(review, rid).meta
-    assert meta["version_bob"] == d["spans"]["bob"] and meta["version_alice"] == d["spans"]["alice"]
+    assert list(meta)[:2] == ["Version alice", "Version bob"]  # first: the top rows beside the text
+    assert meta["Version bob"] == "[Alice1 Smith](ORG) visited [Paris](LOC) with Acme Corp ."
+    assert meta["Version alice"] == "[Alice1 Smith](PER) visited [Paris](LOC) with [Acme Corp](ORG) ."
     assert [s[:3] for s in lead.spans(review, rid)] == [pre[1]]  # only the span both agree on: Paris/LOC
     bob_b = ["B-ORG", "I-ORG", "O", "B-LOC", "O", "O", "O", "O"]
     expected = cohen_kappa_score(PRE + PRE, PRE + bob_b)
@@ -765,3 +767,77 @@ def test_issue_26_a_disagreement_in_review_never_blocks_the_cycle_and_its_resolu
     (resolved,) = [a for a in result.done if a.record.id == disputed]
     assert resolved.record.tags == PRE and resolved.annotator == doccano_server.username and result.in_review == []
     assert {h.id: h.state for h in held_back.load() if h.id} == {stray: "held back"}
+
+
+
+# ---------------------------------------------------------------- issue #26: media, confidences on the page
+
+
+def _media_files(server: Server) -> list[str]:
+    return sorted(str(p.relative_to(server.home / "media")) for p in (server.home / "media").rglob("*") if p.is_file())
+
+
+@pytest.mark.doccano
+def test_nothing_uploaded_or_exported_stays_in_media_and_media_is_not_served(
+    make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], doccano_server: Server,
+    tmp_path: Path,
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    be = make_backend(annotators=["alice"])
+    be.export(batch(3), 1)
+    assert _media_files(doccano_server) == []  # the uploaded batch was deleted once imported
+    lead = people["lead"]
+    pid = lead.project(be.project_name("alice"))
+    zipped = lead.c.download(pid, "JSONL", only_approved=False, dir_name=str(tmp_path))  # an export in Doccano
+    assert zipped.stat().st_size > 0 and _media_files(doccano_server) == []  # the zip was deleted once downloaded
+
+    left = doccano_server.home / "media" / "left-by-an-older-server" / "batch.jsonl"  # e.g. from before the fix
+    left.parent.mkdir()
+    left.write_text('{"text": "both versions of a disputed sentence"}\n')
+    try:
+        for path in ("left-by-an-older-server/batch.jsonl", "", "nothing-here.zip"):
+            with pytest.raises(urllib.error.HTTPError) as err:  # no session, no cookie
+                urllib.request.urlopen(f"{doccano_server.url}/media/{path}", timeout=10)
+            assert err.value.code in (403, 404), path
+            assert b"disputed" not in err.value.read()
+    finally:
+        left.unlink()
+        left.parent.rmdir()
+
+
+@pytest.mark.doccano
+def test_confidences_shown_first_in_the_metadata_and_written_in_bulk(
+    make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator],
+) -> None:
+    be = make_backend(annotators=["alice"])
+    recs = batch(2)
+    recs[1].meta["pre_spans"][1][3] = None  # a span without a confidence
+    be.export(recs, 1)
+    assert be.bulk_confidences is True  # one request per project, the route nerloop adds to its server
+    alice = people["alice"]
+    pid = alice.project(be.project_name("alice"))
+    e0, e1 = (alice.examples(pid)[r.id] for r in recs)
+    meta = alice.c.find_example_by_id(pid, e0).meta
+    assert next(iter(meta)) == "Model confidence"
+    assert meta["Model confidence"] == "lowest first: 'Acme Corp' ORG 0.70; 'Paris' LOC 0.80; 'Alice0 Smith' PER 0.90"
+    assert alice.c.find_example_by_id(pid, e1).meta["Model confidence"].endswith("'Paris' LOC ?")
+    assert [s[3] for s in alice.spans(pid, e0)] == pytest.approx([0.9, 0.8, 0.7])
+    assert [s[3] for s in alice.spans(pid, e1)] == pytest.approx([0.9, 0.0, 0.7])
+
+    alice.confirm(pid, e0)  # finished work is never changed: a rerun with other confidences leaves e0 alone
+    again = [make_record(i, conf=0.5) for i in range(2)]
+    make_backend(annotators=["alice"]).export(again, 1)
+    assert [s[3] for s in alice.spans(pid, e0)] == pytest.approx([0.9, 0.8, 0.7])
+    assert [s[3] for s in alice.spans(pid, e1)] == pytest.approx([0.5, 0.4, 0.3])
+
+    span_by_span = make_backend(annotators=["alice"])  # a server without the route: Doccano's API, span by span
+    span_by_span.bulk_confidences = False
+    span_by_span.export([make_record(i, conf=0.6) for i in range(2)], 1)
+    assert [s[3] for s in alice.spans(pid, e1)] == pytest.approx([0.6, 0.5, 0.4])
+
+    from doccano_client.exceptions import DoccanoAPIError
+
+    with pytest.raises(DoccanoAPIError):  # an annotator cannot write confidences through the route
+        people["bob"].c._base_repository.post(f"projects/{pid}/nerloop/span-probs", json={"spans": []})

@@ -11,9 +11,14 @@ Design, and the Doccano 1.8.4 facts behind it:
   projects, so the two versions stay independent. Uploading spans *as* each annotator was the other
   option; it needs every annotator's password, which a server nerloop does not manage never gives.
 * Spans are uploaded in bulk (one JSONL upload per project, prob 0.0, as Doccano's import sets it),
-  then each span's confidence is written into Doccano's own ``prob`` through the API. That step
-  only touches examples nobody has confirmed, and it repeats harmlessly, so a rerun after a crash
-  finishes it.
+  then the confidences are written into Doccano's own ``prob``: in one request per project on a
+  server nerloop runs (a route it adds there), else one request per span (172 s for 1,000 sentences).
+  That step only touches examples nobody has confirmed, and it repeats harmlessly, so a rerun after
+  a crash finishes it. Doccano's page never shows ``prob``, so each example's first metadata row,
+  ``Model confidence``, lists the model's spans least confident first: the sidebar shows it on top.
+* A server nerloop runs deletes each uploaded file once imported and serves nothing under
+  ``media/`` (see ``nerloop.doccano_server``); another server keeps the uploaded files in its
+  ``media/``, which nerloop cannot remove through Doccano's API.
 * Everything nerloop needs to rebuild the canonical record travels in the example's meta under
   ``nerloop_*`` keys (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assigned
   annotators), so fetch does not depend on local files. The prefix keeps them clear of Doccano's
@@ -21,14 +26,13 @@ Design, and the Doccano 1.8.4 facts behind it:
 * How projects are named, created and joined is in ``projects`` (``ProjectsMixin``); who gets which
   sentence in ``plan``; the figures in ``quality``.
 * Fetch reads examples, spans and ``ExampleState`` (who confirmed, when) through the REST API as
-  the nerloop account. No dataset export is made: an export leaves a zip of every annotation under
-  the server's ``media/``, served without login.
+  the nerloop account. No dataset export is made: Doccano writes its zip under the server's ``media/``.
 * Fetch takes the ledger: a sentence already imported whose confirmed spans changed since is a
   late correction, imported as a new revision (the ledger is append-only; the latest wins).
 * Disagreements on the QC share go to ``<project>-review`` (``disagreement_policy: review``): the
   spans both annotators agree on are pre-annotated, each annotator's version is written into the
-  example's meta (shown beside the text in Doccano), and the version the lead confirms there is
-  imported.
+  example's meta as the sentence with its spans marked (``Version alice``: ``[Alice](PER) ...``), the
+  first rows of the metadata beside the text, and the version the lead confirms there is imported.
 * A label type outside the label set never blocks anything: an example that uses it is held back
   with a message naming example, span and label. Deleting a label type in Doccano deletes every span
   of that type, silently, so no message ever suggests it, and fetch watches for it (``label_watch``):
@@ -47,7 +51,7 @@ from typing import Any
 
 from nerloop.annotation import plan, quality
 from nerloop.annotation.base import Annotation, AnnotationBackend
-from nerloop.annotation.decide import DecisionMixin, TeamFetchResult, readable
+from nerloop.annotation.decide import DecisionMixin, TeamFetchResult
 from nerloop.annotation.decide import Version as _Version
 from nerloop.annotation.doccano import label_watch
 from nerloop.annotation.doccano.client import (
@@ -57,7 +61,15 @@ from nerloop.annotation.doccano.client import (
     DoccanoDataError,
     DoccanoHTTPError,
 )
-from nerloop.annotation.doccano.projects import META_PREFIX, ProjectsMixin, _Example, _Listing, _parallel
+from nerloop.annotation.doccano.projects import (
+    META_PREFIX,
+    SHA1_KEY,
+    ProjectsMixin,
+    _Example,
+    _Listing,
+    _parallel,
+    shown_digest,
+)
 from nerloop.errors import TagError
 from nerloop.formats import json_safe, text_sha1
 from nerloop.ledger import Ledger
@@ -66,12 +78,36 @@ from nerloop.records import Record
 from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most one chunk's request
-VERSION_PREFIX = "version_"  # review examples: meta "version_<annotator>" shows that annotator's spans
+BULK_SPANS = 5000  # span confidences per request to the bulk route
+# Doccano's annotation page lists an example's metadata at the top of its sidebar, in the order uploaded:
+# these keys come first there (and, capitalised, before the nerloop_* keys were the table ever sorted)
+CONFIDENCE_KEY = "Model confidence"  # annotator projects: the model's spans, least confident first
+VERSION_PREFIX = "Version "  # review examples: "Version <annotator>", that annotator's spans marked in the text
 
 Span = tuple[int, int, str]
 
 
 DoccanoFetchResult = TeamFetchResult  # the name callers and tests know
+
+
+def confidence_line(text: str, spans: list[Span], confs: list[float | None]) -> str:
+    """The model's spans as an annotator reads them, least confident first: ``'Smith' PER 0.41; ...``."""
+    if not spans:
+        return "the model proposes no entity here"
+    if all(c is None for c in confs):
+        return "no confidences (pre-annotated from tags)"
+    ranked = sorted(zip(spans, confs, strict=True), key=lambda sc: (sc[1] is None, sc[1] or 0.0, sc[0][0]))
+    shown = "; ".join(f"{text[s:e]!r} {lab} {'?' if c is None else f'{c:.2f}'}" for (s, e, lab), c in ranked)
+    return f"lowest first: {shown}"
+
+
+def marked(text: str, offsets: list[tuple[int, int]], tags: list[str]) -> str:
+    """The sentence with one version's spans marked in it: ``[Alice Smith](PER) visited [Paris](LOC) .``"""
+    out, end = [], 0
+    for s, e, lab in token_to_char_spans(offsets, tags_to_spans(tags)):
+        out += [text[end:s], f"[{text[s:e]}]({lab})"]
+        end = e
+    return "".join([*out, text[end:]])
 
 
 class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
@@ -98,6 +134,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         self.conn = Connection(creds, home=self.home, default_url=params.url, timeout_s=params.timeout_s)
         self._projects: dict[str, dict[str, Any]] | None = None
         self._labels_by_pid: dict[int, dict[str, int]] = {}
+        self.bulk_confidences: bool | None = None  # the server has nerloop's bulk route (None: not tried yet)
 
     @classmethod
     def from_params(cls, params: DoccanoParams, labels: Iterable[str], home: Path = DEFAULT_HOME) -> DoccanoBackend:
@@ -140,6 +177,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         ``nerloop_qc`` and ``nerloop_assigned`` are filled in once the batch is shared out."""
         spans, confs, tags = self._pre_spans(rec)
         return {
+            CONFIDENCE_KEY: confidence_line(rec.text, spans, confs),  # first: the top row of Doccano's metadata
             "text": rec.text,
             "label": [[s, e, label] for s, e, label in spans],
             META_PREFIX + "id": rec.id,
@@ -148,7 +186,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             META_PREFIX + "assigned": [],
             META_PREFIX + "tokens": list(rec.tokens),
             META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            META_PREFIX + "text_sha1": text_sha1(rec.text),
+            SHA1_KEY: shown_digest(text_sha1(rec.text)),
             META_PREFIX + "source": rec.source or "",
             META_PREFIX + "doc_id": rec.doc_id,
             META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
@@ -193,19 +231,56 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
                 f"Doccano at {self.conn.url} accepted the upload but {len(missing)} sentences are in no annotator "
                 f"project (first: {missing[:3]}); see the server log and run the stage again"
             )
-        projects = self.annotator_projects()
-        self._label_cache_all(projects.values())
-        _parallel(lambda job: self._write_confidences(*job),
-                  [(projects[who], ex, rec) for sid, rec in unique.items() for who, ex in where[sid].items()])
+        self._send_confidences(where, unique)
         return {sid: " ".join(f"{who}:{ex.example_id}" for who, ex in sorted(where[sid].items())) for sid in lines}
 
-    def _write_confidences(self, pid: int, ex: _Example, rec: Record) -> None:
+    def _send_confidences(self, where: dict[str, dict[str, _Example]], unique: dict[str, Record]) -> None:
         """Put each pre-annotated span's confidence into Doccano's ``prob`` (file upload stores 0.0).
+
+        One request per project on a server nerloop runs (its bulk route; examples someone confirmed are
+        left alone there); elsewhere, where that route answers 404 or 405, one request per span.
+        """
+        projects = self.annotator_projects()
+        self._label_cache_all(projects.values())
+        jobs: dict[str, list[tuple[_Example, Record]]] = {}
+        for sid, rec in unique.items():
+            for who, ex in where[sid].items():
+                jobs.setdefault(who, []).append((ex, rec))
+        for who, pairs in sorted(jobs.items()):
+            pid = projects[who]
+            if not self._bulk_confidences(pid, pairs):
+                _parallel(lambda pair, pid=pid: self._write_confidences(pid, *pair), pairs)
+
+    def _wanted_confidences(self, rec: Record) -> dict[Span, float]:
+        spans, confs, _ = self._pre_spans(rec)
+        return {span: c for span, c in zip(spans, confs, strict=True) if c is not None}
+
+    def _bulk_confidences(self, pid: int, pairs: list[tuple[_Example, Record]]) -> bool:
+        """All confidences of a project's examples in one request, through the route nerloop adds to the
+        server it runs; False (nothing written) where the server has no such route."""
+        if self.bulk_confidences is False:
+            return False
+        types = self._label_cache(pid)
+        rows = [[ex.example_id, s, e, types[lab], c] for ex, rec in pairs
+                for (s, e, lab), c in self._wanted_confidences(rec).items()]
+        for start in range(0, len(rows), BULK_SPANS):
+            try:
+                self.conn.request("POST", f"projects/{pid}/nerloop/span-probs", "writing span confidences",
+                                  json={"spans": rows[start : start + BULK_SPANS]})
+            except DoccanoHTTPError as exc:
+                if exc.status not in (404, 405) or self.bulk_confidences:
+                    raise
+                self.bulk_confidences = False  # not a server nerloop runs: Doccano's own API, span by span
+                return False
+            self.bulk_confidences = True
+        return True
+
+    def _write_confidences(self, pid: int, ex: _Example, rec: Record) -> None:
+        """One example's confidences through Doccano's API, a request per span (servers nerloop does not run).
 
         Only spans that still match a pre-annotated span of an example nobody confirmed are touched.
         """
-        spans, confs, _ = self._pre_spans(rec)
-        wanted = {(s, e, lab): c for (s, e, lab), c in zip(spans, confs, strict=True) if c is not None}
+        wanted = self._wanted_confidences(rec)
         if not wanted or ex.confirmed:
             return
         names = {v: k for k, v in self._label_cache(pid).items()}
@@ -437,12 +512,12 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         ex = va.example
         agreed = self._agreed(va.tags, vb.tags)
         offsets = [(int(s), int(e)) for s, e in ex.m("offsets")]
-        line = {k: v for k, v in ex.meta.items() if k.startswith(META_PREFIX)}
-        line.update({
+        line = {VERSION_PREFIX + v.confirmed_by: marked(ex.text, offsets, v.tags or []) for v in (va, vb)}
+        line.update({  # the versions first: the top rows of the metadata beside the text
             "text": ex.text,
             "label": [[s, e, lab] for s, e, lab in token_to_char_spans(offsets, tags_to_spans(agreed))],
-            VERSION_PREFIX + va.confirmed_by: readable(ex.text, ex.m("offsets"), va.tags or []),
-            VERSION_PREFIX + vb.confirmed_by: readable(ex.text, ex.m("offsets"), vb.tags or []),
+            **{k: v for k, v in ex.meta.items() if k.startswith(META_PREFIX)},
+            SHA1_KEY: shown_digest(ex.m("text_sha1")),
         })
         self.conn.upload(pid, [line])
         return self.listing(pid).ours[sid].example_id

@@ -23,6 +23,8 @@ from nerloop.params import DoccanoParams
 
 THREADS = 4  # concurrent per-example requests (spans, confirmations): Doccano has no bulk route for them
 META_PREFIX = "nerloop_"
+SHA1_KEY = META_PREFIX + "text_sha1"
+HASH_GROUP = 8  # hex digits per group of a digest shown in Doccano
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
 GUIDELINE_FILE = Path(__file__).resolve().parents[2] / "templates" / "doccano_guideline.md"
 
@@ -51,6 +53,24 @@ class _Listing:
     ours: dict[str, _Example] = field(default_factory=dict)  # by sentence id
     foreign: list[int] = field(default_factory=list)  # example ids without nerloop_id
     problems: list[str] = field(default_factory=list)
+
+
+def shown_digest(digest: str) -> str:
+    """A hex digest in groups of 8 (``9c182c37 6830d7c2 ...``), as uploaded into an example's meta.
+
+    Doccano's metadata table, at the top of the annotation page's sidebar, is as wide as its longest
+    unbreakable value: a 40-digit digest pushed the value column past the sidebar's edge and hid the
+    confidence line on its first row. Groups wrap. :meth:`ProjectsMixin.listing` joins them again.
+    """
+    digest = digest.replace(" ", "")
+    return " ".join(digest[i : i + HASH_GROUP] for i in range(0, len(digest), HASH_GROUP))
+
+
+def _read_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """An example's meta as nerloop uses it: the text digest without the groups it is shown in."""
+    if isinstance(meta.get(SHA1_KEY), str):
+        return {**meta, SHA1_KEY: meta[SHA1_KEY].replace(" ", "")}
+    return meta
 
 
 def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
@@ -187,7 +207,7 @@ class ProjectsMixin:
         """List a project: our examples by sentence id, foreign ones, duplicates."""
         out = _Listing()
         for row in self.conn.pages(f"projects/{pid}/examples", "listing examples", self.params.page_size):
-            meta = row.get("meta") or {}
+            meta = _read_meta(row.get("meta") or {})
             eid = int(row["id"])
             nid = meta.get(META_PREFIX + "id")
             if not isinstance(nid, str) or not nid:
