@@ -107,8 +107,8 @@ class DecisionMixin:
         """Decide one sentence not yet imported: an Annotation, or None (pending; problems appended)."""
         ann = self._decide(sid, assigned, mine, reviewed, review_ours, result)
         if ann is None:
-            self._keep_work(sid, [*(mine[a] for a in assigned if a in mine), *([reviewed[sid]] if sid in reviewed
-                                                                                 else [])], result)
+            finished = [mine[a] for a in assigned if a in mine] + ([reviewed[sid]] if sid in reviewed else [])
+            self._keep_work(sid, finished, result)
         return ann
 
     def _keep_work(self, sid: str, versions: list[Version], result: TeamFetchResult) -> None:
