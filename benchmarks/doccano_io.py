@@ -1,7 +1,10 @@
 """Benchmark the Doccano round trip: export 1,000 pre-annotated sentences, import 1,000 confirmed ones.
 
-Targets (issue #4): export of 1,000 sentences with ~3 pre-annotated spans each under 10 s; import
-(``fetch``) of 1,000 confirmed examples with their spans under 30 s.
+Targets (issue #4): export of 1,000 sentences with ~3 pre-annotated spans each under 10 s, each span's
+confidence written into Doccano's ``prob`` (checked on a sample; issue #26: one request per project
+through the route nerloop adds to the server it runs, where one request per span took 172 s); import
+(``fetch``) of 1,000 confirmed examples with their spans under 30 s. A fresh server's ``media/`` is
+checked to hold no uploaded file after the export.
 
 By default a fresh Doccano is started in a temporary home on a free loopback port and stopped at
 the end (the server venv is ``.doccano/venv`` or ``$NERLOOP_DOCCANO_VENV``, installed if missing).
@@ -64,6 +67,21 @@ def make_batch(n: int, cycle: int = 1) -> list[Record]:
     return out
 
 
+def check_confidences(be: DoccanoBackend, pid: int, manifest: dict[str, str], records: list[Record],
+                      sample: int = 20) -> int:
+    """Read back the spans of ``sample`` exported examples: each must carry its confidence. Returns spans checked."""
+    names = {v: k for k, v in be.label_ids(pid).items()}
+    checked = 0
+    for rec in records[:: max(1, len(records) // sample)]:
+        eid = int(manifest[rec.id].split(":")[1])
+        got = {(r["start_offset"], r["end_offset"], names[r["label"]]): r["prob"]
+               for r in be.conn.request("GET", f"projects/{pid}/examples/{eid}/spans", "reading spans")}
+        want = {(s, e, lab): c for s, e, lab, c in rec.meta["pre_spans"]}
+        assert got.keys() == want.keys() and all(abs(got[k] - c) < 1e-6 for k, c in want.items()), (rec.id, got)
+        checked += len(got)
+    return checked
+
+
 def confirm_all(url: str, user: str, password: str, project_id: int, example_ids: list[int], threads: int) -> float:
     """Confirm examples as ``user``. Doccano has no bulk confirm: one POST per example, in parallel."""
     from doccano_client import DoccanoClient
@@ -107,6 +125,11 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
         export_s = time.perf_counter() - t0
         assert len(manifest) == n, f"exported {len(manifest)} of {n}"
         print(f"export of {n} sentences ({n_spans} spans): {export_s:.2f} s", flush=True)
+        pid = be.annotator_projects()[user]
+        spans_checked = check_confidences(be, pid, manifest, records)
+        confidences = "one request per project (nerloop's route)" if be.bulk_confidences else "one request per span"
+        print(f"confidences: {confidences}; {spans_checked} spans read back, each with its confidence", flush=True)
+        media_files = sum(p.is_file() for p in (home / "media").rglob("*")) if started else None
 
         t0 = time.perf_counter()
         again = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password)).export(records, 1)
@@ -114,7 +137,6 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
         assert again == manifest
         print(f"re-export (idempotent, nothing sent): {reexport_s:.2f} s", flush=True)
 
-        pid = be.annotator_projects()[user]
         example_ids = [int(e.split(":")[1]) for e in manifest.values()]  # "annotator:example id"
         confirm_s = confirm_all(url, user, password, pid, example_ids, threads)
         print(f"confirming {n} examples ({threads} parallel sessions): {confirm_s:.2f} s", flush=True)
@@ -146,6 +168,9 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
         "export_s": round(export_s, 3),
         "export_target_s": EXPORT_TARGET_S,
         "export_met": export_s < EXPORT_TARGET_S,
+        "confidences_written": confidences,
+        "confidence_spans_checked": spans_checked,
+        "media_files_after_export": media_files,  # None: an existing server's media/ is not looked at
         "reexport_noop_s": round(reexport_s, 3),
         "confirm_s": round(confirm_s, 3),
         "confirm_threads": threads,
