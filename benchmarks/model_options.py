@@ -10,7 +10,7 @@ Prints mean and spread per variant and the gain over the default per seed, and w
 ``results/model_options.json`` and ``.md``. Resumable: each finished (variant, seed) is kept.
 
     python benchmarks/model_options.py                 # 1,000 sentences, 6 epochs, seeds 1 2 3
-    python benchmarks/model_options.py --sentences 200 --epochs 1 --seeds 1   # a quick look
+    python benchmarks/model_options.py --sentences 200 --epochs 1 --seeds 1 --test-sentences 200   # a quick look
 
 CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
 """
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "model_options.json")
     args = p.parse_args(argv)
     if not (DATA / "train.txt").is_file():
@@ -84,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     from nerloop.tags import entity_types, label_list
 
     train_all, test = read_conll(DATA / "train.txt"), read_conll(DATA / "test.txt")
+    test = test[: args.test_sentences] if args.test_sentences else test
     labels = label_list(entity_types(r.tags for r in train_all + test))
     config = {"sentences": args.sentences, "epochs": args.epochs, "base": "minilm", "recipe": "fitted, no probe"}
+    if args.test_sentences:  # a quick look is never mixed with runs scored on the whole test split
+        config["test_sentences"] = len(test)
     state = json.loads(args.results.read_text()) if args.results.exists() else {}
     runs = state.get("runs", []) if state.get("config") == config else []
     for seed in args.seeds:

@@ -16,7 +16,7 @@ recipe), the time ratio fitted / refit and the F1 difference, with the targets' 
 
     python benchmarks/recipes.py                          # N = 1,000 and 5,000, seeds 1 2 3
     python benchmarks/recipes.py --sizes 1000 --seeds 1   # one size, one seed
-    python benchmarks/recipes.py --sizes 20 --seeds 1 --epochs 1 --results /tmp/r.json   # a quick look
+    python benchmarks/recipes.py --sizes 20 --seeds 1 --epochs 1 --test-sentences 50 --results /tmp/r.json
 
 CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
 """
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, help="cap train.epochs (a quick look; default: params.yaml's)")
+    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
     args = p.parse_args(argv)
     if not (DATA / "train.txt").is_file():
@@ -149,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs:
         params.train.epochs = args.epochs
     train_all, test = read_conll(DATA / "train.txt"), read_conll(DATA / "test.txt")
+    test = test[: args.test_sentences] if args.test_sentences else test
     labels = label_list(entity_types(r.tags for r in train_all + test))
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
+    if args.test_sentences:  # a quick look is never mixed with runs scored on the whole test split
+        config["test_sentences"] = len(test)
     state = json.loads(args.results.read_text()) if args.results.exists() else {}
     runs = state.get("runs", []) if state.get("config") == config else []
     for n in args.sizes:

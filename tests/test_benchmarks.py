@@ -313,7 +313,8 @@ def test_journey_report_only_rebuilds_the_table_and_projection_from_the_cycle_fi
 def test_model_options_skips_clearly_without_conll_or_runs_a_tiny_comparison(tmp_path: Path) -> None:
     """`python benchmarks/model_options.py` with tiny sizes: every variant, a table with the gain per seed."""
     out = tmp_path / "mo.json"
-    proc = run_script("model_options.py", "--sentences", "20", "--epochs", "1", "--seeds", "1", "--results", str(out))
+    proc = run_script("model_options.py", "--sentences", "20", "--epochs", "1", "--seeds", "1",
+                      "--test-sentences", "50", "--results", str(out))
     if "CoNLL-2003 not found" in proc.stdout:
         pytest.skip("CoNLL-2003 is not in ../shared/data: the script said so and ran nothing")
     table = out.with_suffix(".md").read_text()
@@ -324,7 +325,8 @@ def test_model_options_skips_clearly_without_conll_or_runs_a_tiny_comparison(tmp
 def test_recipes_skips_clearly_without_conll_or_compares_both_recipes(tmp_path: Path) -> None:
     """`python benchmarks/recipes.py` at a tiny size: both recipes per seed, the ratio and a verdict line."""
     out = tmp_path / "recipes.json"
-    proc = run_script("recipes.py", "--sizes", "20", "--seeds", "1", "--epochs", "1", "--results", str(out))
+    proc = run_script("recipes.py", "--sizes", "20", "--seeds", "1", "--epochs", "1", "--test-sentences", "50",
+                      "--results", str(out))
     if "CoNLL-2003 not found" in proc.stdout:
         pytest.skip("CoNLL-2003 is not in ../shared/data: the script said so and ran nothing")
     runs = json.loads(out.read_text())["runs"]
