@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import al_curve
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "conll2003"
+ROOT = al_curve.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS = {"default": {}, "word_shape": {"word_shape": True}, "crf": {"head": "crf"},
             "word_shape+crf": {"word_shape": True, "head": "crf"}}  # -> ModelParams
@@ -78,15 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "model_options.json")
     args = p.parse_args(argv)
-    if not (DATA / "train.txt").is_file():
-        print(f"CoNLL-2003 not found in {DATA}: nothing to run")
+    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    if corpus_files is None:
+        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
         return 0
-    from nerloop.formats import read_conll, write_json
-    from nerloop.tags import entity_types, label_list
+    from nerloop.formats import write_json
+    from nerloop.tags import label_list
 
-    train_all, test = read_conll(DATA / "train.txt"), read_conll(DATA / "test.txt")
-    test = test[: args.test_sentences] if args.test_sentences else test
-    labels = label_list(entity_types(r.tags for r in train_all + test))
+    corpus = al_curve.load_corpus(*corpus_files)
+    train_all, labels = corpus.train, label_list(corpus.labels)
+    test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"sentences": args.sentences, "epochs": args.epochs, "base": "minilm", "recipe": "fitted, no probe"}
     if args.test_sentences:  # a quick look is never mixed with runs scored on the whole test split
         config["test_sentences"] = len(test)

@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import al_curve
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "conll2003"
+ROOT = al_curve.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 JOURNEY_SIZES = [200, 400, 800, 1600, 3200, 6400, 12000]  # the journey's labelled sizes, cycle by cycle
 TIME_TARGET, F1_TARGET_POINTS = 0.6, 0.3
@@ -137,21 +137,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
     args = p.parse_args(argv)
-    if not (DATA / "train.txt").is_file():
-        print(f"CoNLL-2003 not found in {DATA}: nothing to run")
+    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    if corpus_files is None:
+        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
         return 0
     import torch
 
-    from nerloop.formats import read_conll, write_json
+    from nerloop.formats import write_json
     from nerloop.params import load_params
-    from nerloop.tags import entity_types, label_list
+    from nerloop.tags import label_list
 
     params = load_params(ROOT / "params.yaml")
     if args.epochs:
         params.train.epochs = args.epochs
-    train_all, test = read_conll(DATA / "train.txt"), read_conll(DATA / "test.txt")
-    test = test[: args.test_sentences] if args.test_sentences else test
-    labels = label_list(entity_types(r.tags for r in train_all + test))
+    corpus = al_curve.load_corpus(*corpus_files)
+    train_all, labels = corpus.train, label_list(corpus.labels)
+    test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
     if args.test_sentences:  # a quick look is never mixed with runs scored on the whole test split
