@@ -1,5 +1,6 @@
-"""What people see and do in a real browser: Doccano's login form, the model's spans with their
-confidences, a correction made by clicking, the check mark, and the review page's two versions.
+"""What people see in a real browser: Doccano's login form, the model's spans with their confidences,
+and the review page's two versions. (A correction made by clicking and the check mark, then imported
+by `nerloop cycle`: ``test_doccano_cycle``, which uses this module's page helpers.)
 
 Debian's chromium and chromium-driver, driven by selenium (``scripts/test.sh`` installs them where
 it can). The tests skip, saying why, only where there is no browser to drive. The server and the
@@ -15,23 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from nerloop import cycle, paths
-from nerloop.annotation.doccano import ENV_PASSWORD, ENV_URL, ENV_USERNAME, DoccanoBackend
-from nerloop.formats import write_json, write_records
+from nerloop.annotation.doccano import DoccanoBackend
 from nerloop.ledger import Ledger
-from nerloop.params import load_params
 from nerloop.records import Record
-from nerloop.stages import import_annotations
 from test_doccano import (  # noqa: F401  (fixtures)
-    LABELS,
     PRE,
-    REPO,
     Annotator,
     Server,
     accounts,
-    batch,
     doccano_server,
     make_backend,
     make_record,
@@ -128,84 +121,30 @@ def wrong_record() -> Record:
 
 
 @pytest.mark.doccano
-def test_annotator_logs_in_through_the_form_and_sees_the_pre_annotations(
+def test_annotator_logs_in_through_the_form_and_sees_the_spans_and_their_confidences_first(
     browser, doccano_server: Server, accounts: dict[str, str],  # noqa: F811
     make_backend: Callable[..., DoccanoBackend], tmp_path: Path,  # noqa: F811
 ) -> None:
+    """The model proposes 'Acme Corp' as PER (0.41): alice sees the spans, and at the top of the sidebar
+    their confidences, least confident first. (Her correction by clicking, and what the next `nerloop
+    cycle` imports of it: ``test_doccano_cycle``.)"""
     be = make_backend(annotators=["alice"])
-    recs = batch(2)
-    be.export(recs, 1)
+    rec = wrong_record()
+    be.export([rec], 1)
+    browser.set_window_size(1920, 1080)  # an annotator's screen
     log_in(browser, doccano_server.url, "alice", accounts["alice"])
     try:
         start_annotation(browser, doccano_server.url, be.annotator_projects()["alice"], be.project_name("alice"),
                          min_spans=3)
+        (confidence,) = visible_meta_rows(browser, 1)
     finally:  # what a person would see, also when the spans do not show
         browser.save_screenshot(str(tmp_path / "alice-annotation-page.png"))
-    first = recs[0] if recs[0].text in browser.page_source else recs[1]
-    assert first.text in browser.page_source
-    assert span_labels(browser) == [lab for _, _, lab, _ in first.meta["pre_spans"]]  # PER, LOC, ORG: the model's
-    print(f"\nalice's annotation page shows {first.text!r} with spans {span_labels(browser)} (screenshot {tmp_path})")
-
-
-@pytest.mark.doccano
-def test_alice_corrects_a_span_by_clicking_and_the_next_cycle_imports_exactly_that(
-    browser, doccano_server: Server, accounts: dict[str, str],  # noqa: F811
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
-) -> None:
-    """The model proposes 'Acme Corp' as PER (0.41). alice sees the confidences at the top of the
-    sidebar, relabels the span ORG in the page, clicks the check mark; the fetch and import that
-    ``nerloop cycle`` runs put exactly her version into the ledger."""
-    from selenium.webdriver.common.by import By
-
-    root = tmp_path / "project"  # a project root as `nerloop cycle` sees it
-    root.mkdir()
-    monkeypatch.chdir(root)
-    for var, value in ((ENV_URL, doccano_server.url), (ENV_USERNAME, doccano_server.username),
-                       (ENV_PASSWORD, doccano_server.password)):
-        monkeypatch.setenv(var, value)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["annotation"]["backend"] = "doccano"
-    params["annotation"]["doccano"].update(
-        project="b" + str(abs(hash(request.node.name)) % 10**8), annotators=["alice"], qc_share=0.0)
-    Path("params.yaml").write_text(yaml.safe_dump(params))
-    write_json(paths.LABELS, {"entity_types": LABELS})
-    rec = wrong_record()
-    write_records(paths.OUTBOX, [rec])
-    assert cycle.send(load_params()) == 1  # what `nerloop cycle` sends
-
-    browser.set_window_size(1920, 1080)  # an annotator's screen
-    log_in(browser, doccano_server.url, "alice", accounts["alice"])
-    alice = Annotator(doccano_server.url, "alice", accounts["alice"])
-    name = f"{params['annotation']['doccano']['project']}-alice"
-    try:
-        start_annotation(browser, doccano_server.url, alice.project(name), name, min_spans=3)
-    finally:
-        browser.save_screenshot(str(tmp_path / "alice-before.png"))
-    (confidence,) = visible_meta_rows(browser, 1)
+    assert rec.text in browser.page_source
+    assert span_labels(browser) == ["PER", "LOC", "PER"]  # the model's, 'Acme Corp' wrongly a person
     assert confidence == ("Model confidence lowest first: 'Acme Corp' PER 0.41; 'Paris' LOC 0.80; "
                           "'Alice0 Smith' PER 0.90")
-    assert span_labels(browser) == ["PER", "LOC", "PER"]
-
-    browser.find_elements(By.CSS_SELECTOR, SPAN_LABELS)[2].click()  # the label under 'Acme Corp'
-    menu = _wait(browser).until(lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, ".v-menu__content .v-list-item")
-                                           if e.is_displayed() and e.text.strip() in LABELS])
-    next(e for e in menu if e.text.strip() == "ORG").click()
-    _wait(browser).until(lambda d: span_labels(d) == ["PER", "LOC", "ORG"])
-    browser.find_element(By.XPATH, f"//button[.//*[local-name()='path' and @d='{NOT_DONE}']]").click()
-    _wait(browser).until(lambda d: d.find_elements(By.XPATH, f"//button[.//*[local-name()='path' and @d='{DONE}']]"))
-    browser.save_screenshot(str(tmp_path / "alice-done.png"))
-
-    assert cycle.fetch(load_params()) == 1  # the next `nerloop cycle`: fetch, then the import stage
-    import_annotations.main()
-    (entry,) = Ledger(paths.LEDGER).entries
-    want = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
-    got = entry["record"]["tags"]
-    assert entry["id"] == rec.id and entry["record"]["tokens"] == rec.tokens
-    for token, tag, expected in zip(rec.tokens, got, want, strict=True):
-        assert tag == expected, f"{token!r}: imported {tag}, alice made it {expected}"
-    assert entry["record"]["meta"]["doccano"]["confirmed_by"] == "alice"
-    print(f"\nalice relabelled 'Acme Corp' PER -> ORG in the page and marked it done; imported {got} "
-          f"(screenshots {tmp_path})")
+    print(f"\nalice's annotation page shows {rec.text!r} with spans {span_labels(browser)} and first {confidence!r} "
+          f"(screenshot {tmp_path})")
 
 
 # ---------------------------------------------------------------- the lead

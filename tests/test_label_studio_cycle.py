@@ -1,9 +1,11 @@
 """The README's "Annotating in Label Studio" walk-through, end to end, from a tiny project root.
 
 `nerloop label-studio up` (on a free port: `--port`, as the README says), `annotator add alice` / `bob`,
-`annotation.backend: label_studio` in params.yaml, `nerloop cycle`, alice and bob submit in Label Studio
-(played through the REST API, logged in as themselves), `nerloop cycle` again, `nerloop status`. Every
-command is a subprocess with no NERLOOP_LABEL_STUDIO_* variable: what the README implies, nothing more.
+`annotation.backend: label_studio` in params.yaml, `nerloop cycle`; one pre-annotated sentence is corrected
+in a real browser by its annotator (a region relabelled with a hotkey, Submit), the other tasks are submitted
+through the REST API, logged in as themselves; `nerloop cycle` again imports exactly what the page held;
+`nerloop status`. Every command is a subprocess with no NERLOOP_LABEL_STUDIO_* variable: what the README
+implies, nothing more.
 The server venv is the one the session installs (linked into the project's `.label-studio/`, as in
 `test_documented_commands_from_a_project_root`); a fresh install is the same code path, minutes longer.
 """
@@ -25,9 +27,14 @@ import yaml
 
 from conftest import ROOT, project_env
 from nerloop import label_studio_server as lss
+from nerloop.records import join_tokens
+from nerloop.tags import char_to_token_spans, spans_to_tags
 from test_label_studio import Annotator, _server_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.label_studio]
+
+REGIONS = "span.htx-highlight"  # a highlighted region in the text of the labelling page
+SUBMIT = "button[aria-label='Submit current annotation']"
 
 
 def nerloop(project: Path, *args: str) -> str:
@@ -58,7 +65,58 @@ def regions(task: dict[str, Any]) -> list[tuple[int, int, str]]:
     return [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in task["predictions"][0]["result"]]
 
 
-def test_readme_walk_through_two_cycles_with_alice_and_bob(tiny_project: Path) -> None:
+def by_task_id(tasks: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(sentence id, task) in the order of the task ids: the order of the labelling stream."""
+    return sorted(tasks.items(), key=lambda item: item[1]["id"])
+
+
+def relabel_first_region_in_the_page(browser: Any, person: Annotator, password: str, task: dict[str, Any],
+                                     shots: Path) -> list[str]:
+    """The annotator logs in through the form, opens "Label All Tasks", sees ``task`` with its predicted
+    regions, selects the first region, presses another label's hotkey and clicks Submit. Returns the IOB2
+    tags of what the page then holds: what nerloop must import."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)
+    browser.get(f"{person.url}/user/login/")
+    wait.until(ec.presence_of_element_located((By.NAME, "password")))
+    browser.find_element(By.NAME, "email").send_keys(person.email)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: "/user/login" not in d.current_url)
+
+    predicted, text = sorted(regions(task)), task["data"]["text"]  # in the text's order, as the page marks them
+    first = min(task["predictions"][0]["result"], key=lambda r: r["value"]["start"])
+    score = f"{first['score']:.2f}"  # its score, in the region list
+    browser.get(f"{person.url}/projects/{task['project']}/data?labeling=1")  # the stream opens `task`
+    try:
+        wait.until(lambda d: text in d.find_element(By.TAG_NAME, "body").text
+                   and score in d.find_element(By.TAG_NAME, "body").text
+                   and len(d.find_elements(By.CSS_SELECTOR, REGIONS)) >= len(predicted))
+    finally:  # what the annotator saw, also when it is not what the test expects
+        browser.save_screenshot(str(shots / "labelling-page.png"))
+    labels = re.findall(r'<Label value="([^"]+)"', person.get(f"projects/{task['project']}")["label_config"])
+    start, end, old = predicted[0]
+    new = next(lab for lab in labels if lab != old)
+    browser.find_elements(By.CSS_SELECTOR, REGIONS)[0].click()
+    ActionChains(browser).send_keys(str(labels.index(new) + 1)).perform()  # Label Studio's hotkeys: 1, 2, ...
+    wait.until(lambda d: f"{new}\n{text[start:end]}" in d.find_element(By.TAG_NAME, "body").text)
+    browser.save_screenshot(str(shots / "corrected.png"))
+    browser.find_element(By.CSS_SELECTOR, SUBMIT).click()
+    wait.until(lambda d: person.get(f"tasks/{task['id']}")["annotations"])
+    return iob2(text, [(start, end, new), *predicted[1:]])
+
+
+def iob2(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
+    """The IOB2 tags of character ``spans`` in a sentence whose tokens are joined by single spaces."""
+    tokens = text.split()
+    return spans_to_tags(len(tokens), char_to_token_spans(join_tokens(tokens)[1], spans))
+
+
+def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project: Path, tmp_path: Path) -> None:
     project = tiny_project
     home = project / ".label-studio"
     home.mkdir()
@@ -103,17 +161,21 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(tiny_project: Path) -
         assert any(t["predictions"][0]["result"] for ts in tasks.values() for t in ts.values()), \
             "the tiny model proposed no span at all: the pre-filled regions are not exercised"
 
-        # 2. alice submits all of hers as pre-filled; bob fixes one, leaves one untouched, submits the rest
-        for task in tasks["alice"].values():
-            people["alice"].submit(task)
-        bob_own = [sid for sid in tasks["bob"] if sid not in qc]
-        untouched, fixed = bob_own[0], bob_own[1]
-        for sid, task in tasks["bob"].items():
-            if sid == fixed:
-                first_word = (0, len(task["data"]["text"].split()[0]), "Chemical")
-                people["bob"].submit(task, regions(task)[:-1] if regions(task) else [first_word])
-            elif sid != untouched:
-                people["bob"].submit(task)  # the QC sentence as pre-filled: alice and bob agree
+        # 2. one pre-annotated sentence is corrected in the browser by its annotator (a region relabelled, Submit);
+        #    of the others, one is left untouched and the rest are submitted as pre-filled (the QC one: both agree)
+        owner, fixed = next((n, sid) for n in ("alice", "bob") for sid, t in by_task_id(tasks[n])
+                            if sid not in qc and regions(t))
+        other = "bob" if owner == "alice" else "alice"
+        untouched = next(sid for sid in tasks[other] if sid not in qc)
+        first = [sid for sid, t in by_task_id(tasks[owner]) if t["id"] < tasks[owner][fixed]["id"]]
+        for sid in first:  # done before, so the labelling stream opens `fixed` next
+            people[owner].submit(tasks[owner][sid])
+        made = relabel_first_region_in_the_page(browser, people[owner], passwords[owner], tasks[owner][fixed],
+                                                tmp_path)
+        for name, ts in tasks.items():
+            for sid, task in ts.items():
+                if sid not in {fixed, untouched, *(first if name == owner else [])}:
+                    people[name].submit(task)
 
         out = nerloop(project, "label-studio", "disagreements")
         assert "no disagreements waiting" in out and "1 double-annotated sentences, kappa" in out
@@ -126,6 +188,8 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(tiny_project: Path) -
         ids = [e["id"] for e in ledger]
         assert sorted(ids) == sorted(set(manifest["examples"]) - {untouched})  # each once, the QC one too
         by_id = {e["id"]: e for e in ledger}
+        assert by_id[fixed]["annotator"] == owner and by_id[fixed]["record"]["tags"] == made  # exactly the page's
+        assert by_id[fixed]["pre_tags"] == iob2(tasks[owner][fixed]["data"]["text"], regions(tasks[owner][fixed]))
         assert sorted(by_id[qc[0]]["record"]["meta"]["annotators"]) == ["alice", "bob"]
         assert {by_id[sid]["annotator"] for sid in tasks["alice"] if sid not in qc} == {"alice"}
         ann = read_json(project / "metrics/annotation.json")
