@@ -51,11 +51,12 @@ import numpy as np
 import yaml
 from readme_block import update_readme
 
+from nerloop.data.files import write_conll, write_json
+from nerloop.data.formats import read_conll
+from nerloop.data.records import Record
+from nerloop.data.tags import entity_types
 from nerloop.errors import NerloopError
-from nerloop.formats import read_conll, write_conll, write_json
 from nerloop.params import load_params
-from nerloop.records import Record
-from nerloop.tags import entity_types
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "conll2003"
@@ -263,7 +264,7 @@ def stage_modules() -> dict[str, Any]:
     """
     from types import SimpleNamespace
 
-    from nerloop import cycle
+    from nerloop.loop import cycle
     from nerloop.params import load_params
     from nerloop.stages import evaluate, export, import_annotations, prepare, score, train
     from nerloop.stages import select as select_stage
@@ -450,7 +451,8 @@ def run_reference(corpus: Corpus, settings: Settings, recipe: dict[str, Any], ep
     The epoch cap and patience are reported, with the validation F1 of every epoch, so a reader can
     see that the curve had flattened.
     """
-    from nerloop.model import predict_tags, seqeval_scores, train
+    from nerloop.model.inference import predict_tags, seqeval_scores
+    from nerloop.model.training import train
     from nerloop.params import ModelParams, TrainParams
     from nerloop.stages.prepare import dedupe
 

@@ -28,12 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from nerloop import doccano_server as ds
 from nerloop.annotation.doccano import DoccanoBackend, credentials
-from nerloop.ledger import Ledger
+from nerloop.annotation.doccano import server as ds
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.params import DoccanoParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "doccano_io.json"

@@ -38,7 +38,7 @@ from typing import Any
 import al_curve
 import numpy as np
 
-from nerloop.formats import write_json
+from nerloop.data.files import write_json
 
 ROOT = al_curve.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "journey"
@@ -123,8 +123,9 @@ def replay(done: list[dict[str, Any]], stages: dict[str, Any]) -> None:
     Each batch goes through the simulated annotator exactly as it did (send, then fetch and
     import), so the ledger, manifest and answers are those of the uninterrupted run.
     """
-    from nerloop import cycle, paths
-    from nerloop.formats import read_records, write_records
+    from nerloop import paths
+    from nerloop.data.files import read_records, write_records
+    from nerloop.loop import cycle
     from nerloop.params import load_params
 
     pool = {r.id: r for r in read_records(paths.POOL)}

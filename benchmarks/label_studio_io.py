@@ -27,13 +27,13 @@ from typing import Any
 
 import requests
 
-from nerloop import label_studio_server as lss
 from nerloop.annotation.label_studio import LabelStudioBackend, credentials
+from nerloop.annotation.label_studio import server as lss
 from nerloop.annotation.label_studio.backend import region
-from nerloop.ledger import Ledger
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.params import LabelStudioParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "label_studio_io.json"

@@ -35,7 +35,8 @@ VARIANTS = {"default": {}, "word_shape": {"word_shape": True}, "crf": {"head": "
 
 
 def run_one(train_recs: list, test_recs: list, labels: list[str], variant: str, seed: int, epochs: int) -> dict:
-    from nerloop.model import fit, predict_tags, probe_key, seqeval_scores
+    from nerloop.model.inference import predict_tags, seqeval_scores
+    from nerloop.model.training import fit, probe_key
     from nerloop.params import ModelParams, TrainParams
 
     mp = ModelParams(base="minilm", **VARIANTS[variant])
@@ -82,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if corpus_files is None:
         print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
         return 0
-    from nerloop.formats import write_json
-    from nerloop.tags import label_list
+    from nerloop.data.files import write_json
+    from nerloop.data.tags import label_list
 
     corpus = al_curve.load_corpus(*corpus_files)
     train_all, labels = corpus.train, label_list(corpus.labels)

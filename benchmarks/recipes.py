@@ -58,7 +58,8 @@ def timed(fn: Any) -> tuple[Any, float]:
 
 def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int) -> list[dict]:
     """The probes, the refit cycle and the fitted cycle at ``n`` for one seed."""
-    from nerloop.model import fit, predict_tags, probe_key, probe_record, seqeval_scores, split_validation, train
+    from nerloop.model.inference import predict_tags, seqeval_scores
+    from nerloop.model.training import fit, probe_key, probe_record, split_validation, train
 
     mp, tp = params.model, params.train.copy(update={"seed": seed})
     key = probe_key(mp, tp)
@@ -143,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from nerloop.formats import write_json
+    from nerloop.data.files import write_json
+    from nerloop.data.tags import label_list
     from nerloop.params import load_params
-    from nerloop.tags import label_list
 
     params = load_params(ROOT / "params.yaml")
     if args.epochs:

@@ -26,7 +26,6 @@ import yaml
 from sklearn.metrics import cohen_kappa_score
 
 from conftest import package_index_reachable
-from nerloop import doccano_server as ds
 from nerloop.annotation.doccano import (
     ENV_PASSWORD,
     ENV_URL,
@@ -40,12 +39,13 @@ from nerloop.annotation.doccano import (
     credentials,
     team,
 )
+from nerloop.annotation.doccano import server as ds
 from nerloop.annotation.doccano.client import Connection
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
-from nerloop.ledger import Ledger
 from nerloop.params import DoccanoParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["LOC", "ORG", "PER"]
@@ -697,8 +697,9 @@ def test_issue_26_a_disagreement_in_review_never_blocks_the_cycle_and_its_resolu
     """Issue #26's case: a batch of 10, qc_share 0.3, one QC disagreement (to review) and one stray label (held
     back): 1 of 10 held back is within annotation.max_held_back_share (10%), so the cycle passes its gate, which
     comes right after the fetch; the lead resolves the review; the cycle, resumed at repro, fetches it."""
-    from nerloop import cycle, held_back, inbox, paths, status
-    from nerloop.formats import write_json, write_records
+    from nerloop import paths
+    from nerloop.data.files import write_json, write_records
+    from nerloop.loop import cycle, held_back, inbox, status
     from nerloop.params import load_params
 
     prefix = make_backend().params.project

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from nerloop import cycle, paths
+from nerloop import paths
 from nerloop.annotation.doccano import ENV_PASSWORD, ENV_URL, ENV_USERNAME, DoccanoBackend
-from nerloop.formats import write_json, write_records
-from nerloop.ledger import Ledger
+from nerloop.data.files import write_json, write_records
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.loop import cycle
 from nerloop.params import load_params
-from nerloop.records import Record
 from nerloop.stages import import_annotations
 from test_doccano import (  # noqa: F401  (fixtures)
     LABELS,

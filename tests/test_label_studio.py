@@ -26,7 +26,6 @@ import requests
 import yaml
 
 from conftest import package_index_reachable
-from nerloop import label_studio_server as lss
 from nerloop.annotation.label_studio import (
     ENV_TOKEN,
     ENV_URL,
@@ -39,13 +38,14 @@ from nerloop.annotation.label_studio import (
     credentials,
     team,
 )
+from nerloop.annotation.label_studio import server as lss
 from nerloop.annotation.label_studio.client import Connection
 from nerloop.annotation.label_studio.projects import config_labels, label_config
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
-from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["LOC", "ORG", "PER"]

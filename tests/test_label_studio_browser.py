@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nerloop import cycle, paths
+from nerloop import paths
 from nerloop.annotation.label_studio import ENV_TOKEN, ENV_URL, LabelStudioBackend
-from nerloop.formats import write_json, write_records
-from nerloop.ledger import Ledger
+from nerloop.data.files import write_json, write_records
+from nerloop.data.ledger import Ledger
+from nerloop.loop import cycle
 from nerloop.params import load_params
 from nerloop.stages import import_annotations
 from test_label_studio import LABELS, PRE, REPO, Server, accounts, batch, ls_server, make_backend  # noqa: F401

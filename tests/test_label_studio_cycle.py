@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, project_env
-from nerloop import label_studio_server as lss
+from nerloop.annotation.label_studio import server as lss
 from test_label_studio import Annotator, _server_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.label_studio]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
+from nerloop.annotation.core.base import AnnotationBackend, FetchResult
+from nerloop.data.annotations import Annotation
 from nerloop.params import Params
 
 __all__ = ["Annotation", "AnnotationBackend", "FetchResult", "get_backend"]

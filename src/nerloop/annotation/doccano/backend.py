@@ -17,7 +17,7 @@ Design, and the Doccano 1.8.4 facts behind it:
   a crash finishes it. Doccano's page never shows ``prob``, so each example's first metadata row,
   ``Model confidence``, lists the model's spans least confident first: the sidebar shows it on top.
 * A server nerloop runs deletes each uploaded file once imported and serves nothing under
-  ``media/`` (see ``nerloop.doccano_server``); another server keeps the uploaded files in its
+  ``media/`` (see ``nerloop.annotation.doccano.server``); another server keeps the uploaded files in its
   ``media/``, which nerloop cannot remove through Doccano's API.
 * Everything nerloop needs to rebuild the canonical record travels in the example's meta under
   ``nerloop_*`` keys (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assigned
@@ -49,10 +49,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation import plan, quality
-from nerloop.annotation.base import Annotation, AnnotationBackend
-from nerloop.annotation.decide import DecisionMixin, TeamFetchResult
-from nerloop.annotation.decide import Version as _Version
+from nerloop.annotation.core import plan, quality
+from nerloop.annotation.core.base import AnnotationBackend
+from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult
+from nerloop.annotation.core.decide import Version as _Version
 from nerloop.annotation.doccano import label_watch
 from nerloop.annotation.doccano.client import (
     DEFAULT_HOME,
@@ -70,12 +70,13 @@ from nerloop.annotation.doccano.projects import (
     _parallel,
     shown_digest,
 )
+from nerloop.data.annotations import Annotation
+from nerloop.data.files import json_safe, text_sha1
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 from nerloop.errors import TagError
-from nerloop.formats import json_safe, text_sha1
-from nerloop.ledger import Ledger
 from nerloop.params import DoccanoParams
-from nerloop.records import Record
-from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most one chunk's request
 BULK_SPANS = 5000  # span confidences per request to the bulk route

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation import plan
+from nerloop import paths
+from nerloop.annotation.core import plan
 from nerloop.annotation.doccano import team
 from nerloop.annotation.doccano.client import Connection, DoccanoConfigError
 from nerloop.params import DoccanoParams
@@ -26,7 +27,7 @@ META_PREFIX = "nerloop_"
 SHA1_KEY = META_PREFIX + "text_sha1"
 HASH_GROUP = 8  # hex digits per group of a digest shown in Doccano
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
-GUIDELINE_FILE = Path(__file__).resolve().parents[2] / "templates" / "doccano_guideline.md"
+GUIDELINE_FILE = paths.TEMPLATES / "doccano_guideline.md"
 
 
 @dataclass

@@ -4,7 +4,7 @@ Design:
 
 * **One project per annotator** (``<project>-<name>``), as for Doccano, because the open-source
   edition has no task assignment: every member sees every task of a project. The project is the
-  share; the quality-control share is a task in two annotators' projects (``nerloop.annotation.plan``).
+  share; the quality-control share is a task in two annotators' projects (``nerloop.annotation.core.plan``).
 * Export imports tasks in bulk (``POST /api/projects/{id}/import``, 500 a request), each with the
   model's pre-annotation as a **prediction**: ``model_version`` names the cycle
   (``<project>-cycle-<n>``), each region's ``score`` is the model's confidence in that span, and the
@@ -26,7 +26,7 @@ Design:
   preferred, the latest if there are several. Its ``created_at`` is the submission time for speed;
   a change after import (the annotation updated) is a late correction, imported as a revision. The
   QC pairs, disagreement policies, review project and figures are those of the Doccano backend
-  (``nerloop.annotation.decide``).
+  (``nerloop.annotation.core.decide``).
 * A label outside the label set, a region off token boundaries, a region with several labels,
   overlapping regions, an edited task text: the sentence is held back with a message naming the
   project, task, region and the fix.
@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation import plan, quality
-from nerloop.annotation.base import Annotation, AnnotationBackend
-from nerloop.annotation.decide import DecisionMixin, TeamFetchResult, Version, readable
+from nerloop.annotation.core import plan, quality
+from nerloop.annotation.core.base import AnnotationBackend
+from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version, readable
 from nerloop.annotation.label_studio.client import (
     DEFAULT_HOME,
     Connection,
@@ -58,12 +58,13 @@ from nerloop.annotation.label_studio.client import (
     LabelStudioHTTPError,
 )
 from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing, ProjectsMixin, Task
+from nerloop.data.annotations import Annotation
+from nerloop.data.files import json_safe, text_sha1
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 from nerloop.errors import TagError
-from nerloop.formats import json_safe, text_sha1
-from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
-from nerloop.records import Record
-from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
 RECHECK = "recheck"  # task meta nerloop_recheck: {"labels": [...], "annotations": {annotation id: its updated_at}}

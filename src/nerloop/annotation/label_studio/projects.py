@@ -16,7 +16,8 @@ from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
-from nerloop.annotation import plan
+from nerloop import paths
+from nerloop.annotation.core import plan
 from nerloop.annotation.label_studio import team
 from nerloop.annotation.label_studio.client import Connection, LabelStudioConfigError
 
@@ -25,7 +26,7 @@ FROM_NAME, TO_NAME = "label", "text"  # the <Labels> and <Text> names of the lab
 LIST_PAGE = 200  # tasks per listing request, LIST_THREADS requests in flight
 LIST_THREADS = 4
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = paths.TEMPLATES
 CONFIG_TEMPLATE = TEMPLATES / "label_studio_config.xml"
 REVIEW_TEMPLATE = TEMPLATES / "label_studio_review_config.xml"
 
