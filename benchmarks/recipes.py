@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import al_curve
+import al_setup
 import numpy as np
 
-ROOT = al_curve.ROOT
+ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 JOURNEY_SIZES = [200, 400, 800, 1600, 3200, 6400, 12000]  # the journey's labelled sizes, cycle by cycle
 TIME_TARGET, F1_TARGET_POINTS = 0.6, 0.3
@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
     args = p.parse_args(argv)
-    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
     if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
+        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
         return 0
     import torch
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(ROOT / "params.yaml")
     if args.epochs:
         params.train.epochs = args.epochs
-    corpus = al_curve.load_corpus(*corpus_files)
+    corpus = al_setup.load_corpus(*corpus_files)
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import pytest
 import yaml
 from sklearn.metrics import cohen_kappa_score
 
-from conftest import package_index_reachable
+from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.doccano import (
     ENV_PASSWORD,
     ENV_URL,
@@ -46,6 +45,7 @@ from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
 from nerloop.params import DoccanoParams
+from tool_servers import children, file_mode, listening, running, server_venv
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["LOC", "ORG", "PER"]
@@ -137,47 +137,22 @@ class Annotator:
         self.confirm(pid, eid)
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
-def _listening(port: int) -> set[str]:
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return {r.split()[1] for r in rows if r.split()[3] == "0A" and r.split()[1].endswith(f":{port:04X}")}
 
 
 # ---------------------------------------------------------------- fixtures
 
 
-def _server_venv() -> Path:
-    venv = Path(os.environ.get(ds.VENV_ENV) or REPO / ".doccano" / "venv")
-    try:
-        return ds.install(REPO / ".doccano", venv=venv)
-    except ds.DoccanoServerError as exc:
-        if package_index_reachable("doccano"):
-            raise
-        pytest.skip(f"the Doccano server venv cannot be installed here (no PyPI access?): {exc}")
-
-
 @pytest.fixture(scope="session")
 def doccano_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Doccano on a free loopback port in a temporary home; stopped by pid afterwards."""
-    venv = _server_venv()
+    venv = server_venv(ds.SERVER)
     home = tmp_path_factory.mktemp("doccano-home")
-    state = ds.up(home, ds.free_port(), venv=venv)
-    creds = json.loads((home / "credentials.json").read_text())
-    try:
+    with running(ds.SERVER, home, venv) as (state, creds):
         yield Server(home, state["url"], creds["username"], creds["password"], venv, int(state["pid"]))
-    finally:
-        ds.down(home)
-    assert not ds._pid_alive(int(state["pid"]))
 
 
 @pytest.fixture(scope="session")
@@ -239,7 +214,7 @@ def test_team_comes_from_params_else_team_file(tmp_path: Path) -> None:
     with pytest.raises(DoccanoConfigError, match="nerloop doccano annotator add"):
         be.team()
     team.save(tmp_path, {"zoe": {"password": "x"}, "yan": {"password": None}})
-    assert be.team() == ["yan", "zoe"] and _mode(tmp_path / team.TEAM_FILE) == 0o600
+    assert be.team() == ["yan", "zoe"] and file_mode(tmp_path / team.TEAM_FILE) == 0o600
     named = DoccanoBackend(DoccanoParams(annotators=["bob"]), LABELS, home=tmp_path, creds=("u", "a", "p"))
     assert named.team() == ["bob"]
     with pytest.raises(DoccanoConfigError, match="review"):
@@ -285,7 +260,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["labels"] = LABELS
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    port = ds.free_port()
+    port = free_port()
     out = _nerloop(root, "doccano", "up", "--port", str(port)).stdout
     assert f"http://127.0.0.1:{port}" in out
     home = root / ".doccano"
@@ -293,15 +268,15 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
         assert "running: True" in _nerloop(root, "doccano", "status").stdout
         creds = json.loads((home / "credentials.json").read_text())
         assert len(creds["password"]) < 30 and creds["password"] not in out
-        assert _mode(home) == 0o700
+        assert file_mode(home) == 0o700
         for name in ("db.sqlite3", "credentials.json", "secret.json", "server.json", "gunicorn.log", "init.log"):
-            assert _mode(home / name) == 0o600, name
-        assert _mode(home / "media") == 0o700
-        assert _listening(port) == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
+            assert file_mode(home / name) == 0o600, name
+        assert file_mode(home / "media") == 0o700
+        assert listening(port) == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
 
         added = _nerloop(root, "doccano", "annotator", "add", "carol").stdout
         password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
-        assert f"password: {password}" in added and len(password) < 30 and _mode(home / "team.json") == 0o600
+        assert f"password: {password}" in added and len(password) < 30 and file_mode(home / "team.json") == 0o600
         carol = Annotator(f"http://127.0.0.1:{port}", "carol", password)
         assert carol.projects() == {"nerloop-carol"}  # a member of her project from the start
         again = _nerloop(root, "doccano", "annotator", "add", "carol", ok=False)
@@ -320,7 +295,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
 @pytest.mark.doccano
 def test_up_down_status_lifecycle(doccano_server: Server, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    port = ds.free_port()
+    port = free_port()
     state = ds.up(home, port, venv=doccano_server.venv)
     pid = state["pid"]
     try:
@@ -330,16 +305,16 @@ def test_up_down_status_lifecycle(doccano_server: Server, tmp_path: Path) -> Non
             ds.up(tmp_path / "other", port, venv=doccano_server.venv)
     finally:
         assert ds.down(home) is True
-    assert not ds._pid_alive(pid) and not ds.probe(state["url"], timeout_s=0.5)
+    assert not pid_alive(pid) and not ds.probe(state["url"], timeout_s=0.5)
     assert ds.status(home)["running"] is False and not (home / "server.json").exists()
     assert ds.down(home) is False
     assert (home / "credentials.json").exists()  # kept: the next `up` reuses the same admin password
     wide = ds.up(home, port, host="0.0.0.0", venv=doccano_server.venv)  # opt-in: annotators on other machines
     try:
-        assert _listening(port) == {f"00000000:{port:04X}"} and ds.status(home)["host"] == "0.0.0.0"
+        assert listening(port) == {f"00000000:{port:04X}"} and ds.status(home)["host"] == "0.0.0.0"
     finally:
         ds.down(home)
-    assert not ds._pid_alive(wide["pid"])
+    assert not pid_alive(wide["pid"])
 
 
 # ---------------------------------------------------------------- what each annotator sees
@@ -533,7 +508,7 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
     original = be.conn.upload
 
     def stalled_upload(pid: int, lines: list[dict[str, Any]]) -> None:
-        workers = _children(doccano_server.pid)
+        workers = children(doccano_server.pid)
         for w in workers:  # the server hangs exactly when the upload starts
             os.kill(w, signal.SIGSTOP)
         try:
@@ -582,7 +557,7 @@ def test_edited_deleted_and_foreign_examples(
 
 @pytest.mark.doccano
 def test_unreachable_server_and_wrong_password(doccano_server: Server, tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{ds.free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     be = DoccanoBackend(DoccanoParams(project="x", annotators=["a"]), LABELS, creds=(closed, "admin", "pw"))
     with pytest.raises(DoccanoUnreachableError, match="connection refused") as err:
         be.export(batch(1), 1)

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import package_index_reachable
+from nerloop.annotation.core.local_server import free_port, port_in_use
 from nerloop.annotation.label_studio import (
     ENV_TOKEN,
     ENV_URL,
@@ -46,6 +45,7 @@ from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
 from nerloop.params import LabelStudioParams
+from tool_servers import file_mode, listening, running, server_venv
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["LOC", "ORG", "PER"]
@@ -136,40 +136,20 @@ def spans_of(rec: Record) -> list[tuple[int, int, str]]:
     return [(int(s), int(e), str(lab)) for s, e, lab, _ in rec.meta["pre_spans"]]
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
-def _listening(port: int) -> set[str]:
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return {r.split()[1] for r in rows if r.split()[3] == "0A" and r.split()[1].endswith(f":{port:04X}")}
 
 
 # ---------------------------------------------------------------- fixtures
 
 
-def _server_venv() -> Path:
-    venv = Path(os.environ.get(lss.VENV_ENV) or REPO / ".label-studio" / "venv")
-    try:
-        return lss.install(REPO / ".label-studio", venv=venv)
-    except lss.LabelStudioServerError as exc:
-        if package_index_reachable("label-studio"):
-            raise
-        pytest.skip(f"the Label Studio server venv cannot be installed here (no PyPI access?): {exc}")
-
-
 @pytest.fixture(scope="session")
 def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Label Studio on a free loopback port in a temporary home; stopped by pid afterwards."""
-    venv = _server_venv()
+    venv = server_venv(lss.SERVER)
     home = tmp_path_factory.mktemp("label-studio-home")
-    state = lss.up(home, lss.free_port(), venv=venv)
-    creds = json.loads((home / "credentials.json").read_text())
-    try:
+    with running(lss.SERVER, home, venv) as (state, creds):
         yield Server(home, state["url"], creds["token"], creds["password"], venv, int(state["pid"]))
-    finally:
-        lss.down(home)
-    assert not lss.pid_alive(int(state["pid"]))
 
 
 @pytest.fixture(scope="session")
@@ -259,7 +239,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Serv
     The default home is the relative `.label-studio`; its venv is a link to the one installed (a fresh
     install is the same code path, a few minutes longer). `up` takes the README's default port 8080.
     """
-    if lss.port_in_use(lss.DEFAULT_PORT):
+    if port_in_use(lss.DEFAULT_PORT):
         pytest.skip(f"port {lss.DEFAULT_PORT} (the README's default) is taken on this machine")
     root = tmp_path / "project"
     (root / ".label-studio").mkdir(parents=True)
@@ -275,14 +255,14 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Serv
         assert "running: True" in _nerloop(root, "label-studio", "status").stdout
         creds = json.loads((home / "credentials.json").read_text())
         assert creds["password"] not in out and creds["token"] not in out
-        assert _mode(home) == 0o700
+        assert file_mode(home) == 0o700
         for name in ("credentials.json", "server.json", "server.log", "init.log", "data/label_studio.sqlite3"):
-            assert _mode(home / name) == 0o600, name
-        assert _listening(lss.DEFAULT_PORT) == {f"0100007F:{lss.DEFAULT_PORT:04X}"}  # 127.0.0.1 only
+            assert file_mode(home / name) == 0o600, name
+        assert listening(lss.DEFAULT_PORT) == {f"0100007F:{lss.DEFAULT_PORT:04X}"}  # 127.0.0.1 only
 
         added = _nerloop(root, "label-studio", "annotator", "add", "carol").stdout
         password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
-        assert f"password: {password}" in added and _mode(home / "team.json") == 0o600
+        assert f"password: {password}" in added and file_mode(home / "team.json") == 0o600
         carol = Annotator(url, "carol@nerloop.local", password)
         assert "nerloop-carol" in {p["title"] for p in carol.get("projects")["results"]}
         again = _nerloop(root, "label-studio", "annotator", "add", "carol", ok=False)
@@ -519,7 +499,7 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
 
 @pytest.mark.label_studio
 def test_unreachable_server_and_wrong_token(ls_server: Server, tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{lss.free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     be = LabelStudioBackend(LabelStudioParams(project="x", annotators=["a"]), LABELS, creds=(closed, "tok"))
     with pytest.raises(LabelStudioUnreachableError, match="connection refused") as err:
         be.export(batch(1), 1)

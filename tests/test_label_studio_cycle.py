@@ -24,8 +24,10 @@ import pytest
 import yaml
 
 from conftest import ROOT, project_env
+from nerloop.annotation.core.local_server import free_port
 from nerloop.annotation.label_studio import server as lss
-from test_label_studio import Annotator, _server_venv
+from test_label_studio import Annotator
+from tool_servers import server_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.label_studio]
 
@@ -62,7 +64,7 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(tiny_project: Path) -
     project = tiny_project
     home = project / ".label-studio"
     home.mkdir()
-    (home / "venv").symlink_to(_server_venv())
+    (home / "venv").symlink_to(server_venv(lss.SERVER))
     shutil.copy(ROOT / ".gitignore", project / ".gitignore")  # the template's: .label-studio/ stays out of git
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["annotation"]["backend"] = "label_studio"
@@ -70,7 +72,7 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(tiny_project: Path) -
     git(project, "add", "-A")
     git(project, "commit", "-qm", "annotate in Label Studio")
 
-    port = lss.free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     try:
         assert url in nerloop(project, "label-studio", "up", "--port", str(port))

@@ -15,6 +15,7 @@ import signal
 import sys
 
 from nerloop import paths
+from nerloop.annotation import TOOLS, tool_cli
 from nerloop.errors import NerloopError, scrub
 from nerloop.loop import cycle, repo
 from nerloop.loop.lock import project_lock
@@ -33,7 +34,7 @@ def locking(args: argparse.Namespace) -> str | None:
     """The command line this command holds the project lock under, or None for a read-only one."""
     if args.command == "status" or (args.command == "held-back" and args.rest[:1] != ["release"]):
         return None
-    sub = getattr(args, "doccano_command", None) or getattr(args, "ls_command", None)
+    sub = getattr(args, "tool_command", None)
     if sub == "status":
         return None
     return " ".join(part for part in (args.command, sub) if part)
@@ -73,14 +74,8 @@ def dispatch(args: argparse.Namespace) -> None:
         from nerloop.loop import held_back
 
         held_back.main(args.rest)
-    elif args.command == "doccano":
-        from nerloop.annotation.doccano import cli as doccano_cli
-
-        doccano_cli.run(args)
-    elif args.command == "label-studio":
-        from nerloop.annotation.label_studio import cli as label_studio_cli
-
-        label_studio_cli.run(args)
+    elif args.command in TOOLS:
+        tool_cli(args.command).run(args)
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -111,13 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("finalize", help="reproduce the final dataset and its card and commit them")
     hb = sub.add_parser("held-back", help="list held-back sentences, or release them to the pool", add_help=False)
     hb.add_argument("rest", nargs=argparse.REMAINDER)
-    from nerloop.annotation.doccano import cli as doccano_cli
-
-    doccano_cli.add_arguments(sub.add_parser("doccano", help="the Doccano server, the annotation team, disagreements"))
-    from nerloop.annotation.label_studio import cli as label_studio_cli
-
-    label_studio_cli.add_arguments(
-        sub.add_parser("label-studio", help="the Label Studio server, the annotation team, disagreements"))
+    for verb in TOOLS:
+        tool = tool_cli(verb)
+        tool.add_arguments(sub.add_parser(verb, help=f"the {tool.server.name} server, the annotation team, "
+                                                       "disagreements"))
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminated)  # `kill PID` stops a cycle as cleanly as Ctrl-C does
 

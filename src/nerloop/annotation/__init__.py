@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from nerloop.annotation.core.base import AnnotationBackend, FetchResult
 from nerloop.data.annotations import Annotation
 from nerloop.params import Params
 
-__all__ = ["Annotation", "AnnotationBackend", "FetchResult", "get_backend"]
+if TYPE_CHECKING:
+    from nerloop.annotation.core.cli import ToolCli
+
+__all__ = ["TOOLS", "Annotation", "AnnotationBackend", "FetchResult", "get_backend", "tool_cli"]
+
+# The tools with a local server and their own `nerloop <verb> ...` commands: the verb -> their package here.
+# A new tool is one more folder beside these (client, tasks, server recipe, cli) and one more entry.
+TOOLS = {"doccano": "doccano", "label-studio": "label_studio"}
+
+
+def tool_cli(verb: str) -> ToolCli:
+    """The ``nerloop <verb> ...`` commands of one tool, imported when asked for (each pulls in its client)."""
+    return importlib.import_module(f"nerloop.annotation.{TOOLS[verb]}.cli").CLI
 
 
 def get_backend(params: Params, entity_types: list[str]) -> AnnotationBackend:

@@ -1,8 +1,9 @@
-"""Local servers nerloop starts and stops (Doccano, Label Studio): the parts that do not depend on which.
+"""Helpers for the local servers nerloop starts and stops (Doccano, Label Studio): venvs, pins, pids, ports.
 
 Both servers run in their own virtual environment, bound to 127.0.0.1 unless asked, in a process
 group of their own so that they are stopped by process id (never by name), with every state file
-owner-only. What is the same for both lives here so that the two stay alike.
+owner-only. The server's life built from these (install, up, down, status) is
+``nerloop.annotation.core.server``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ Design:
   makes the new cycle's version the project's, and copies the prediction of every older task nobody
   has annotated yet under that version (same spans, same scores; the task's ``nerloop_cycle`` keeps
   the cycle it was selected in), so no waiting task loses its pre-annotation.
+* The task format (the task, its prediction, carrying predictions over) is ``tasks``
+  (``LabelStudioTasks``); this module decides what is sent where, and reads what comes back.
 * Everything nerloop needs to rebuild the record is in the task's ``meta`` under ``nerloop_*`` keys
   (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assignment); ``data`` holds only
   the text. Export is idempotent: a sentence already a task in any annotator project is not sent
@@ -50,16 +52,17 @@ from typing import Any
 from nerloop.annotation.core import plan, quality
 from nerloop.annotation.core.base import AnnotationBackend
 from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version, readable
+from nerloop.annotation.core.protocol import Span
 from nerloop.annotation.label_studio.client import (
     DEFAULT_HOME,
     Connection,
     LabelStudioConfigError,
-    LabelStudioDataError,
     LabelStudioHTTPError,
 )
-from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing, ProjectsMixin, Task
+from nerloop.annotation.label_studio.projects import META_PREFIX, Listing, ProjectsMixin, Task
+from nerloop.annotation.label_studio.tasks import LabelStudioTasks, region
 from nerloop.data.annotations import Annotation
-from nerloop.data.files import json_safe, text_sha1
+from nerloop.data.files import text_sha1
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
@@ -68,7 +71,6 @@ from nerloop.params import LabelStudioParams
 
 IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
 RECHECK = "recheck"  # task meta nerloop_recheck: {"labels": [...], "annotations": {annotation id: its updated_at}}
-Span = tuple[int, int, str]
 Stamp = tuple[Any, Any]  # (annotation id, updated_at): one annotation as it was at a moment
 
 
@@ -79,22 +81,13 @@ class LabelStudioFetchResult(TeamFetchResult):
     skipped: list[str] = field(default_factory=list)  # sentence ids whose task was skipped, never submitted
 
 
-def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
-    """One labelled span as a Label Studio result item."""
-    item: dict[str, Any] = {"id": rid, "from_name": FROM_NAME, "to_name": TO_NAME, "type": "labels",
-                            "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]}}
-    if score is not None:
-        item["score"] = score
-    return item
-
-
 def imported_stamp(entry: dict[str, Any]) -> Stamp:
     """The annotation a ledger entry was imported from, as it was then."""
     source = (entry.get("record", {}).get("meta") or {}).get("label_studio") or {}
     return source.get("annotation"), source.get("updated_at")
 
 
-class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
+class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, AnnotationBackend):
     """Annotation by a team in Label Studio (see the module docstring for the design)."""
 
     name = "label_studio"
@@ -121,62 +114,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
                     home: Path = DEFAULT_HOME) -> LabelStudioBackend:
         return cls(params, labels, home=home)
 
-    def model_version(self, cycle: int) -> str:
-        """The predictions' ``model_version`` for the batch of annotation ``cycle`` (the ledger's cycle, the
-        batch's ``meta["cycle"]``): that batch is predicted by the model committed as ``nerloop cycle <cycle - 1>``,
-        and tasks still waiting from older batches are carried over to it with their own spans."""
-        return f"{self.params.project}-cycle-{int(cycle)}"
-
     # ------------------------------------------------------------ export
-
-    def _pre_spans(self, rec: Record) -> tuple[list[Span], list[float | None], list[str]]:
-        """The record's pre-annotation as character spans (+ confidences) and IOB2 tags, validated."""
-        spans: list[Span] = []
-        confs: list[float | None] = []
-        if rec.meta.get("pre_spans") is not None:
-            for item in rec.meta["pre_spans"]:
-                spans.append((int(item[0]), int(item[1]), str(item[2])))
-                confs.append(float(item[3]) if len(item) > 3 and item[3] is not None else None)
-        elif rec.meta.get("pre_tags") is not None:
-            spans = token_to_char_spans(rec.offsets, tags_to_spans(rec.meta["pre_tags"]))
-            confs = [None] * len(spans)
-        bad = sorted({label for _, _, label in spans} - set(self.labels))
-        if bad:
-            raise LabelStudioDataError(f"sentence {rec.id}: pre-annotation labels {bad} are not in the label set "
-                                       f"{self.labels}; nothing was sent")
-        try:
-            tags = spans_to_tags(len(rec.tokens), char_to_token_spans(rec.offsets, spans))
-        except TagError as exc:
-            raise LabelStudioDataError(f"sentence {rec.id}: bad pre-annotation: {exc}; nothing was sent") from None
-        return spans, confs, tags
-
-    def _task(self, rec: Record, cycle: int) -> dict[str, Any]:
-        """One task with its prediction; ``nerloop_qc`` and ``nerloop_assigned`` are set once shared out."""
-        spans, confs, tags = self._pre_spans(rec)
-        confs = [json_safe(c) for c in confs]
-        known = [c for c in confs if c is not None]
-        meta = {
-            META_PREFIX + "id": rec.id,
-            META_PREFIX + "cycle": int(cycle),
-            META_PREFIX + "qc": False,
-            META_PREFIX + "assigned": [],
-            META_PREFIX + "tokens": list(rec.tokens),
-            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            META_PREFIX + "text_sha1": text_sha1(rec.text),
-            META_PREFIX + "source": rec.source or "",
-            META_PREFIX + "doc_id": rec.doc_id,
-            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
-            META_PREFIX + "selection": rec.meta.get("selection"),
-            META_PREFIX + "cluster": rec.meta.get("cluster"),
-        }
-        prediction = {
-            "model_version": self.model_version(cycle),
-            "score": min(known) if known else 1.0,  # the least sure span: the task's place in a sort
-            "result": [region(rec.text, s, e, lab, c, f"n{i}") for i, ((s, e, lab), c) in
-                       enumerate(zip(spans, confs, strict=True))],
-        }
-        return {"data": {"text": rec.text}, "meta": meta, "predictions": [prediction]}
 
     def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
         """Share the batch out over the team as tasks with predictions; {sentence id: "annotator:task id ..."}.
@@ -217,20 +155,6 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         for pid in pids.values():
             self._show_cycle(pid, cycle, self._listings[pid])
         return {sid: " ".join(f"{who}:{t.example_id}" for who, t in sorted(where[sid].items())) for sid in tasks}
-
-    def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:
-        """Make this cycle's predictions the pre-filled ones, carrying older unannotated tasks' over."""
-        version = self.model_version(cycle)
-        for task in listing.ours.values():
-            if task.annotations or not task.predictions:
-                continue
-            if any(p.get("model_version") == version for p in task.predictions):
-                continue
-            latest = max(task.predictions, key=lambda p: p.get("created_at") or "")
-            self.conn.request("POST", "predictions/", f"carrying task {task.example_id}'s prediction over", json={
-                "task": task.example_id, "model_version": version, "score": latest.get("score"),
-                "result": latest.get("result") or []})
-        self.set_model_version(pid, version)
 
     # ------------------------------------------------------------ reading annotations
 
