@@ -32,7 +32,6 @@ from nerloop.annotation.doccano import (
     DoccanoAuthError,
     DoccanoBackend,
     DoccanoConfigError,
-    DoccanoDataError,
     DoccanoTimeoutError,
     DoccanoUnreachableError,
     credentials,
@@ -41,38 +40,12 @@ from nerloop.annotation.doccano import (
 from nerloop.annotation.doccano import server as ds
 from nerloop.annotation.doccano.client import Connection
 from nerloop.data.ledger import Ledger
-from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
 from nerloop.params import DoccanoParams
-from tool_servers import children, file_mode, listening, running, server_venv
+from tool_servers import LABELS, PRE, batch, children, file_mode, listening, make_record, running, server_venv
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["LOC", "ORG", "PER"]
-PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
-    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
-    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
-    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
-    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
-    rec.meta = {
-        "cycle": cycle,
-        "rank": i,
-        "cluster": i % 2,
-        "pre_tags": PRE,
-        "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
-        "scores": {"mnlp": 0.1 * i, "diversity": 0.5},
-    }
-    return rec
-
-
-def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
-    return [make_record(i, cycle) for i in range(start, start + n)]
 
 
 @dataclass
@@ -135,12 +108,6 @@ class Annotator:
         for start, end, label in spans:
             self.add(pid, eid, start, end, label)
         self.confirm(pid, eid)
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------- fixtures
@@ -220,18 +187,6 @@ def test_team_comes_from_params_else_team_file(tmp_path: Path) -> None:
     with pytest.raises(DoccanoConfigError, match="review"):
         DoccanoBackend(DoccanoParams(annotators=["review"]), LABELS, creds=("u", "a", "p")).team()
     assert len(team.generate_password()) < 30  # Doccano's login form refuses 30 characters or more
-
-
-def test_bad_pre_annotation_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    be = DoccanoBackend(DoccanoParams(annotators=["a"]), LABELS, home=tmp_path, creds=("http://127.0.0.1:9", "a", "p"))
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][2] = "MISC"
-    with pytest.raises(DoccanoDataError, match="MISC"):
-        be.export([rec], 1)  # raised before connecting: the URL is a closed port
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][1] -= 2
-    with pytest.raises(DoccanoDataError, match="nearest token boundaries"):
-        be.export([rec], 1)
 
 
 # ---------------------------------------------------------------- the documented commands
@@ -743,7 +698,6 @@ def test_issue_26_a_disagreement_in_review_never_blocks_the_cycle_and_its_resolu
     (resolved,) = [a for a in result.done if a.record.id == disputed]
     assert resolved.record.tags == PRE and resolved.annotator == doccano_server.username and result.in_review == []
     assert {h.id: h.state for h in held_back.load() if h.id} == {stray: "held back"}
-
 
 
 # ---------------------------------------------------------------- issue #26: media, confidences on the page

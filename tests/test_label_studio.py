@@ -31,7 +31,6 @@ from nerloop.annotation.label_studio import (
     LabelStudioAuthError,
     LabelStudioBackend,
     LabelStudioConfigError,
-    LabelStudioDataError,
     LabelStudioTimeoutError,
     LabelStudioUnreachableError,
     credentials,
@@ -42,29 +41,11 @@ from nerloop.annotation.label_studio.client import Connection
 from nerloop.annotation.label_studio.projects import config_labels, label_config
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
-from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
 from nerloop.params import LabelStudioParams
-from tool_servers import file_mode, listening, running, server_venv
+from tool_servers import LABELS, PRE, batch, file_mode, listening, running, server_venv
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["LOC", "ORG", "PER"]
-PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
-
-
-def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
-    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
-    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
-    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
-    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
-    rec.meta = {"cycle": cycle, "rank": i, "cluster": i % 2, "pre_tags": PRE,
-                "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
-                "scores": {"mnlp": 0.1 * i}}
-    return rec
-
-
-def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
-    return [make_record(i, cycle) for i in range(start, start + n)]
 
 
 @dataclass
@@ -136,10 +117,6 @@ def spans_of(rec: Record) -> list[tuple[int, int, str]]:
     return [(int(s), int(e), str(lab)) for s, e, lab, _ in rec.meta["pre_spans"]]
 
 
-
-
-
-
 # ---------------------------------------------------------------- fixtures
 
 
@@ -204,19 +181,6 @@ def test_labelling_config_comes_from_the_label_set() -> None:
     config = label_config(["LOC", "ORG", "PER", "A&B"])
     assert config_labels(config) == {"LOC", "ORG", "PER", "A&B"}  # as Label Studio reads them: never "missing"
     assert '<Text name="text" value="$text"/>' in config and 'toName="text"' in config
-
-
-def test_bad_pre_annotation_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    be = LabelStudioBackend(LabelStudioParams(annotators=["a"]), LABELS, home=tmp_path,
-                            creds=("http://127.0.0.1:9", "t"))
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][2] = "MISC"
-    with pytest.raises(LabelStudioDataError, match="MISC"):
-        be.export([rec], 1)  # raised before connecting: the URL is a closed port
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][1] -= 2
-    with pytest.raises(LabelStudioDataError, match="nearest token boundaries"):
-        be.export([rec], 1)
 
 
 # ---------------------------------------------------------------- the documented commands

@@ -1,4 +1,5 @@
-"""What the Doccano and Label Studio test modules share: a real server's venv and life, and what /proc shows.
+"""What the Doccano and Label Studio test modules share: the batch they send, a real server's venv and
+life, and what /proc shows.
 
 Both tools' servers are ``LocalServer`` recipes, so one helper installs (or finds) either venv, and one
 starts a server on a free loopback port in a temporary home and stops it by pid afterwards.
@@ -19,6 +20,8 @@ import pytest
 from conftest import ROOT, package_index_reachable
 from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.core.server import LocalServer
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 
 
 def server_venv(server: LocalServer) -> Path:
@@ -60,3 +63,29 @@ def children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+# ---------------------------------------------------------------- the batch both tools are sent
+
+LABELS = ["LOC", "ORG", "PER"]
+PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
+
+
+def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
+    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
+    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
+    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
+    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
+    rec.meta = {
+        "cycle": cycle,
+        "rank": i,
+        "cluster": i % 2,
+        "pre_tags": PRE,
+        "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
+        "scores": {"mnlp": 0.1 * i, "diversity": 0.5},
+    }
+    return rec
+
+
+def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
+    return [make_record(i, cycle) for i in range(start, start + n)]

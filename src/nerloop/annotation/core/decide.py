@@ -70,6 +70,7 @@ class DecisionMixin:
     params: Any  # a TeamParams (disagreement_policy, break_s)
     # the tool's own words in messages to the lead: what an item is called, how it is finished, where the
     # two versions of a disagreement are shown
+    TOOL = "Doccano"
     ITEM = "example"
     FINISH = "mark it done"
     VERSIONS_SHOWN = "both versions are in its metadata"
@@ -173,6 +174,47 @@ class DecisionMixin:
         a, b = a or [], b or []
         both = set(tags_to_spans(a)) & set(tags_to_spans(b))
         return spans_to_tags(len(a), sorted(both))
+
+    def _decide_all(self, result: TeamFetchResult, items: dict[str, dict[str, Any]],
+                    versions: dict[str, dict[str, Version]], latest: dict[str, dict[str, Any]],
+                    reviewed: dict[str, Version], review_ours: dict[str, Any], exported: dict[str, str] | None
+                    ) -> None:
+        """Decide on every listed sentence once its versions are read (``items``: sentence -> annotator -> item):
+        deleted, late correction, imported, pending; then the figures.
+
+        Speed and effort count only each annotator's own work; a QC pair counts for agreement once both
+        versions are valid and neither is in doubt.
+        """
+        result.deleted = sorted(sid for sid in exported or {} if sid not in items and sid not in latest)
+        result.problems.extend(
+            f"sentence {sid}: its {self.TOOL} {self.ITEM} ({(exported or {})[sid]}) was deleted in {self.TOOL}; "
+            "export the sentence again to have it annotated"
+            for sid in result.deleted
+        )
+        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
+        confirmations: list[quality.Confirmation] = []
+        for sid in sorted(items):
+            first = next(iter(items[sid].values()))
+            assigned = [str(a) for a in first.m("assigned") or sorted(items[sid])]
+            mine = versions.get(sid, {})
+            for who, v in mine.items():
+                if v.confirmed_by == who:
+                    confirmations.append(quality.Confirmation(
+                        who, sid, int(first.m("cycle", 0)), len(first.m("tokens")), v.confirmed_at,
+                        first.m("pre_tags"), v.tags))
+            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None and not mine[a].doubt
+                                          for a in assigned):
+                pairs.setdefault(int(first.m("cycle", 0)), []).append(
+                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
+            if sid in latest:
+                self._late_correction(sid, latest[sid], mine, reviewed, result)
+                continue
+            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
+            if ann is None:
+                result.pending.append(sid)
+            else:
+                result.done.append(ann)
+        result.metrics = self._metrics(result, pairs, confirmations)
 
     def _metrics(self, result: TeamFetchResult, pairs: dict[int, list[tuple[list[str], list[str]]]],
                  confirmations: list[quality.Confirmation]) -> dict[str, Any]:

@@ -50,11 +50,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation.core import plan, quality
+from nerloop.annotation.core import plan
 from nerloop.annotation.core.base import AnnotationBackend
 from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult
 from nerloop.annotation.core.decide import Version as _Version
-from nerloop.annotation.core.protocol import Span
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span
 from nerloop.annotation.doccano import label_watch
 from nerloop.annotation.doccano.client import (
     DEFAULT_HOME,
@@ -62,15 +62,7 @@ from nerloop.annotation.doccano.client import (
     DoccanoConfigError,
     DoccanoHTTPError,
 )
-from nerloop.annotation.doccano.projects import (
-    META_PREFIX,
-    SHA1_KEY,
-    ProjectsMixin,
-    _Example,
-    _Listing,
-    _parallel,
-    shown_digest,
-)
+from nerloop.annotation.doccano.projects import SHA1_KEY, ProjectsMixin, _Example, _parallel, shown_digest
 from nerloop.annotation.doccano.tasks import VERSION_PREFIX, DoccanoTasks, marked
 from nerloop.data.annotations import Annotation
 from nerloop.data.files import text_sha1
@@ -215,7 +207,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBacke
         self._labels_by_pid[pid] = {r["text"]: int(r["id"]) for r in rows}
         return {int(r["id"]): r["text"] for r in rows}
 
-    def _deleted_types(self, pid: int, listing: _Listing,
+    def _deleted_types(self, pid: int, listing: Listing,
                        before: label_watch.Look | None) -> tuple[dict[str, int | None], dict[int, str]]:
         """Label types deleted from the project since nerloop last looked, and its types now (deleted
         label-set types recreated, empty, so that the annotator can put the lost spans back)."""
@@ -338,36 +330,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBacke
         if review_pid is not None:
             review_ours, reviewed = self._versions(plan.REVIEW_SUFFIX, int(review_pid), result, looks)
 
-        result.deleted = sorted(sid for sid in exported or {} if sid not in examples and sid not in latest)
-        result.problems.extend(
-            f"sentence {sid}: its Doccano example ({(exported or {})[sid]}) was deleted in Doccano; export the "
-            "sentence again to have it annotated"
-            for sid in result.deleted
-        )
-        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
-        confirmations: list[quality.Confirmation] = []
-        for sid in sorted(examples):
-            first = next(iter(examples[sid].values()))
-            assigned = [str(a) for a in first.m("assigned") or sorted(examples[sid])]
-            mine = versions.get(sid, {})
-            for who, v in mine.items():
-                if v.confirmed_by == who:  # speed and effort are the annotator's own work only
-                    confirmations.append(quality.Confirmation(
-                        who, sid, int(first.m("cycle", 0)), len(first.m("tokens")), v.confirmed_at,
-                        first.m("pre_tags"), v.tags))
-            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None and not mine[a].doubt
-                                          for a in assigned):
-                pairs.setdefault(int(first.m("cycle", 0)), []).append(
-                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
-            if sid in latest:
-                self._late_correction(sid, latest[sid], mine, reviewed, result)
-                continue
-            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
-            if ann is None:
-                result.pending.append(sid)
-            else:
-                result.done.append(ann)
-        result.metrics = self._metrics(result, pairs, confirmations)
+        self._decide_all(result, examples, versions, latest, reviewed, review_ours, exported)
         label_watch.save(self.home, looks)  # only after a whole fetch: an interrupted one is simply repeated
         return result
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core.protocol import Span, pre_annotation
+from nerloop.annotation.core.protocol import META_PREFIX, Span, pre_annotation
 from nerloop.annotation.doccano.client import DoccanoDataError, DoccanoHTTPError
-from nerloop.annotation.doccano.projects import META_PREFIX, SHA1_KEY, _Example, _parallel, shown_digest
+from nerloop.annotation.doccano.projects import SHA1_KEY, _Example, _parallel, shown_digest
 from nerloop.data.files import json_safe, text_sha1
 from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans

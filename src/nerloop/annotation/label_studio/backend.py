@@ -49,17 +49,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation.core import plan, quality
+from nerloop.annotation.core import plan
 from nerloop.annotation.core.base import AnnotationBackend
 from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version, readable
-from nerloop.annotation.core.protocol import Span
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span
 from nerloop.annotation.label_studio.client import (
     DEFAULT_HOME,
     Connection,
     LabelStudioConfigError,
     LabelStudioHTTPError,
 )
-from nerloop.annotation.label_studio.projects import META_PREFIX, Listing, ProjectsMixin, Task
+from nerloop.annotation.label_studio.projects import ProjectsMixin, Task
 from nerloop.annotation.label_studio.tasks import LabelStudioTasks, region
 from nerloop.data.annotations import Annotation
 from nerloop.data.files import text_sha1
@@ -92,7 +92,8 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
 
     name = "label_studio"
     SOURCE_KEY = "label_studio"  # record.meta["label_studio"]: project, task, annotation, completed_by, ...
-    ITEM, FINISH, VERSIONS_SHOWN = "task", "press Submit", "both versions are shown below the text"
+    TOOL, ITEM, FINISH = "Label Studio", "task", "press Submit"
+    VERSIONS_SHOWN = "both versions are shown below the text"
 
     def __init__(self, params: LabelStudioParams, labels: Iterable[str], *, home: Path = DEFAULT_HOME,
                  creds: tuple[str, str] | None = None) -> None:
@@ -344,34 +345,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
         if review is not None:
             review_ours, reviewed = self._project_versions(plan.REVIEW_SUFFIX, int(review["id"]), result, imported)
 
-        result.deleted = sorted(sid for sid in exported or {} if sid not in tasks and sid not in latest)
-        result.problems.extend(
-            f"sentence {sid}: its Label Studio task ({(exported or {})[sid]}) was deleted in Label Studio; export the "
-            "sentence again to have it annotated" for sid in result.deleted
-        )
-        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
-        confirmations: list[quality.Confirmation] = []
-        for sid in sorted(tasks):
-            first = next(iter(tasks[sid].values()))
-            assigned = [str(a) for a in first.m("assigned") or sorted(tasks[sid])]
-            mine = versions.get(sid, {})
-            for who, v in mine.items():
-                if v.confirmed_by == who:  # speed and effort are the annotator's own work only
-                    confirmations.append(quality.Confirmation(who, sid, int(first.m("cycle", 0)),
-                                                              len(first.m("tokens")), v.confirmed_at,
-                                                              first.m("pre_tags"), v.tags))
-            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None for a in assigned):
-                pairs.setdefault(int(first.m("cycle", 0)), []).append(
-                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
-            if sid in latest:
-                self._late_correction(sid, latest[sid], mine, reviewed, result)
-                continue
-            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
-            if ann is None:
-                result.pending.append(sid)
-            else:
-                result.done.append(ann)
-        result.metrics = self._metrics(result, pairs, confirmations)
+        self._decide_all(result, tasks, versions, latest, reviewed, review_ours, exported)
         result.metrics["skipped"] = len(result.skipped)
         return result
 

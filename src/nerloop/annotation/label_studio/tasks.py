@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core.protocol import pre_annotation
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, pre_annotation
 from nerloop.annotation.label_studio.client import LabelStudioDataError
-from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing
+from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME
 from nerloop.data.files import json_safe, text_sha1
 from nerloop.data.records import Record
 
