@@ -21,6 +21,7 @@ annotator finished (with ``example`` its own example or task object, exposing ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,8 @@ class DecisionMixin:
     FINISH = "mark it done"
     VERSIONS_SHOWN = "both versions are in its metadata"
 
-    # The backend also supplies project_name(who), _annotation(version, annotators, pre_tags, revision)
+    # The backend also supplies project_name(who), annotator_projects(), _project_list(),
+    # _annotation(version, annotators, pre_tags, revision)
     # and _send_to_review(sid, version_a, version_b) -> the review example's id. (No stubs here: a stub
     # would shadow the backend's own mixins in the method resolution order.)
 
@@ -175,16 +177,26 @@ class DecisionMixin:
         both = set(tags_to_spans(a)) & set(tags_to_spans(b))
         return spans_to_tags(len(a), sorted(both))
 
-    def _decide_all(self, result: TeamFetchResult, items: dict[str, dict[str, Any]],
-                    versions: dict[str, dict[str, Version]], latest: dict[str, dict[str, Any]],
-                    reviewed: dict[str, Version], review_ours: dict[str, Any], exported: dict[str, str] | None
-                    ) -> None:
-        """Decide on every listed sentence once its versions are read (``items``: sentence -> annotator -> item):
-        deleted, late correction, imported, pending; then the figures.
+    def _fetch_all(self, result: TeamFetchResult, read: Callable[[str, int], tuple[dict[str, Any], dict[str, Version]]],
+                   latest: dict[str, dict[str, Any]], exported: dict[str, str] | None) -> None:
+        """Read every annotator project and the review project with ``read(who, project id)`` -> (our items
+        and the finished versions in it, by sentence), then decide on every listed sentence: deleted, late
+        correction, imported, pending; then the figures.
 
         Speed and effort count only each annotator's own work; a QC pair counts for agreement once both
         versions are valid and neither is in doubt.
         """
+        items: dict[str, dict[str, Any]] = {}  # sid -> annotator -> item
+        versions: dict[str, dict[str, Version]] = {}  # sid -> annotator -> finished version
+        for who, pid in sorted(self.annotator_projects().items()):
+            ours, found = read(who, pid)
+            for sid, item in ours.items():
+                items.setdefault(sid, {})[who] = item
+            for sid, v in found.items():
+                versions.setdefault(sid, {})[who] = v
+        review_pid = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX), {}).get("id")
+        review_ours, reviewed = read(plan.REVIEW_SUFFIX, int(review_pid)) if review_pid is not None else ({}, {})
+
         result.deleted = sorted(sid for sid in exported or {} if sid not in items and sid not in latest)
         result.problems.extend(
             f"sentence {sid}: its {self.TOOL} {self.ITEM} ({(exported or {})[sid]}) was deleted in {self.TOOL}; "

@@ -316,21 +316,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBacke
         result = DoccanoFetchResult()
         latest = {e["id"]: e for e in ledger.entries}
         looks = label_watch.load(self.home)
-        examples: dict[str, dict[str, _Example]] = {}  # sid -> annotator -> example
-        versions: dict[str, dict[str, _Version]] = {}  # sid -> annotator -> confirmed version
-        for who, pid in sorted(self.annotator_projects().items()):
-            ours, found = self._versions(who, pid, result, looks)
-            for sid, ex in ours.items():
-                examples.setdefault(sid, {})[who] = ex
-            for sid, v in found.items():
-                versions.setdefault(sid, {})[who] = v
-        review_pid = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX), {}).get("id")
-        reviewed: dict[str, _Version] = {}
-        review_ours: dict[str, _Example] = {}
-        if review_pid is not None:
-            review_ours, reviewed = self._versions(plan.REVIEW_SUFFIX, int(review_pid), result, looks)
-
-        self._decide_all(result, examples, versions, latest, reviewed, review_ours, exported)
+        self._fetch_all(result, lambda who, pid: self._versions(who, pid, result, looks), latest, exported)
         label_watch.save(self.home, looks)  # only after a whole fetch: an interrupted one is simply repeated
         return result
 

@@ -331,21 +331,8 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
         result = LabelStudioFetchResult()
         latest = {e["id"]: e for e in ledger.entries}
         imported = {sid: imported_stamp(e) for sid, e in latest.items()}
-        tasks: dict[str, dict[str, Task]] = {}
-        versions: dict[str, dict[str, Version]] = {}
-        for who, pid in sorted(self.annotator_projects().items()):
-            ours, found = self._project_versions(who, pid, result, imported)
-            for sid, task in ours.items():
-                tasks.setdefault(sid, {})[who] = task
-            for sid, v in found.items():
-                versions.setdefault(sid, {})[who] = v
-        review = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX))
-        reviewed: dict[str, Version] = {}
-        review_ours: dict[str, Task] = {}
-        if review is not None:
-            review_ours, reviewed = self._project_versions(plan.REVIEW_SUFFIX, int(review["id"]), result, imported)
-
-        self._decide_all(result, tasks, versions, latest, reviewed, review_ours, exported)
+        self._fetch_all(result, lambda who, pid: self._project_versions(who, pid, result, imported), latest,
+                        exported)
         result.metrics["skipped"] = len(result.skipped)
         return result
 
