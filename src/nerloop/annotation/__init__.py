@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TOOLS", "Annotation", "AnnotationBackend", "FetchResult", "get_backend", "tool_cli"]
 
-# The tools with a local server and their own `nerloop <verb> ...` commands: the verb -> their package here.
-# A new tool is one more folder beside these (client, tasks, server recipe, cli) and one more entry.
+# The tools with a local server and their own `nerloop <verb> ...` commands: the verb -> their package here
+# (the package's name is also ``annotation.backend`` and the params section). A new tool is one more folder
+# beside these (client, tasks, backend, server recipe, cli) and one more entry.
 TOOLS = {"doccano": "doccano", "label-studio": "label_studio"}
 
 
@@ -31,10 +32,5 @@ def get_backend(params: Params, entity_types: list[str]) -> AnnotationBackend:
         from nerloop.annotation.simulated import SimulatedBackend
 
         return SimulatedBackend(p.simulated.answers, p.simulated.state_dir, params.data.tokenizer)
-    if p.backend == "label_studio":
-        from nerloop.annotation.label_studio import LabelStudioBackend
-
-        return LabelStudioBackend.from_params(p.label_studio, entity_types)
-    from nerloop.annotation.doccano import DoccanoBackend
-
-    return DoccanoBackend.from_params(p.doccano, entity_types)
+    tool = tool_cli(next(verb for verb, package in TOOLS.items() if package == p.backend))
+    return tool.backend_class.from_params(getattr(p, tool.params_key), entity_types)

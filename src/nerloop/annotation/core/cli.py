@@ -42,6 +42,7 @@ class ToolCli:
     """One tool's ``nerloop <tool>`` commands. Subclasses set the attributes and the team methods."""
 
     server: LocalServer
+    backend_class: Any  # its AnnotationBackend, made with ``from_params(section, labels, home=...)``
     params_key: str  # its section under ``annotation`` in params.yaml
     install_time: str  # how long the first install takes, in words
     login: str  # how to log in as the admin; ``{home}`` is the server's home

@@ -17,6 +17,7 @@ from nerloop.annotation.doccano.client import Connection
 
 
 class DoccanoCli(ToolCli):
+    backend_class = DoccanoBackend
     server = ds.SERVER
     params_key = "doccano"
     install_time = "about two minutes"
@@ -28,7 +29,7 @@ class DoccanoCli(ToolCli):
     host_risk = ", and anyone who can reach the port can try to log in"
 
     def backend(self, labels: list[str], home: Path) -> DoccanoBackend:
-        return DoccanoBackend.from_params(self.params(), labels, home=DEFAULT_HOME)
+        return self.backend_class.from_params(self.params(), labels, home=DEFAULT_HOME)
 
     def add_annotator(self, args: argparse.Namespace, home: Path) -> None:
         name, existing = args.name, args.existing

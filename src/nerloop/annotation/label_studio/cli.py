@@ -22,6 +22,7 @@ from nerloop.annotation.label_studio.client import Connection
 
 
 class LabelStudioCli(ToolCli):
+    backend_class = LabelStudioBackend
     server = lss.SERVER
     params_key = "label_studio"
     install_time = "a few minutes"
@@ -33,7 +34,7 @@ class LabelStudioCli(ToolCli):
     resolve = "submit each one"
 
     def backend(self, labels: list[str], home: Path) -> LabelStudioBackend:
-        return LabelStudioBackend.from_params(self.params(), labels or ["-"], home=home)
+        return self.backend_class.from_params(self.params(), labels or ["-"], home=home)
 
     def more_arguments(self, sub: Any, add: argparse.ArgumentParser) -> None:
         add.add_argument("--email", help="the account's e-mail (default NAME@<annotation.label_studio.email_domain>)")
