@@ -2,7 +2,7 @@
 
 Measured here, each in its own worker process (so its peak RSS is its own), with the real code:
 
-- train: ``nerloop.model.train`` (what stage train runs) for ONE epoch, with the loop's own validation
+- train: ``nerloop.model.training.train`` (what stage train runs) for ONE epoch, with the loop's own validation
   split (``train.validation_share``), on 1k, 2k, 4k ... labelled CoNLL-2003 train sentences; a cycle
   runs several epochs, so a cycle's training is (epochs) x this;
 - score: the real score stage over a pool of 5k, 10k, 20k ... sentences (CoNLL train repeated, a suffix
@@ -63,8 +63,9 @@ from throughput import (
     run_worker as run_measurement,
 )
 
-from nerloop.formats import read_conll, read_records, write_json, write_records
-from nerloop.tags import entity_types, label_list
+from nerloop.data.files import read_records, write_json, write_records
+from nerloop.data.formats import read_conll
+from nerloop.data.tags import entity_types, label_list
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "conll2003"
@@ -108,9 +109,9 @@ def timed_cpu(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 def work_train(cfg: dict[str, Any]) -> dict[str, Any]:
-    """One epoch of ``nerloop.model.train`` on ``cfg['size']`` labelled sentences, split as stage train splits."""
+    """One epoch of ``nerloop.model.training.train`` on ``cfg['size']`` sentences, split as stage train splits."""
     quiet_transformers()
-    from nerloop.model import split_validation, train
+    from nerloop.model.training import split_validation, train
     from nerloop.params import ModelParams, TrainParams
 
     records = read_records(cfg["file"])

@@ -1,7 +1,7 @@
 """Does the forecast hold? Checked on the stored CoNLL-2003 learning curves.
 
 For each finished run of ``al_curve.py`` (``results/runs/*.json``: 5 points, 200 to 1,000
-labelled sentences), the forecast of ``nerloop.forecast`` is made from cycles 0..k, k = half the
+labelled sentences), the forecast of ``nerloop.loop.forecast`` is made from cycles 0..k, k = half the
 cycles, with the shipped ``forecast`` params, and compared with what the run reached later:
 
 - the final F1, predicted at the final size: error in F1 points, and whether the 90% band holds it;
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from readme_block import update_readme
 
-from nerloop.forecast import forecast
-from nerloop.formats import atomic_write, write_json
+from nerloop.data.files import atomic_write, write_json
+from nerloop.loop.forecast import forecast
+from nerloop.loop.stopping import first_firing
 from nerloop.params import ForecastParams, load_params
-from nerloop.stopping import first_firing
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -35,12 +35,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import al_curve
+import al_runs
+import al_setup
 import numpy as np
 
-from nerloop.formats import write_json
+from nerloop.data.files import write_json
 
-ROOT = al_curve.ROOT
+ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "journey"
 WORK = ROOT / "benchmarks" / "work" / "journey"
 QUICK_DIR = ROOT / "benchmarks" / "work" / "quick" / "journey"
@@ -112,8 +113,8 @@ def same_config(stored: dict[str, Any], current: dict[str, Any]) -> bool:
     return {**stored, "recipe": recipe} == current
 
 
-def settings_for(j: Journey) -> al_curve.Settings:
-    return al_curve.Settings(seed_size=j.seed_size, schedule=j.schedule, cycles=10_000, subsample=0,
+def settings_for(j: Journey) -> al_setup.Settings:
+    return al_setup.Settings(seed_size=j.seed_size, schedule=j.schedule, cycles=10_000, subsample=0,
                              epochs=j.epochs, patience=j.patience, gold_size=j.gold_size)
 
 
@@ -123,8 +124,9 @@ def replay(done: list[dict[str, Any]], stages: dict[str, Any]) -> None:
     Each batch goes through the simulated annotator exactly as it did (send, then fetch and
     import), so the ledger, manifest and answers are those of the uninterrupted run.
     """
-    from nerloop import cycle, paths
-    from nerloop.formats import read_records, write_records
+    from nerloop import paths
+    from nerloop.data.files import read_records, write_records
+    from nerloop.loop import cycle
     from nerloop.params import load_params
 
     pool = {r.id: r for r in read_records(paths.POOL)}
@@ -143,15 +145,15 @@ def replay(done: list[dict[str, Any]], stages: dict[str, Any]) -> None:
 
 
 def run(j: Journey, results: Path, work: Path) -> None:
-    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
     if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
+        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
         return
-    corpus = al_curve.load_corpus(*corpus_files)
+    corpus = al_setup.load_corpus(*corpus_files)
     settings = settings_for(j)
     results.mkdir(parents=True, exist_ok=True)
     done = cycle_files(results)
-    recipe = al_curve.base_recipe(ROOT / "params.yaml")
+    recipe = al_setup.base_recipe(ROOT / "params.yaml")
     if done and not same_config(done[0]["config"], {**done[0]["config"], "recipe": recipe}):
         # A journey keeps the recipe it started with (a key it lacks means the field's default), so a
         # change of shipped defaults never mixes two recipes in one curve.
@@ -160,14 +162,14 @@ def run(j: Journey, results: Path, work: Path) -> None:
         recipe = done[0]["config"]["recipe"]
     config = json.loads(json.dumps({"journey": asdict(j), "recipe": recipe, "device": device_name()}))
     if done and not same_config(done[0]["config"], config):
-        raise al_curve.BenchmarkError(f"{results} holds cycles made with other settings; move them or use --results")
-    stages = al_curve.stage_modules()
+        raise al_setup.BenchmarkError(f"{results} holds cycles made with other settings; move them or use --results")
+    stages = al_runs.stage_modules()
     run_dir = work / f"seed{j.seed}"
     marker = run_dir / "journey.json"
     fresh = not marker.exists() or json.loads(marker.read_text())["cycles"] != len(done)
     if fresh:
-        params = al_curve.run_params(settings, recipe, "hybrid", j.seed, corpus.labels)
-        al_curve.setup_run(run_dir, corpus, settings, params, j.seed)
+        params = al_setup.run_params(settings, recipe, "hybrid", j.seed, corpus.labels)
+        al_runs.setup_run(run_dir, corpus, settings, params, j.seed)
     with contextlib.chdir(run_dir):
         if fresh:
             stages["prepare"].main()
@@ -182,7 +184,7 @@ def run(j: Journey, results: Path, work: Path) -> None:
             row = cycle_row(c, seconds)
             if row["labelled_sentences"] < j.target:
                 seconds |= {name: timed(stages[name].main) for name in ("score", "select", "export")}
-                row["pool_scored"] = al_curve.read_json(Path("metrics/score.json"))["scored_sentences"]
+                row["pool_scored"] = al_runs.read_json(Path("metrics/score.json"))["scored_sentences"]
                 row["next_batch_ids"] = [json.loads(line)["id"] for line in
                                          Path("data/selection/batch.jsonl").read_text().splitlines()]
             else:
@@ -192,9 +194,9 @@ def run(j: Journey, results: Path, work: Path) -> None:
             row["state"] = {rel: json.loads(Path(rel).read_text()) if Path(rel).exists() else None
                             for rel in STATE_FILES}
             row["config"] = config
-            row["finished_at"] = al_curve.now()
-            row["nerloop_commit"] = al_curve.git_commit()
-            row["machine"] = al_curve.machine()
+            row["finished_at"] = al_runs.now()
+            row["nerloop_commit"] = al_runs.git_commit()
+            row["machine"] = al_runs.machine()
             write_json(results / f"cycle-{c:02d}.json", row)
             marker.write_text(json.dumps({"cycles": c + 1}))
             done.append(row)
@@ -205,7 +207,7 @@ def run(j: Journey, results: Path, work: Path) -> None:
 
 def cycle_row(c: int, seconds: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The figures of one cycle, from the stages' own metrics files."""
-    read = al_curve.read_json
+    read = al_runs.read_json
     ev, tr, fc = read(Path("metrics/eval.json")), read(Path("metrics/train.json")), read(Path("metrics/forecast.json"))
     return {
         "cycle": c,
@@ -347,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only:
             run(j, results, work)
         summary = report(results)
-    except al_curve.BenchmarkError as e:
+    except al_setup.BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if summary:

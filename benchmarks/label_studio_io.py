@@ -14,8 +14,6 @@ Writes ``benchmarks/results/label_studio_io.json``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
@@ -26,45 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import tool_io
+from tool_io import EXPORT_TARGET_S, IMPORT_TARGET_S, LABELS, ROOT, make_batch, start_server
 
-from nerloop import label_studio_server as lss
 from nerloop.annotation.label_studio import LabelStudioBackend, credentials
-from nerloop.annotation.label_studio.backend import region
-from nerloop.ledger import Ledger
+from nerloop.annotation.label_studio import server as lss
+from nerloop.annotation.label_studio.tasks import region
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
 from nerloop.params import LabelStudioParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "label_studio_io.json"
-LABELS = ["LOC", "ORG", "PER"]
-EXPORT_TARGET_S = 10.0
-IMPORT_TARGET_S = 30.0
 
-FIRST = ["Alice", "Bruno", "Chiara", "Dmitri", "Emeka", "Fatima", "Goran", "Hana", "Ivo", "Jun"]
-CITIES = ["Paris", "Lagos", "Osaka", "Lima", "Oslo", "Quito", "Perth", "Turin", "Accra", "Hanoi"]
-ORGS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Wonka", "Stark", "Wayne", "Tyrell"]
-
-
-def make_batch(n: int, cycle: int = 1) -> list[Record]:
-    """``n`` distinct sentences of 15 tokens, each with three pre-annotated entities (PER, LOC, ORG)."""
-    out = []
-    for i in range(n):
-        tokens = [
-            FIRST[i % 10], f"Surname{i}", "flew", "from", CITIES[(i // 10) % 10], "to", "meet", "the",
-            "board", "of", ORGS[(i // 100) % 10], "Corp", "on", "Monday", ".",
-        ]  # fmt: skip
-        tags = ["B-PER", "I-PER", "O", "O", "B-LOC", "O", "O", "O", "O", "O", "B-ORG", "I-ORG", "O", "O", "O"]
-        rec = Record.from_tokens(tokens, source=f"bench:{i}")
-        spans = token_to_char_spans(rec.offsets, tags_to_spans(tags))
-        rec.meta = {
-            "cycle": cycle,
-            "pre_tags": tags,
-            "pre_spans": [[s, e, lab, 0.8 + 0.001 * (i % 100)] for s, e, lab in spans],
-            "scores": {"mnlp": -0.01 * i, "diversity": 0.5},
-        }
-        out.append(rec)
-    return out
 
 
 def submit_all(url: str, token: str, project_id: int, jobs: list[tuple[int, Record]], threads: int) -> float:
@@ -96,13 +67,8 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
         email = requests.get(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {token}"},
                              timeout=30).json()["email"]
     else:
-        venv = Path(os.environ.get(lss.VENV_ENV) or ROOT / ".label-studio" / "venv")
-        lss.install(ROOT / ".label-studio", venv=venv)
-        t0 = time.perf_counter()
-        state = lss.up(home, lss.free_port(), venv=venv)
+        state, creds = start_server(lss.SERVER, home)
         started = True
-        print(f"server up at {state['url']} in {time.perf_counter() - t0:.1f} s", flush=True)
-        creds = json.loads((home / "credentials.json").read_text())
         url, token, email = state["url"], creds["token"], creds["email"]
     try:
         # one annotator (the nerloop account itself, named by its e-mail), so the benchmark submits as it
@@ -169,21 +135,7 @@ def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="sentences to export and import (default 1000)")
-    parser.add_argument("--use-running", action="store_true", help="use the configured server instead of a fresh one")
-    parser.add_argument("--threads", type=int, default=4, help="parallel sessions for submitting (default 4)")
-    parser.add_argument("--out", type=Path, default=RESULT)
-    args = parser.parse_args(argv)
-
-    res = run(args.n, args.use_running, args.threads)
-    for what in ("export", "import"):
-        verdict = "met" if res[f"{what}_met"] else "NOT met"
-        print(f"{what}: {res[f'{what}_s']:.2f} s (target < {res[f'{what}_target_s']:.0f} s): {verdict}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
-    return 0 if res["export_met"] and res["import_met"] else 1
+    return tool_io.main(argv, __doc__, run, RESULT, "submitting")
 
 
 if __name__ == "__main__":

@@ -25,17 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import al_curve
+import al_setup
 import numpy as np
 
-ROOT = al_curve.ROOT
+ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS = {"default": {}, "word_shape": {"word_shape": True}, "crf": {"head": "crf"},
             "word_shape+crf": {"word_shape": True, "head": "crf"}}  # -> ModelParams
 
 
 def run_one(train_recs: list, test_recs: list, labels: list[str], variant: str, seed: int, epochs: int) -> dict:
-    from nerloop.model import fit, predict_tags, probe_key, seqeval_scores
+    from nerloop.model.inference import predict_tags, seqeval_scores
+    from nerloop.model.training import fit, probe_key
     from nerloop.params import ModelParams, TrainParams
 
     mp = ModelParams(base="minilm", **VARIANTS[variant])
@@ -78,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "model_options.json")
     args = p.parse_args(argv)
-    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
     if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
+        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
         return 0
-    from nerloop.formats import write_json
-    from nerloop.tags import label_list
+    from nerloop.data.files import write_json
+    from nerloop.data.tags import label_list
 
-    corpus = al_curve.load_corpus(*corpus_files)
+    corpus = al_setup.load_corpus(*corpus_files)
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"sentences": args.sentences, "epochs": args.epochs, "base": "minilm", "recipe": "fitted, no probe"}

@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import al_curve
+import al_setup
 import numpy as np
 
-ROOT = al_curve.ROOT
+ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 JOURNEY_SIZES = [200, 400, 800, 1600, 3200, 6400, 12000]  # the journey's labelled sizes, cycle by cycle
 TIME_TARGET, F1_TARGET_POINTS = 0.6, 0.3
@@ -58,7 +58,8 @@ def timed(fn: Any) -> tuple[Any, float]:
 
 def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int) -> list[dict]:
     """The probes, the refit cycle and the fitted cycle at ``n`` for one seed."""
-    from nerloop.model import fit, predict_tags, probe_key, probe_record, seqeval_scores, split_validation, train
+    from nerloop.model.inference import predict_tags, seqeval_scores
+    from nerloop.model.training import fit, probe_key, probe_record, split_validation, train
 
     mp, tp = params.model, params.train.copy(update={"seed": seed})
     key = probe_key(mp, tp)
@@ -137,20 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
     p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
     args = p.parse_args(argv)
-    corpus_files = al_curve.find_corpus(al_curve.DEFAULT_DATA)
+    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
     if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_curve.DEFAULT_DATA}: nothing to run")
+        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
         return 0
     import torch
 
-    from nerloop.formats import write_json
+    from nerloop.data.files import write_json
+    from nerloop.data.tags import label_list
     from nerloop.params import load_params
-    from nerloop.tags import label_list
 
     params = load_params(ROOT / "params.yaml")
     if args.epochs:
         params.train.epochs = args.epochs
-    corpus = al_curve.load_corpus(*corpus_files)
+    corpus = al_setup.load_corpus(*corpus_files)
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),

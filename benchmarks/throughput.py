@@ -2,9 +2,9 @@
 
 Measured side by side in one run, on CoNLL-2003 sentences, with the same model:
 
-- training: ``nerloop.model.train`` (what stage train runs) against a bare PyTorch loop (AdamW,
+- training: ``nerloop.model.training.train`` (what stage train runs) against a bare PyTorch loop (AdamW,
   dynamic padding, shuffled batches) over the same sentences with the same batch size;
-- scoring: ``nerloop.model.predict(..., embeddings=True)`` + ``uncertainty.score_sentence`` +
+- scoring: ``nerloop.model.inference.predict(..., embeddings=True)`` + ``uncertainty.score_sentence`` +
   ``stages.score.pre_annotation`` (what stage score runs per sentence) against a bare forward pass
   (length-sorted batches of 64, softmax only);
 - streaming: the real score stage over a large pool (CoNLL train repeated, a suffix token making
@@ -51,9 +51,10 @@ import yaml
 from readme_block import update_readme
 
 from nerloop import paths
-from nerloop.formats import read_conll, read_records, write_json, write_records
-from nerloop.records import Record
-from nerloop.tags import entity_types, label_list, tags_to_spans, token_to_char_spans
+from nerloop.data.files import read_records, write_json, write_records
+from nerloop.data.formats import read_conll
+from nerloop.data.records import Record
+from nerloop.data.tags import entity_types, label_list, tags_to_spans, token_to_char_spans
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "conll2003"
@@ -106,9 +107,9 @@ def quiet_transformers() -> None:
 
 
 def work_train_nerloop(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``nerloop.model.train`` for one epoch; sentences/s as it reports it (what metrics/train.json shows)."""
+    """``nerloop.model.training.train`` for one epoch; sentences/s as it reports it (what metrics/train.json shows)."""
     quiet_transformers()
-    from nerloop.model import train
+    from nerloop.model.training import train
     from nerloop.params import ModelParams, TrainParams
 
     records = read_records(cfg["train_file"])
@@ -130,7 +131,7 @@ def work_train_bare(cfg: dict[str, Any]) -> dict[str, Any]:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
-    from nerloop.model import resolve_base
+    from nerloop.model.base import resolve_base
 
     labels = cfg["labels"]
     label2id = {lab: i for i, lab in enumerate(labels)}
@@ -172,9 +173,9 @@ def work_train_bare(cfg: dict[str, Any]) -> dict[str, Any]:
 def work_score_nerloop(cfg: dict[str, Any]) -> dict[str, Any]:
     """What stage score does per sentence: predict with embeddings, every measure, the pre-annotation."""
     quiet_transformers()
-    from nerloop.model import load_model, predict
-    from nerloop.stages.score import pre_annotation
-    from nerloop.uncertainty import score_sentence
+    from nerloop.model.inference import load_model, predict
+    from nerloop.selection.scoring import pre_annotation
+    from nerloop.selection.uncertainty import score_sentence
 
     records = read_records(cfg["score_file"])
     model, tokenizer, labels = load_model(cfg["scoring_model"])
@@ -254,7 +255,7 @@ def work_select(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def work_io(cfg: dict[str, Any]) -> dict[str, Any]:
     """Stage export then stage import of one batch through the simulated annotator."""
-    from nerloop import cycle
+    from nerloop.loop import cycle
     from nerloop.params import load_params
     from nerloop.stages import export, import_annotations
 
@@ -341,7 +342,7 @@ def make_scoring_model(base: str, labels: list[str], path: Path) -> None:
     quiet_transformers()
     from transformers import AutoModelForTokenClassification
 
-    from nerloop.model import load_tokenizer, resolve_base
+    from nerloop.model.base import load_tokenizer, resolve_base
 
     base_path = resolve_base(base)
     model = AutoModelForTokenClassification.from_pretrained(

@@ -12,7 +12,8 @@ import random
 import sys
 from pathlib import Path
 
-from nerloop.formats import read_conll, write_conll
+from nerloop.data.files import write_conll
+from nerloop.data.formats import read_conll
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "bc5cdr"
 OUT = Path(__file__).resolve().parents[1] / "data" / "raw"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nerloop import inbox
-from nerloop.formats import read_conll, write_conll, write_json
+from nerloop.data.files import write_conll, write_json
+from nerloop.data.formats import read_conll
+from nerloop.loop import inbox
 from tiny_model import make_tiny_bert
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nerloop.align import AlignError, char_key, project_tags
+from nerloop.data.align import AlignError, char_key, project_tags
 
 
 def test_char_key_ignores_spacing_and_width() -> None:

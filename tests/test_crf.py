@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from nerloop.crf import CRF, FORBIDDEN, allowed, word_emissions
+from nerloop.model.crf import CRF, FORBIDDEN, allowed, word_emissions
 
 LABELS = ["O", "B-X", "I-X", "B-Y", "I-Y"]
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nerloop import cycle, held_back, inbox, paths
-from nerloop.annotation.base import FetchResult
-from nerloop.formats import write_conll, write_json, write_records
+from nerloop import paths
+from nerloop.annotation.core.base import FetchResult
+from nerloop.data.files import write_conll, write_json, write_records
+from nerloop.data.records import Record
+from nerloop.loop import cycle, held_back, inbox
 from nerloop.params import load_params
-from nerloop.records import Record
 
 
 def sentence(i: int) -> Record:
@@ -82,7 +83,7 @@ def test_fetch_writes_the_inbox_only_when_something_is_new(workdir: Path, capsys
     assert sorted(a.record.id for a in result.done) == sorted(exported) and set(exported.values()) == {1}
     assert all(a.record.tags == ["B-Chemical", "O", "B-Disease", "O"] for a in result.done)
 
-    from nerloop.ledger import Ledger
+    from nerloop.data.ledger import Ledger
 
     Ledger(paths.LEDGER).append(result.done)  # what the import stage does
     before = paths.INBOX.read_bytes()
@@ -95,7 +96,7 @@ def test_counts_in_messages_agree_with_their_noun() -> None:
 
 
 def test_fetch_rewrites_the_inbox_when_only_what_waits_changed(workdir: Path) -> None:
-    from nerloop.ledger import Ledger
+    from nerloop.data.ledger import Ledger
 
     params = load_params()
     write_records(paths.OUTBOX, batch(range(18, 22), 1))  # 20 and 21 have no answer

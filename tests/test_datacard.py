@@ -6,10 +6,11 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard
 
-from nerloop.finalize import gather, split_stats, stratified_group_split
+from nerloop.data.records import Record
 from nerloop.params import Params
-from nerloop.records import Record
-from nerloop.stages.datacard import build_card, size_category
+from nerloop.release.card import build_card, size_category
+from nerloop.release.gather import gather
+from nerloop.release.split import split_stats, stratified_group_split
 
 TYPES = ["Chemical", "Disease"]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nerloop import diversity
+from nerloop.selection import diversity
 
 
 def blobs(n_per_blob: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -25,8 +24,7 @@ import pytest
 import yaml
 from sklearn.metrics import cohen_kappa_score
 
-from conftest import package_index_reachable
-from nerloop import doccano_server as ds
+from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.doccano import (
     ENV_PASSWORD,
     ENV_URL,
@@ -34,45 +32,20 @@ from nerloop.annotation.doccano import (
     DoccanoAuthError,
     DoccanoBackend,
     DoccanoConfigError,
-    DoccanoDataError,
     DoccanoTimeoutError,
     DoccanoUnreachableError,
     credentials,
     team,
 )
+from nerloop.annotation.doccano import server as ds
 from nerloop.annotation.doccano.client import Connection
+from nerloop.data.ledger import Ledger
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
-from nerloop.ledger import Ledger
 from nerloop.params import DoccanoParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
+from tool_servers import LABELS, PRE, batch, children, file_mode, listening, make_record, running, server_venv
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["LOC", "ORG", "PER"]
-PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
-    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
-    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
-    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
-    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
-    rec.meta = {
-        "cycle": cycle,
-        "rank": i,
-        "cluster": i % 2,
-        "pre_tags": PRE,
-        "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
-        "scores": {"mnlp": 0.1 * i, "diversity": 0.5},
-    }
-    return rec
-
-
-def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
-    return [make_record(i, cycle) for i in range(start, start + n)]
 
 
 @dataclass
@@ -137,47 +110,16 @@ class Annotator:
         self.confirm(pid, eid)
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def _listening(port: int) -> set[str]:
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return {r.split()[1] for r in rows if r.split()[3] == "0A" and r.split()[1].endswith(f":{port:04X}")}
-
-
 # ---------------------------------------------------------------- fixtures
-
-
-def _server_venv() -> Path:
-    venv = Path(os.environ.get(ds.VENV_ENV) or REPO / ".doccano" / "venv")
-    try:
-        return ds.install(REPO / ".doccano", venv=venv)
-    except ds.DoccanoServerError as exc:
-        if package_index_reachable("doccano"):
-            raise
-        pytest.skip(f"the Doccano server venv cannot be installed here (no PyPI access?): {exc}")
 
 
 @pytest.fixture(scope="session")
 def doccano_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Doccano on a free loopback port in a temporary home; stopped by pid afterwards."""
-    venv = _server_venv()
+    venv = server_venv(ds.SERVER)
     home = tmp_path_factory.mktemp("doccano-home")
-    state = ds.up(home, ds.free_port(), venv=venv)
-    creds = json.loads((home / "credentials.json").read_text())
-    try:
+    with running(ds.SERVER, home, venv) as (state, creds):
         yield Server(home, state["url"], creds["username"], creds["password"], venv, int(state["pid"]))
-    finally:
-        ds.down(home)
-    assert not ds._pid_alive(int(state["pid"]))
 
 
 @pytest.fixture(scope="session")
@@ -239,24 +181,12 @@ def test_team_comes_from_params_else_team_file(tmp_path: Path) -> None:
     with pytest.raises(DoccanoConfigError, match="nerloop doccano annotator add"):
         be.team()
     team.save(tmp_path, {"zoe": {"password": "x"}, "yan": {"password": None}})
-    assert be.team() == ["yan", "zoe"] and _mode(tmp_path / team.TEAM_FILE) == 0o600
+    assert be.team() == ["yan", "zoe"] and file_mode(tmp_path / team.TEAM_FILE) == 0o600
     named = DoccanoBackend(DoccanoParams(annotators=["bob"]), LABELS, home=tmp_path, creds=("u", "a", "p"))
     assert named.team() == ["bob"]
     with pytest.raises(DoccanoConfigError, match="review"):
         DoccanoBackend(DoccanoParams(annotators=["review"]), LABELS, creds=("u", "a", "p")).team()
     assert len(team.generate_password()) < 30  # Doccano's login form refuses 30 characters or more
-
-
-def test_bad_pre_annotation_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    be = DoccanoBackend(DoccanoParams(annotators=["a"]), LABELS, home=tmp_path, creds=("http://127.0.0.1:9", "a", "p"))
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][2] = "MISC"
-    with pytest.raises(DoccanoDataError, match="MISC"):
-        be.export([rec], 1)  # raised before connecting: the URL is a closed port
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][1] -= 2
-    with pytest.raises(DoccanoDataError, match="nearest token boundaries"):
-        be.export([rec], 1)
 
 
 # ---------------------------------------------------------------- the documented commands
@@ -285,7 +215,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["labels"] = LABELS
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    port = ds.free_port()
+    port = free_port()
     out = _nerloop(root, "doccano", "up", "--port", str(port)).stdout
     assert f"http://127.0.0.1:{port}" in out
     home = root / ".doccano"
@@ -293,15 +223,15 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
         assert "running: True" in _nerloop(root, "doccano", "status").stdout
         creds = json.loads((home / "credentials.json").read_text())
         assert len(creds["password"]) < 30 and creds["password"] not in out
-        assert _mode(home) == 0o700
+        assert file_mode(home) == 0o700
         for name in ("db.sqlite3", "credentials.json", "secret.json", "server.json", "gunicorn.log", "init.log"):
-            assert _mode(home / name) == 0o600, name
-        assert _mode(home / "media") == 0o700
-        assert _listening(port) == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
+            assert file_mode(home / name) == 0o600, name
+        assert file_mode(home / "media") == 0o700
+        assert listening(port) == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
 
         added = _nerloop(root, "doccano", "annotator", "add", "carol").stdout
         password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
-        assert f"password: {password}" in added and len(password) < 30 and _mode(home / "team.json") == 0o600
+        assert f"password: {password}" in added and len(password) < 30 and file_mode(home / "team.json") == 0o600
         carol = Annotator(f"http://127.0.0.1:{port}", "carol", password)
         assert carol.projects() == {"nerloop-carol"}  # a member of her project from the start
         again = _nerloop(root, "doccano", "annotator", "add", "carol", ok=False)
@@ -320,7 +250,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
 @pytest.mark.doccano
 def test_up_down_status_lifecycle(doccano_server: Server, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    port = ds.free_port()
+    port = free_port()
     state = ds.up(home, port, venv=doccano_server.venv)
     pid = state["pid"]
     try:
@@ -330,16 +260,16 @@ def test_up_down_status_lifecycle(doccano_server: Server, tmp_path: Path) -> Non
             ds.up(tmp_path / "other", port, venv=doccano_server.venv)
     finally:
         assert ds.down(home) is True
-    assert not ds._pid_alive(pid) and not ds.probe(state["url"], timeout_s=0.5)
+    assert not pid_alive(pid) and not ds.probe(state["url"], timeout_s=0.5)
     assert ds.status(home)["running"] is False and not (home / "server.json").exists()
     assert ds.down(home) is False
     assert (home / "credentials.json").exists()  # kept: the next `up` reuses the same admin password
     wide = ds.up(home, port, host="0.0.0.0", venv=doccano_server.venv)  # opt-in: annotators on other machines
     try:
-        assert _listening(port) == {f"00000000:{port:04X}"} and ds.status(home)["host"] == "0.0.0.0"
+        assert listening(port) == {f"00000000:{port:04X}"} and ds.status(home)["host"] == "0.0.0.0"
     finally:
         ds.down(home)
-    assert not ds._pid_alive(wide["pid"])
+    assert not pid_alive(wide["pid"])
 
 
 # ---------------------------------------------------------------- what each annotator sees
@@ -533,7 +463,7 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
     original = be.conn.upload
 
     def stalled_upload(pid: int, lines: list[dict[str, Any]]) -> None:
-        workers = _children(doccano_server.pid)
+        workers = children(doccano_server.pid)
         for w in workers:  # the server hangs exactly when the upload starts
             os.kill(w, signal.SIGSTOP)
         try:
@@ -582,7 +512,7 @@ def test_edited_deleted_and_foreign_examples(
 
 @pytest.mark.doccano
 def test_unreachable_server_and_wrong_password(doccano_server: Server, tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{ds.free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     be = DoccanoBackend(DoccanoParams(project="x", annotators=["a"]), LABELS, creds=(closed, "admin", "pw"))
     with pytest.raises(DoccanoUnreachableError, match="connection refused") as err:
         be.export(batch(1), 1)
@@ -697,8 +627,9 @@ def test_issue_26_a_disagreement_in_review_never_blocks_the_cycle_and_its_resolu
     """Issue #26's case: a batch of 10, qc_share 0.3, one QC disagreement (to review) and one stray label (held
     back): 1 of 10 held back is within annotation.max_held_back_share (10%), so the cycle passes its gate, which
     comes right after the fetch; the lead resolves the review; the cycle, resumed at repro, fetches it."""
-    from nerloop import cycle, held_back, inbox, paths, status
-    from nerloop.formats import write_json, write_records
+    from nerloop import paths
+    from nerloop.data.files import write_json, write_records
+    from nerloop.loop import cycle, held_back, inbox, status
     from nerloop.params import load_params
 
     prefix = make_backend().params.project
@@ -767,7 +698,6 @@ def test_issue_26_a_disagreement_in_review_never_blocks_the_cycle_and_its_resolu
     (resolved,) = [a for a in result.done if a.record.id == disputed]
     assert resolved.record.tags == PRE and resolved.annotator == doccano_server.username and result.in_review == []
     assert {h.id: h.state for h in held_back.load() if h.id} == {stray: "held back"}
-
 
 
 # ---------------------------------------------------------------- issue #26: media, confidences on the page

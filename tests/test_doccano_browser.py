@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from nerloop.annotation.doccano import DoccanoBackend
-from nerloop.ledger import Ledger
-from nerloop.records import Record
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
 from test_doccano import (  # noqa: F401  (fixtures)
     PRE,
     Annotator,

@@ -18,12 +18,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from nerloop import doccano_server as ds
-from nerloop.records import join_tokens
-from nerloop.tags import char_to_token_spans, spans_to_tags
+from nerloop.annotation.core.local_server import free_port
 from test_doccano import Annotator, Server, doccano_server  # noqa: F401  (fixture)
 from test_doccano_browser import DONE, NOT_DONE, SPAN_LABELS, _wait, log_in, span_labels, start_annotation
-from test_label_studio_cycle import git, ledger_entries, nerloop, read_json
+from test_label_studio_cycle import git, iob2, ledger_entries, nerloop, read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.doccano]
 
@@ -43,7 +41,7 @@ def test_alice_corrects_a_sentence_in_the_page_and_the_next_cycle_imports_exactl
     git(project, "add", "-A")
     git(project, "commit", "-qm", "annotate in Doccano")
 
-    port = ds.free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     try:
         assert url in nerloop(project, "doccano", "up", "--port", str(port))
@@ -92,7 +90,7 @@ def test_alice_corrects_a_sentence_in_the_page_and_the_next_cycle_imports_exactl
         assert entry["id"] == sid and entry["annotator"] == "alice"
         tokens = entry["record"]["tokens"]
         relabelled = [(s, e, new if i == 0 else lab) for i, (s, e, lab, _) in enumerate(spans[sid])]
-        made = spans_to_tags(len(tokens), char_to_token_spans(join_tokens(tokens)[1], relabelled))
+        made = iob2(" ".join(tokens), relabelled)
         assert entry["record"]["tags"] == made, (tokens, entry["record"]["tags"], made)
         assert git(project, "log", "-1", "--format=%s").startswith("nerloop cycle 1: 25 labelled sentences")
         print(f"\nalice relabelled {labels[0]} -> {new} on {sid} in the page and clicked the check mark; "

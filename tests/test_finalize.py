@@ -7,29 +7,28 @@ import random
 
 import pytest
 
-from nerloop.finalize import (
-    SPLITS,
-    FinalizeError,
-    check_coverage,
-    check_label_history,
-    check_ratios,
+from nerloop.data.formats import read_jsonl
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans
+from nerloop.release.clean import (
     clean,
-    dataset_records,
     dedup_key,
     drop_near_gold,
-    gather,
-    group_key,
-    jsonl_rows,
     resolve_duplicates,
     resolve_surface_conflicts,
+    surface_conflicts,
+)
+from nerloop.release.gather import SPLITS, FinalizeError, check_label_history, gather
+from nerloop.release.split import (
+    check_coverage,
+    check_ratios,
+    dataset_records,
+    group_key,
+    jsonl_rows,
     split_stats,
     stratified_group_split,
-    surface_conflicts,
     to_dataset_dict,
 )
-from nerloop.formats import read_jsonl
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans
 
 TYPES = ["Chemical", "Disease", "Gene"]
 

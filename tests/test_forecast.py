@@ -7,15 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nerloop.forecast import (
-    PowerLaw,
-    fit_power_law,
-    forecast,
-    seconds_per_sentence,
-    to_target,
-    verdict,
-    weights,
-)
+from nerloop.loop.forecast import PowerLaw, fit_power_law, forecast, seconds_per_sentence, to_target, verdict, weights
 
 TRUE = PowerLaw(a=0.85, b=0.35, c=0.6, scale=200.0)
 X = np.array([200, 400, 600, 800, 1000, 1200], dtype=float)

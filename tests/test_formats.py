@@ -11,22 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from nerloop.data.files import atomic_write, read_records, write_conll, write_json, write_records
+from nerloop.data.formats import read_any, read_conll, read_jsonl, read_text, record_from_text, split_sentences
+from nerloop.data.records import Record, sentence_id
+from nerloop.data.tokenizers import tokenize
 from nerloop.errors import DataError, TagError
-from nerloop.formats import (
-    atomic_write,
-    read_any,
-    read_conll,
-    read_jsonl,
-    read_records,
-    read_text,
-    record_from_text,
-    split_sentences,
-    tokenize,
-    write_conll,
-    write_json,
-    write_records,
-)
-from nerloop.records import Record, sentence_id
 
 
 def _write(path: Path, text: str) -> Path:

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from nerloop import held_back, inbox, paths, status
-from nerloop.annotation.base import Annotation, FetchResult
-from nerloop.formats import record_from_text, write_json, write_records
-from nerloop.held_back import HeldBack, HeldBackError
-from nerloop.ledger import Ledger
+from nerloop import paths
+from nerloop.annotation.core.base import FetchResult
+from nerloop.data.annotations import Annotation
+from nerloop.data.files import write_json, write_records
+from nerloop.data.formats import record_from_text
+from nerloop.data.ledger import Ledger
+from nerloop.loop import held_back, inbox, status
+from nerloop.loop.held_back import HeldBack, HeldBackError
 
 TWEET = record_from_text("@ada loves #NLP", source="data/raw/pool.txt:7")
 PLAIN = record_from_text("Paris is big", source="data/raw/pool.txt:8")

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from nerloop import inbox
-from nerloop.annotation.base import Annotation, FetchResult
+from nerloop.annotation.core.base import FetchResult
+from nerloop.data.annotations import Annotation
+from nerloop.data.records import Record
 from nerloop.errors import DataError
-from nerloop.records import Record
+from nerloop.loop import inbox
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,46 +24,28 @@ import pytest
 import requests
 import yaml
 
-from conftest import package_index_reachable
-from nerloop import label_studio_server as lss
+from nerloop.annotation.core.local_server import free_port, port_in_use
 from nerloop.annotation.label_studio import (
     ENV_TOKEN,
     ENV_URL,
     LabelStudioAuthError,
     LabelStudioBackend,
     LabelStudioConfigError,
-    LabelStudioDataError,
     LabelStudioTimeoutError,
     LabelStudioUnreachableError,
     credentials,
     team,
 )
+from nerloop.annotation.label_studio import server as lss
 from nerloop.annotation.label_studio.client import Connection
 from nerloop.annotation.label_studio.projects import config_labels, label_config
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
 from nerloop.errors import NerloopError
-from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans, token_to_char_spans
+from tool_servers import LABELS, PRE, batch, file_mode, listening, running, server_venv
 
 REPO = Path(__file__).resolve().parents[1]
-LABELS = ["LOC", "ORG", "PER"]
-PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
-
-
-def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
-    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
-    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
-    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
-    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
-    rec.meta = {"cycle": cycle, "rank": i, "cluster": i % 2, "pre_tags": PRE,
-                "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
-                "scores": {"mnlp": 0.1 * i}}
-    return rec
-
-
-def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
-    return [make_record(i, cycle) for i in range(start, start + n)]
 
 
 @dataclass
@@ -136,40 +117,16 @@ def spans_of(rec: Record) -> list[tuple[int, int, str]]:
     return [(int(s), int(e), str(lab)) for s, e, lab, _ in rec.meta["pre_spans"]]
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def _listening(port: int) -> set[str]:
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return {r.split()[1] for r in rows if r.split()[3] == "0A" and r.split()[1].endswith(f":{port:04X}")}
-
-
 # ---------------------------------------------------------------- fixtures
-
-
-def _server_venv() -> Path:
-    venv = Path(os.environ.get(lss.VENV_ENV) or REPO / ".label-studio" / "venv")
-    try:
-        return lss.install(REPO / ".label-studio", venv=venv)
-    except lss.LabelStudioServerError as exc:
-        if package_index_reachable("label-studio"):
-            raise
-        pytest.skip(f"the Label Studio server venv cannot be installed here (no PyPI access?): {exc}")
 
 
 @pytest.fixture(scope="session")
 def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Label Studio on a free loopback port in a temporary home; stopped by pid afterwards."""
-    venv = _server_venv()
+    venv = server_venv(lss.SERVER)
     home = tmp_path_factory.mktemp("label-studio-home")
-    state = lss.up(home, lss.free_port(), venv=venv)
-    creds = json.loads((home / "credentials.json").read_text())
-    try:
+    with running(lss.SERVER, home, venv) as (state, creds):
         yield Server(home, state["url"], creds["token"], creds["password"], venv, int(state["pid"]))
-    finally:
-        lss.down(home)
-    assert not lss.pid_alive(int(state["pid"]))
 
 
 @pytest.fixture(scope="session")
@@ -226,19 +183,6 @@ def test_labelling_config_comes_from_the_label_set() -> None:
     assert '<Text name="text" value="$text"/>' in config and 'toName="text"' in config
 
 
-def test_bad_pre_annotation_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    be = LabelStudioBackend(LabelStudioParams(annotators=["a"]), LABELS, home=tmp_path,
-                            creds=("http://127.0.0.1:9", "t"))
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][2] = "MISC"
-    with pytest.raises(LabelStudioDataError, match="MISC"):
-        be.export([rec], 1)  # raised before connecting: the URL is a closed port
-    rec = make_record(0)
-    rec.meta["pre_spans"][0][1] -= 2
-    with pytest.raises(LabelStudioDataError, match="nearest token boundaries"):
-        be.export([rec], 1)
-
-
 # ---------------------------------------------------------------- the documented commands
 
 
@@ -259,7 +203,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Serv
     The default home is the relative `.label-studio`; its venv is a link to the one installed (a fresh
     install is the same code path, a few minutes longer). `up` takes the README's default port 8080.
     """
-    if lss.port_in_use(lss.DEFAULT_PORT):
+    if port_in_use(lss.DEFAULT_PORT):
         pytest.skip(f"port {lss.DEFAULT_PORT} (the README's default) is taken on this machine")
     root = tmp_path / "project"
     (root / ".label-studio").mkdir(parents=True)
@@ -275,14 +219,14 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Serv
         assert "running: True" in _nerloop(root, "label-studio", "status").stdout
         creds = json.loads((home / "credentials.json").read_text())
         assert creds["password"] not in out and creds["token"] not in out
-        assert _mode(home) == 0o700
+        assert file_mode(home) == 0o700
         for name in ("credentials.json", "server.json", "server.log", "init.log", "data/label_studio.sqlite3"):
-            assert _mode(home / name) == 0o600, name
-        assert _listening(lss.DEFAULT_PORT) == {f"0100007F:{lss.DEFAULT_PORT:04X}"}  # 127.0.0.1 only
+            assert file_mode(home / name) == 0o600, name
+        assert listening(lss.DEFAULT_PORT) == {f"0100007F:{lss.DEFAULT_PORT:04X}"}  # 127.0.0.1 only
 
         added = _nerloop(root, "label-studio", "annotator", "add", "carol").stdout
         password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
-        assert f"password: {password}" in added and _mode(home / "team.json") == 0o600
+        assert f"password: {password}" in added and file_mode(home / "team.json") == 0o600
         carol = Annotator(url, "carol@nerloop.local", password)
         assert "nerloop-carol" in {p["title"] for p in carol.get("projects")["results"]}
         again = _nerloop(root, "label-studio", "annotator", "add", "carol", ok=False)
@@ -519,7 +463,7 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
 
 @pytest.mark.label_studio
 def test_unreachable_server_and_wrong_token(ls_server: Server, tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{lss.free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     be = LabelStudioBackend(LabelStudioParams(project="x", annotators=["a"]), LABELS, creds=(closed, "tok"))
     with pytest.raises(LabelStudioUnreachableError, match="connection refused") as err:
         be.export(batch(1), 1)

@@ -26,10 +26,12 @@ import pytest
 import yaml
 
 from conftest import ROOT, project_env
-from nerloop import label_studio_server as lss
-from nerloop.records import join_tokens
-from nerloop.tags import char_to_token_spans, spans_to_tags
-from test_label_studio import Annotator, _server_venv
+from nerloop.annotation.core.local_server import free_port
+from nerloop.annotation.label_studio import server as lss
+from nerloop.data.records import join_tokens
+from nerloop.data.tags import char_to_token_spans, spans_to_tags
+from test_label_studio import Annotator
+from tool_servers import server_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.label_studio]
 
@@ -120,7 +122,7 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
     project = tiny_project
     home = project / ".label-studio"
     home.mkdir()
-    (home / "venv").symlink_to(_server_venv())
+    (home / "venv").symlink_to(server_venv(lss.SERVER))
     shutil.copy(ROOT / ".gitignore", project / ".gitignore")  # the template's: .label-studio/ stays out of git
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["annotation"]["backend"] = "label_studio"
@@ -128,7 +130,7 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
     git(project, "add", "-A")
     git(project, "commit", "-qm", "annotate in Label Studio")
 
-    port = lss.free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     try:
         assert url in nerloop(project, "label-studio", "up", "--port", str(port))

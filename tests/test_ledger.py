@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from nerloop.annotation.base import Annotation, edit_counts
+from nerloop.data.annotations import Annotation, edit_counts
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
 from nerloop.errors import DataError
-from nerloop.ledger import Ledger
-from nerloop.records import Record
 
 
 def _ann(tokens: list[str], tags: list[str] | None, cycle: int = 1, pre: list[str] | None = None) -> Annotation:

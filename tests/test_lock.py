@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from conftest import project_env, run_in
-from nerloop.lock import orphans
+from nerloop.loop.lock import orphans
 from test_pipeline import _ctrl_c_works_as_in_a_terminal, _wait_for
 
 

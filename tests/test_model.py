@@ -8,28 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nerloop.data.records import Record
+from nerloop.data.tags import label_list
 from nerloop.errors import ParamsError
-from nerloop.model import (
-    SHAPES,
+from nerloop.model.base import SHAPES, encode, load_tokenizer, resolve_base, word_shape
+from nerloop.model.inference import load_model, predict, seqeval_scores
+from nerloop.model.training import (
     class_weights,
-    encode,
     fit,
-    load_model,
-    load_tokenizer,
     needs_probe,
-    predict,
     predicted_epochs,
     probe_key,
-    resolve_base,
     same_probe_params,
-    seqeval_scores,
     split_validation,
     train,
-    word_shape,
 )
 from nerloop.params import ModelParams, TrainParams
-from nerloop.records import Record
-from nerloop.tags import label_list
 from tiny_model import make_tiny_bert
 
 LABELS = label_list(["CHEM", "DIS"])
@@ -184,7 +178,7 @@ def hub_cache(hf_home: Path, repo_id: str, checkpoint: Path) -> Path:
 RESOLVE = """
 import sys, time
 from nerloop.errors import ParamsError
-from nerloop.model import resolve_base, load_tokenizer
+from nerloop.model.base import resolve_base, load_tokenizer
 t0 = time.perf_counter()
 try:
     path = resolve_base(sys.argv[1])

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from nerloop.annotation import plan
-from nerloop.records import Record
+from nerloop.annotation.core import plan
+from nerloop.data.records import Record
 
 
 def _rec(i: int, cluster: int, conf: float | None, rank: int) -> Record:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from nerloop import plots
+from nerloop.loop import plots
 
 
 def test_learning_curve_ticks_are_whole_numbers(tmp_path: Path, monkeypatch) -> None:

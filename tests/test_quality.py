@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from nerloop.annotation.quality import Confirmation, agreement, speed_and_effort
+from nerloop.annotation.core.quality import Confirmation, agreement, speed_and_effort
 
 A = ["B-PER", "I-PER", "O", "B-LOC"]
 B = ["B-ORG", "I-ORG", "O", "B-LOC"]

@@ -26,7 +26,7 @@ import yaml
 
 from conftest import project_env, run_in
 from nerloop.errors import NerloopError
-from nerloop.ray_scoring import NO_ADDRESS, actor_count, ray_address, rows_per_call
+from nerloop.selection.ray_scoring import NO_ADDRESS, actor_count, ray_address, rows_per_call
 
 MEASURES = ["entropy_mean", "entropy_max", "least_confidence", "margin", "mnlp", "boundary"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from nerloop.records import Record, join_tokens, normalise_text, sentence_id
+from nerloop.data.records import Record, join_tokens, normalise_text, sentence_id
 
 
 def test_normalise_text() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nerloop import repo
 from nerloop.errors import NerloopError, scrub
+from nerloop.loop import repo
 
 
 @pytest.fixture

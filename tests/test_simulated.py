@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from nerloop.annotation.base import Annotation
 from nerloop.annotation.simulated import SimulatedBackend
+from nerloop.data.annotations import Annotation
+from nerloop.data.formats import read_any, record_from_text
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans
 from nerloop.errors import DataError
-from nerloop.formats import read_any, record_from_text
-from nerloop.ledger import Ledger
-from nerloop.records import Record
-from nerloop.tags import tags_to_spans
 
 ANSWERS = "Ada\tB-PER\nmet\tO\nBob\tB-PER\n\nParis\tI-LOC\nis\tO\nbig\tO\n\nin\tO\nNew\tB-LOC\nYork\tI-LOC\n"
 

@@ -11,12 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from nerloop import paths
-from nerloop.formats import read_records
-from nerloop.model import Prediction
+from nerloop.data.files import read_records
+from nerloop.data.records import Record
+from nerloop.model.inference import Prediction
 from nerloop.params import ForecastParams, SelectParams
-from nerloop.records import Record
+from nerloop.selection.scoring import candidates, pre_annotation, row_columns
 from nerloop.stages import evaluate, prepare
-from nerloop.stages.score import candidates, pre_annotation, row_columns, write_scores
+from nerloop.stages.score import write_scores
 from nerloop.stages.select import REPORT, choose, config_from, rare_mass, rare_types, write_report
 
 
@@ -206,7 +207,8 @@ def test_export_checks_the_pre_annotation_before_anything_is_sent() -> None:
 
 
 def test_import_refuses_a_type_outside_the_label_set_naming_the_sentence() -> None:
-    from nerloop.annotation.base import Annotation, FetchResult
+    from nerloop.annotation.core.base import FetchResult
+    from nerloop.data.annotations import Annotation
     from nerloop.errors import DataError
     from nerloop.stages.import_annotations import check_labels
 

@@ -41,7 +41,7 @@ def test_a_stale_dvc_lock_and_uncommitted_params_are_shown(tiny_project: Path) -
 
 
 def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> None:
-    from nerloop.status import forecast_lines
+    from nerloop.loop.status import forecast_lines
 
     f = {"cycle": 3, "decision": "continue", "why": "about 1,200 more sentences to F1 0.750", "target_f1": 0.75,
          "kappa": 0.97, "stable_cycles": 0, "kappa_threshold": 0.99, "window": 3, "gain_per_100_sentences": 1.234,
@@ -67,8 +67,8 @@ def test_forecast_lines_say_stop_or_continue_and_read_well_out_of_reach() -> Non
 
 
 def test_the_next_step_names_the_way_out_when_stopped_and_the_lead_when_some_are_in_review() -> None:
-    from nerloop.held_back import way_out
-    from nerloop.status import next_step
+    from nerloop.loop.held_back import way_out
+    from nerloop.loop.status import next_step
 
     s = {"running": None, "orphans": [], "interrupted": None, "dvc_lock_problem": None, "last_f1": 0.5,
          "forecast": None, "waiting_for_annotation": 3, "backend": "doccano", "pool_left": 10, "in_review": [],

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from nerloop.stopping import cohen_kappa, decide, draw_stop_set, first_firing, gain_per_100, rule_fires, stable_cycles
+from nerloop.loop.stopping import (
+    cohen_kappa,
+    decide,
+    draw_stop_set,
+    first_firing,
+    gain_per_100,
+    rule_fires,
+    stable_cycles,
+)
 
 
 def test_kappa_identical_different_and_chance() -> None:

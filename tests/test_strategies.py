@@ -2,13 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nerloop.strategies import (
-    OUTPUT_COLUMNS,
-    STRATEGIES,
-    SelectConfig,
-    select,
-    validate_config,
-)
+from nerloop.selection.strategies import OUTPUT_COLUMNS, STRATEGIES, SelectConfig, select, validate_config
 
 
 def pool(n_per_blob: int = 10, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

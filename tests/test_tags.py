@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nerloop.errors import TagError
-from nerloop.tags import (
+from nerloop.data.tags import (
     char_to_token_spans,
     check_iob2,
     entity_types,
@@ -16,6 +15,7 @@ from nerloop.tags import (
     tags_to_spans,
     token_to_char_spans,
 )
+from nerloop.errors import TagError
 
 
 def test_split_tag() -> None:

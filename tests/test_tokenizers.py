@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nerloop.tokenizers import TOKENIZERS, tokenize
+from nerloop.data.tokenizers import TOKENIZERS, tokenize
 
 TEXTS = [
     "@john_doe loves #NewYork :) see https://t.co/abc.",

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from nerloop import uncertainty as u
+from nerloop.selection import uncertainty as u
 
 LABELS = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
 

@@ -1,6 +1,6 @@
 """The ``nerloop`` command: run cycles, report status, manage the Doccano or Label Studio server.
 
-A cycle (``nerloop.cycle``) fetches finished annotations, runs ``dvc repro``, sends the next
+A cycle (``nerloop.loop.cycle``) fetches finished annotations, runs ``dvc repro``, sends the next
 batch and commits everything in one git commit, then ``dvc push``es. ``dvc repro`` alone never
 reaches annotators. If anything fails or is interrupted, the next ``nerloop cycle`` finishes and
 commits that cycle first.
@@ -14,9 +14,11 @@ import json
 import signal
 import sys
 
-from nerloop import cycle, paths, repo
+from nerloop import paths
+from nerloop.annotation import TOOLS, tool_cli
 from nerloop.errors import NerloopError, scrub
-from nerloop.lock import project_lock
+from nerloop.loop import cycle, repo
+from nerloop.loop.lock import project_lock
 
 
 def print_learning_curve() -> None:
@@ -32,14 +34,14 @@ def locking(args: argparse.Namespace) -> str | None:
     """The command line this command holds the project lock under, or None for a read-only one."""
     if args.command == "status" or (args.command == "held-back" and args.rest[:1] != ["release"]):
         return None
-    sub = getattr(args, "doccano_command", None) or getattr(args, "ls_command", None)
+    sub = getattr(args, "tool_command", None)
     if sub == "status":
         return None
     return " ".join(part for part in (args.command, sub) if part)
 
 
 def held(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
-    """The project lock for commands that change the project or talk to its server (``nerloop.lock``)."""
+    """The project lock for commands that change the project or talk to its server (``nerloop.loop.lock``)."""
     command = locking(args)
     if command is None or not repo.is_project():
         return contextlib.nullcontext()
@@ -62,24 +64,18 @@ def dispatch(args: argparse.Namespace) -> None:
             cycle.run_cycle()
         print_learning_curve()
     elif args.command == "status":
-        from nerloop.status import render, status
+        from nerloop.loop.status import render, status
 
         s = status()
         print(json.dumps(s, indent=2) if args.json else render(s))
     elif args.command == "finalize":
         cycle.finalize()
     elif args.command == "held-back":
-        from nerloop import held_back
+        from nerloop.loop import held_back
 
         held_back.main(args.rest)
-    elif args.command == "doccano":
-        from nerloop import doccano_cli
-
-        doccano_cli.run(args)
-    elif args.command == "label-studio":
-        from nerloop import label_studio_cli
-
-        label_studio_cli.run(args)
+    elif args.command in TOOLS:
+        tool_cli(args.command).run(args)
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -110,13 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("finalize", help="reproduce the final dataset and its card and commit them")
     hb = sub.add_parser("held-back", help="list held-back sentences, or release them to the pool", add_help=False)
     hb.add_argument("rest", nargs=argparse.REMAINDER)
-    from nerloop import doccano_cli
-
-    doccano_cli.add_arguments(sub.add_parser("doccano", help="the Doccano server, the annotation team, disagreements"))
-    from nerloop import label_studio_cli
-
-    label_studio_cli.add_arguments(
-        sub.add_parser("label-studio", help="the Label Studio server, the annotation team, disagreements"))
+    for verb in TOOLS:
+        tool = tool_cli(verb)
+        tool.add_arguments(sub.add_parser(verb, help=f"the {tool.server.name} server, the annotation team, "
+                                                       "disagreements"))
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminated)  # `kill PID` stops a cycle as cleanly as Ctrl-C does
 

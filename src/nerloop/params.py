@@ -14,8 +14,8 @@ import yaml
 from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, validator
 from pydantic.v1.fields import SHAPE_LIST, SHAPE_SINGLETON, ModelField
 
+from nerloop.data.tokenizers import TokenizerName
 from nerloop.errors import ParamsError
-from nerloop.tokenizers import TokenizerName
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -118,7 +118,7 @@ class SelectParams(Section):
 
     @validator("strategy")  # names checked here, so a typo fails before any training, not at select
     def _known_strategy(cls, name: str) -> str:  # noqa: N805
-        from nerloop.strategies import STRATEGIES
+        from nerloop.selection.strategies import STRATEGIES
 
         if name not in STRATEGIES:
             raise ValueError(f"{name!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
@@ -126,7 +126,7 @@ class SelectParams(Section):
 
     @validator("measure")
     def _known_measure(cls, name: str) -> str:  # noqa: N805
-        from nerloop.strategies import MEASURE_NAMES
+        from nerloop.selection.strategies import MEASURE_NAMES
 
         if name not in MEASURE_NAMES:
             raise ValueError(f"{name!r} is not an uncertainty measure; choose one of {', '.join(MEASURE_NAMES)}")

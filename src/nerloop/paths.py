@@ -1,6 +1,11 @@
-"""Where each stage reads and writes, relative to the project root (mirrors dvc.yaml)."""
+"""Where each stage reads and writes, relative to the project root (mirrors dvc.yaml), and where the
+package's own files are (templates, server pins), wherever a module that reads them sits."""
 
 from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+TEMPLATES = PACKAGE / "templates"  # annotation-tool configs, server scripts, the dataset card
+PINS = PACKAGE / "pins"  # one pip constraints file per annotation server's venv
 
 PREPARED = Path("data/prepared")
 SEED = PREPARED / "seed.jsonl"

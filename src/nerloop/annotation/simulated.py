@@ -7,7 +7,7 @@ exported sentence at the next import, as an annotator who confirms everything wo
 
 It answers by characters, not tokens: the answer to a pool sentence is found by the
 sentence's character key (its text without whitespace), and its entities are carried
-onto the pool sentence's own tokens (``nerloop.align``). So a plain-text pool, split by
+onto the pool sentence's own tokens (``nerloop.data.align``). So a plain-text pool, split by
 nerloop's tokeniser, is answered from a CoNLL file tokenised another way. What cannot be
 answered stays pending with a reason that shows both tokenisations.
 """
@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nerloop.align import AlignError, char_key, project_tags
-from nerloop.annotation.base import Annotation, AnnotationBackend, FetchResult
+from nerloop.annotation.core.base import AnnotationBackend, FetchResult
+from nerloop.data.align import AlignError, char_key, project_tags
+from nerloop.data.annotations import Annotation
+from nerloop.data.files import _lines, atomic_write
+from nerloop.data.formats import read_any
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tokenizers import TokenizerName
 from nerloop.errors import DataError
-from nerloop.formats import _lines, atomic_write, read_any
-from nerloop.ledger import Ledger
-from nerloop.records import Record
-from nerloop.tokenizers import TokenizerName
 
 
 class SimulatedBackend(AnnotationBackend):
@@ -76,7 +78,7 @@ class SimulatedBackend(AnnotationBackend):
         """Answer every exported sentence the ledger does not hold (answers never change: no revisions).
 
         With ``exported`` (the export manifest), a sentence missing from it was released
-        back to the pool (``nerloop.held_back``) and is not answered until exported again.
+        back to the pool (``nerloop.loop.held_back``) and is not answered until exported again.
         """
         known = ledger.ids
         waiting = [e for e in self._exported()

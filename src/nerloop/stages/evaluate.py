@@ -5,7 +5,7 @@ unbiased yardstick; scores on actively selected data would not be (they are chos
 be hard). Writes DVC metrics (micro and per type) and plots (per-type F1, confusion,
 the learning curve across cycles).
 
-It also answers "when should we stop?" (``nerloop.forecast``, ``nerloop.stopping``): the model,
+It also answers "when should we stop?" (``nerloop.loop.forecast``, ``nerloop.loop.stopping``): the model,
 already loaded, predicts a fixed random stop set of pool sentences, whose predictions are
 compared with the previous cycle's (Cohen's kappa), and the learning curve so far is fitted to
 forecast the sentences needed to reach ``forecast.target_f1``. Both go to metrics/forecast.json,
@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from nerloop import forecast, paths, plots, stopping
-from nerloop.formats import read_records, write_json
-from nerloop.labelled import labelled_records
-from nerloop.ledger import Ledger
-from nerloop.model import predict_tags, seqeval_scores
+from nerloop import paths
+from nerloop.data.files import read_records, write_json
+from nerloop.data.labelled import labelled_records
+from nerloop.data.ledger import Ledger
+from nerloop.loop import forecast, plots, stopping
+from nerloop.model.inference import predict_tags, seqeval_scores
 from nerloop.params import ForecastParams, load_params
 from nerloop.stages import run
 

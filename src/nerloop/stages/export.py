@@ -10,12 +10,12 @@ here, before anyone is sent anything, and ``dvc exp run`` can show the batch a c
 from __future__ import annotations
 
 from nerloop import paths
+from nerloop.data.files import read_records, write_records
+from nerloop.data.labelled import entity_types
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans
 from nerloop.errors import DataError, TagError
-from nerloop.formats import read_records, write_records
-from nerloop.labelled import entity_types
-from nerloop.records import Record
 from nerloop.stages import run
-from nerloop.tags import tags_to_spans
 
 
 def check(rec: Record, labels: set[str]) -> None:

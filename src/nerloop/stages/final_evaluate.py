@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from nerloop import paths
-from nerloop.finalize import SPLITS, dataset_records, dedup_key
-from nerloop.formats import read_records, write_json
+from nerloop.data.files import read_records, write_json
+from nerloop.data.records import Record
 from nerloop.params import load_params
-from nerloop.records import Record
+from nerloop.release.clean import dedup_key
+from nerloop.release.gather import SPLITS
+from nerloop.release.split import dataset_records
 from nerloop.stages import run
 
 DATASET = paths.FINAL / "dataset"  # written by final-split
@@ -52,7 +54,7 @@ def cycle_figures(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def score(model_dir: Path, records: list[Record], batch_size: int, max_length: int) -> dict[str, Any]:
-    from nerloop.model import predict_tags, seqeval_scores  # torch: only when there is a model to score
+    from nerloop.model.inference import predict_tags, seqeval_scores  # torch: only when there is a model to score
 
     pred = predict_tags(model_dir, records, batch_size, max_length)
     return rounded(seqeval_scores([r.tags for r in records], pred), len(records))
@@ -66,7 +68,7 @@ def main() -> None:
         write_json(OUT, {"skipped": True, "reason": "final.train_final_model is false"})
         print("final evaluation skipped: final.train_final_model is false")
         return
-    from nerloop.model import train  # torch and transformers take seconds: not on the skipped path
+    from nerloop.model.training import train  # torch and transformers take seconds: not on the skipped path
 
     dd = datasets.load_from_disk(str(DATASET))
     split = {name: dataset_records(dd[name]) for name in SPLITS}

@@ -1,7 +1,7 @@
 """Stage ``final-split``: the final dataset, cleaned, deduplicated, checked and split 80/10/10.
 
 Combines the seed set, every annotation in the ledger and (``final.include_gold``) the
-gold set; the steps and their reasons are in ``nerloop.finalize``. Writes to data/final/:
+gold set; the steps and their reasons are in ``nerloop.release``. Writes to data/final/:
 
 - ``dataset/``: a ``datasets.DatasetDict`` (``save_to_disk``; ``load_from_disk`` works offline)
 - ``{train,validation,test}.conll`` and ``.jsonl``: the same splits for other tools
@@ -20,14 +20,15 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from nerloop import finalize, paths
-from nerloop.formats import atomic_write, read_records, write_conll, write_json
-from nerloop.labelled import entity_types
-from nerloop.ledger import Ledger
+from nerloop import paths
+from nerloop.data.files import atomic_write, read_records, write_conll, write_json
+from nerloop.data.labelled import entity_types
+from nerloop.data.ledger import Ledger
+from nerloop.data.tags import entity_types as types_in
+from nerloop.data.tags import label_list
 from nerloop.params import load_params
+from nerloop.release import clean, gather, split
 from nerloop.stages import run
-from nerloop.tags import entity_types as types_in
-from nerloop.tags import label_list
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +50,33 @@ def save_dataset(dd: object, target: Path) -> None:
 
 def main() -> None:
     p = load_params().final
-    finalize.check_ratios(p.ratios)
+    split.check_ratios(p.ratios)
     types = entity_types()
     ledger = Ledger(paths.LEDGER)
     seed, gold = read_records(paths.SEED), read_records(paths.GOLD)
     history = json.loads(HISTORY.read_text(encoding="utf-8")) if HISTORY.exists() else []
 
-    records = finalize.gather(seed, ledger.entries, gold if p.include_gold else None)
-    finalize.check_label_set(records, types)
-    finalize.check_label_history(history, types, types_in(r.tags or [] for r in gold))
+    records = gather.gather(seed, ledger.entries, gold if p.include_gold else None)
+    gather.check_label_set(records, types)
+    gather.check_label_history(history, types, types_in(r.tags or [] for r in gold))
 
-    records, cleaning = finalize.clean(records)
+    records, cleaning = clean.clean(records)
     near_gold: list[str] = []
     if not p.include_gold:
-        records, near_gold = finalize.drop_near_gold(records, gold)
-    records, dups = finalize.resolve_duplicates(records, p.conflict_policy)
-    conflicts = finalize.surface_conflicts(records)
-    records, changes = finalize.resolve_surface_conflicts(records, conflicts, p.conflict_policy, p.type_majority)
+        records, near_gold = clean.drop_near_gold(records, gold)
+    records, dups = clean.resolve_duplicates(records, p.conflict_policy)
+    conflicts = clean.surface_conflicts(records)
+    records, changes = clean.resolve_surface_conflicts(records, conflicts, p.conflict_policy, p.type_majority)
 
-    splits = finalize.stratified_group_split(records, p.ratios, p.seed)
-    never_seen = finalize.check_coverage(splits, types)
-    stats = finalize.split_stats(splits, types)
+    splits = split.stratified_group_split(records, p.ratios, p.seed)
+    never_seen = split.check_coverage(splits, types)
+    stats = split.split_stats(splits, types)
 
-    save_dataset(finalize.to_dataset_dict(splits, types), DATASET)
+    save_dataset(split.to_dataset_dict(splits, types), DATASET)
     for name, recs in splits.items():
         write_conll(paths.FINAL / f"{name}.conll", recs)
         with atomic_write(paths.FINAL / f"{name}.jsonl") as fh:
-            for row in finalize.jsonl_rows(recs):
+            for row in split.jsonl_rows(recs):
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     summary = {

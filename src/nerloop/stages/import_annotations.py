@@ -1,21 +1,22 @@
 """Stage ``import``: append the annotations in the inbox to the ledger.
 
 ``nerloop cycle`` fetches finished annotations from the backend into ``data/annotations/inbox.json``
-(see ``nerloop.inbox``); this stage only reads that file, so it is an ordinary DVC stage: it runs
+(see ``nerloop.loop.inbox``); this stage only reads that file, so it is an ordinary DVC stage: it runs
 when the inbox changed, and a repro with nothing new fetched does nothing. The ledger only ever
 appends sentences it has not seen, so running the stage twice adds nothing twice. It also records
-what is still waiting (held back and in review apart: see ``nerloop.held_back``), and the per-cycle
+what is still waiting (held back and in review apart: see ``nerloop.loop.held_back``), and the per-cycle
 figures: sentences and tokens annotated, and how much of the pre-annotation the annotators had to change.
 """
 
 from __future__ import annotations
 
-from nerloop import held_back, inbox, paths
-from nerloop.annotation.base import FetchResult
+from nerloop import paths
+from nerloop.annotation.core.base import FetchResult
+from nerloop.data.files import write_json
+from nerloop.data.labelled import entity_types
+from nerloop.data.ledger import Ledger
 from nerloop.errors import DataError
-from nerloop.formats import write_json
-from nerloop.labelled import entity_types
-from nerloop.ledger import Ledger
+from nerloop.loop import held_back, inbox
 from nerloop.stages import run
 
 

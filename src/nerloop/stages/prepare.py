@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 
 from nerloop import paths
+from nerloop.data.files import write_json, write_records
+from nerloop.data.formats import read_any
+from nerloop.data.labelled import type_counts
+from nerloop.data.records import Record
+from nerloop.data.tags import entity_types
 from nerloop.errors import DataError
-from nerloop.formats import read_any, write_json, write_records
-from nerloop.labelled import type_counts
 from nerloop.params import DataParams, load_params
-from nerloop.records import Record
 from nerloop.stages import run
-from nerloop.tags import entity_types
 
 log = logging.getLogger(__name__)
 

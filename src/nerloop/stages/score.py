@@ -6,105 +6,27 @@ pre-annotation annotators will correct). Sentences already labelled or exported 
 skipped. Results stream to disk batch by batch, so a 100k pool fits in little memory.
 
 Two engines compute the same rows (``score.engine``): ``local`` runs the model in this
-process; ``ray`` (``nerloop.ray_scoring``) runs it in an actor pool on a Ray cluster. Both
-go through :func:`score_records`, and both hand ``(index, row, embedding)`` to
+process; ``ray`` (``nerloop.selection.ray_scoring``) runs it in an actor pool on a Ray cluster.
+Both go through ``nerloop.selection.scoring.score_records``, and both hand ``(index, row, embedding)`` to
 :func:`write_scores`, so the files they write cannot drift apart.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig
 
 from nerloop import paths
-from nerloop.formats import atomic_write, read_records, write_json
-from nerloop.labelled import exported_before
-from nerloop.ledger import Ledger
-from nerloop.model import Prediction, load_model, predict
-from nerloop.params import Params, load_params
-from nerloop.records import Record
+from nerloop.data.files import atomic_write, read_records, write_json
+from nerloop.data.labelled import exported_before
+from nerloop.data.ledger import Ledger
+from nerloop.params import load_params
+from nerloop.selection.scoring import candidates, row_columns, score_local
 from nerloop.stages import run
-from nerloop.tags import tags_to_spans, token_to_char_spans
-from nerloop.uncertainty import MEASURES, score_sentence, type_mass
-
-log = logging.getLogger(__name__)
-
-
-
-def candidates(pool: list[Record], excluded: set[str], subsample: int, seed: int) -> list[Record]:
-    """The pool minus excluded ids, optionally a seeded random subsample of it."""
-    left = [r for r in pool if r.id not in excluded]
-    if subsample and subsample < len(left):
-        idx = np.sort(np.random.default_rng(seed).choice(len(left), subsample, replace=False))
-        left = [left[i] for i in idx]
-    return left
-
-
-def pre_annotation(rec: Record, pred: Prediction, labels: list[str]) -> list[list]:
-    """Predicted spans as [char_start, char_end, label, confidence]; confidence = mean word prob."""
-    out = []
-    label_index = {lab: i for i, lab in enumerate(labels)}
-    tok_spans = tags_to_spans(pred.tags)
-    for (s, e, lab), (cs, ce, _) in zip(tok_spans, token_to_char_spans(rec.offsets, tok_spans), strict=True):
-        conf = float(np.mean([pred.probs[i, label_index[pred.tags[i]]] for i in range(s, e)]))
-        out.append([cs, ce, lab, round(conf, 4)])
-    return out
-
-
-def row_columns(mc_dropout: bool) -> list[str]:
-    """The columns of ``scores.parquet``, in order (``bald`` only with MC-dropout passes)."""
-    return ["id", "n_tokens", *MEASURES, *(["bald"] if mc_dropout else []), "pred_tags", "pred_spans", "pred_types",
-            "type_mass"]
-
-
-def score_row(rec: Record, pred: Prediction, labels: list[str]) -> dict[str, Any]:
-    """One sentence's row of ``scores.parquet``: every measure and the pre-annotation (the per-sentence step)."""
-    spans = pre_annotation(rec, pred, labels)
-    return {
-        "id": rec.id,
-        "n_tokens": len(rec.tokens),
-        **score_sentence(pred.probs, labels, pred.mc_probs),
-        "pred_tags": json.dumps(pred.tags),
-        "pred_spans": json.dumps(spans),
-        "pred_types": json.dumps(sorted({s[2] for s in spans})),
-        "type_mass": json.dumps(type_mass(pred.probs, labels)),
-    }
-
-
-def score_records(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    labels: list[str],
-    records: Sequence[Record],
-    *,
-    batch_size: int,
-    max_length: int,
-    mc_passes: int,
-    progress: bool = True,
-) -> Iterator[tuple[int, dict[str, Any], np.ndarray]]:
-    """Yield ``(index into records, row, embedding)`` for every record, batch by batch.
-
-    The one scoring path: the local engine runs it over the whole pool, each Ray actor over its
-    shard, so the two engines differ only in where the model runs.
-    """
-    for i, pred in predict(model, tokenizer, labels, records, batch_size=batch_size, max_length=max_length,
-                           embeddings=True, mc_passes=mc_passes, progress=progress):
-        yield i, score_row(records[i], pred, labels), pred.embedding
-
-
-def score_local(pool: Sequence[Record], model_dir: Path, params: Params) -> Iterator[tuple[int, dict, np.ndarray]]:
-    """``score.engine: local``: the model in this process (on its GPU if it has one)."""
-    model, tokenizer, labels = load_model(model_dir)
-    yield from score_records(model, tokenizer, labels, pool, batch_size=params.score.batch_size,
-                             max_length=params.model.max_length, mc_passes=params.score.mc_dropout_passes)
 
 
 def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int, dict, np.ndarray]]) -> int:
@@ -147,7 +69,7 @@ def main() -> None:
     pool = candidates(read_records(paths.POOL), excluded, sp.subsample, sp.seed + ledger.cycle)
     dim = AutoConfig.from_pretrained(str(paths.MODEL)).hidden_size
     if sp.engine == "ray" and pool:
-        from nerloop.ray_scoring import score_on_ray  # ray is an optional dependency
+        from nerloop.selection.ray_scoring import score_on_ray  # ray is an optional dependency
 
         results: Iterable[tuple[int, dict, np.ndarray]] = score_on_ray(pool, paths.MODEL, params)
     else:

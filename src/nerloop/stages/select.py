@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from nerloop import paths
+from nerloop.data.files import atomic_write, read_records, write_records
+from nerloop.data.labelled import entity_types, exported_before, labelled_records, type_counts
+from nerloop.data.ledger import Ledger
 from nerloop.errors import ParamsError
-from nerloop.formats import atomic_write, read_records, write_records
-from nerloop.labelled import entity_types, exported_before, labelled_records, type_counts
-from nerloop.ledger import Ledger
 from nerloop.params import SelectParams, load_params
+from nerloop.selection.strategies import MEASURE_NAMES, SelectConfig, select, validate_config
 from nerloop.stages import run
-from nerloop.strategies import MEASURE_NAMES, SelectConfig, select, validate_config
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 
 from nerloop import paths
-from nerloop.formats import write_json
-from nerloop.labelled import entity_types, labelled_records
-from nerloop.model import fit
+from nerloop.data.files import write_json
+from nerloop.data.labelled import entity_types, labelled_records
+from nerloop.data.tags import label_list
+from nerloop.model.training import fit
 from nerloop.params import load_params
 from nerloop.stages import run
-from nerloop.tags import label_list
 
 PROBES = paths.METRICS / "probes.json"
 

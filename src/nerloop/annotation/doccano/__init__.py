@@ -2,8 +2,8 @@
 
 ``client``: credentials, the logged-in session, errors. ``backend``: projects, export (upload +
 confidences), fetch (versions, late corrections, review of disagreements). ``team``: accounts and
-``.doccano/team.json``. Who annotates what (``nerloop.annotation.plan``) and the agreement, speed
-and effort figures (``nerloop.annotation.quality``) are shared with the Label Studio backend.
+``.doccano/team.json``. Who annotates what (``nerloop.annotation.core.plan``) and the agreement, speed
+and effort figures (``nerloop.annotation.core.quality``) are shared with the Label Studio backend.
 """
 
 from __future__ import annotations

@@ -17,13 +17,14 @@ Design, and the Doccano 1.8.4 facts behind it:
   a crash finishes it. Doccano's page never shows ``prob``, so each example's first metadata row,
   ``Model confidence``, lists the model's spans least confident first: the sidebar shows it on top.
 * A server nerloop runs deletes each uploaded file once imported and serves nothing under
-  ``media/`` (see ``nerloop.doccano_server``); another server keeps the uploaded files in its
+  ``media/`` (see ``nerloop.annotation.doccano.server``); another server keeps the uploaded files in its
   ``media/``, which nerloop cannot remove through Doccano's API.
 * Everything nerloop needs to rebuild the canonical record travels in the example's meta under
   ``nerloop_*`` keys (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assigned
   annotators), so fetch does not depend on local files. The prefix keeps them clear of Doccano's
   own columns, and every uploaded line carries the same keys (a missing key fails an upload).
-* How projects are named, created and joined is in ``projects`` (``ProjectsMixin``); who gets which
+* How projects are named, created and joined is in ``projects`` (``ProjectsMixin``), the uploaded
+  lines and the confidences in ``tasks`` (``DoccanoTasks``); who gets which
   sentence in ``plan``; the figures in ``quality``.
 * Fetch reads examples, spans and ``ExampleState`` (who confirmed, when) through the REST API as
   the nerloop account. No dataset export is made: Doccano writes its zip under the server's ``media/``.
@@ -49,68 +50,34 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation import plan, quality
-from nerloop.annotation.base import Annotation, AnnotationBackend
-from nerloop.annotation.decide import DecisionMixin, TeamFetchResult
-from nerloop.annotation.decide import Version as _Version
+from nerloop.annotation.core import plan
+from nerloop.annotation.core.base import AnnotationBackend
+from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult
+from nerloop.annotation.core.decide import Version as _Version
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span
 from nerloop.annotation.doccano import label_watch
 from nerloop.annotation.doccano.client import (
     DEFAULT_HOME,
     Connection,
     DoccanoConfigError,
-    DoccanoDataError,
     DoccanoHTTPError,
 )
-from nerloop.annotation.doccano.projects import (
-    META_PREFIX,
-    SHA1_KEY,
-    ProjectsMixin,
-    _Example,
-    _Listing,
-    _parallel,
-    shown_digest,
-)
+from nerloop.annotation.doccano.projects import SHA1_KEY, ProjectsMixin, _Example, _parallel, shown_digest
+from nerloop.annotation.doccano.tasks import VERSION_PREFIX, DoccanoTasks, marked
+from nerloop.data.annotations import Annotation
+from nerloop.data.files import text_sha1
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 from nerloop.errors import TagError
-from nerloop.formats import json_safe, text_sha1
-from nerloop.ledger import Ledger
 from nerloop.params import DoccanoParams
-from nerloop.records import Record
-from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most one chunk's request
-BULK_SPANS = 5000  # span confidences per request to the bulk route
-# Doccano's annotation page lists an example's metadata at the top of its sidebar, in the order uploaded:
-# these keys come first there (and, capitalised, before the nerloop_* keys were the table ever sorted)
-CONFIDENCE_KEY = "Model confidence"  # annotator projects: the model's spans, least confident first
-VERSION_PREFIX = "Version "  # review examples: "Version <annotator>", that annotator's spans marked in the text
-
-Span = tuple[int, int, str]
-
 
 DoccanoFetchResult = TeamFetchResult  # the name callers and tests know
 
 
-def confidence_line(text: str, spans: list[Span], confs: list[float | None]) -> str:
-    """The model's spans as an annotator reads them, least confident first: ``'Smith' PER 0.41; ...``."""
-    if not spans:
-        return "the model proposes no entity here"
-    if all(c is None for c in confs):
-        return "no confidences (pre-annotated from tags)"
-    ranked = sorted(zip(spans, confs, strict=True), key=lambda sc: (sc[1] is None, sc[1] or 0.0, sc[0][0]))
-    shown = "; ".join(f"{text[s:e]!r} {lab} {'?' if c is None else f'{c:.2f}'}" for (s, e, lab), c in ranked)
-    return f"lowest first: {shown}"
-
-
-def marked(text: str, offsets: list[tuple[int, int]], tags: list[str]) -> str:
-    """The sentence with one version's spans marked in it: ``[Alice Smith](PER) visited [Paris](LOC) .``"""
-    out, end = [], 0
-    for s, e, lab in token_to_char_spans(offsets, tags_to_spans(tags)):
-        out += [text[end:s], f"[{text[s:e]}]({lab})"]
-        end = e
-    return "".join([*out, text[end:]])
-
-
-class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
+class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBackend):
     """Annotation by a team in Doccano 1.8.4 (see the module docstring for the design)."""
 
     name = "doccano"
@@ -146,55 +113,6 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         return None
 
     # ------------------------------------------------------------ export
-
-    def _pre_spans(self, rec: Record) -> tuple[list[Span], list[float | None], list[str]]:
-        """The record's pre-annotation as character spans (+ confidences) and IOB2 tags, validated."""
-        meta = rec.meta
-        spans: list[Span] = []
-        confs: list[float | None] = []
-        if meta.get("pre_spans") is not None:
-            for item in meta["pre_spans"]:
-                s, e, label = int(item[0]), int(item[1]), str(item[2])
-                spans.append((s, e, label))
-                confs.append(float(item[3]) if len(item) > 3 and item[3] is not None else None)
-        elif meta.get("pre_tags") is not None:
-            spans = token_to_char_spans(rec.offsets, tags_to_spans(meta["pre_tags"]))
-            confs = [None] * len(spans)
-        bad = sorted({label for _, _, label in spans} - set(self.labels))
-        if bad:
-            raise DoccanoDataError(
-                f"sentence {rec.id}: pre-annotation labels {bad} are not in the label set {self.labels}; "
-                "nothing was sent"
-            )
-        try:
-            tags = spans_to_tags(len(rec.tokens), char_to_token_spans(rec.offsets, spans))
-        except TagError as exc:
-            raise DoccanoDataError(f"sentence {rec.id}: bad pre-annotation: {exc}; nothing was sent") from None
-        return spans, confs, tags
-
-    def _line(self, rec: Record, cycle: int) -> dict[str, Any]:
-        """One upload line. Every line has exactly these keys (a missing key fails the whole upload);
-        ``nerloop_qc`` and ``nerloop_assigned`` are filled in once the batch is shared out."""
-        spans, confs, tags = self._pre_spans(rec)
-        return {
-            CONFIDENCE_KEY: confidence_line(rec.text, spans, confs),  # first: the top row of Doccano's metadata
-            "text": rec.text,
-            "label": [[s, e, label] for s, e, label in spans],
-            META_PREFIX + "id": rec.id,
-            META_PREFIX + "cycle": int(cycle),
-            META_PREFIX + "qc": False,
-            META_PREFIX + "assigned": [],
-            META_PREFIX + "tokens": list(rec.tokens),
-            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            SHA1_KEY: shown_digest(text_sha1(rec.text)),
-            META_PREFIX + "source": rec.source or "",
-            META_PREFIX + "doc_id": rec.doc_id,
-            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "pre_conf": json_safe(confs),
-            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
-            META_PREFIX + "selection": rec.meta.get("selection"),
-            META_PREFIX + "cluster": rec.meta.get("cluster"),
-        }
 
     def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
         """Share the batch out over the team, with pre-annotations and their confidences.
@@ -233,66 +151,6 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
             )
         self._send_confidences(where, unique)
         return {sid: " ".join(f"{who}:{ex.example_id}" for who, ex in sorted(where[sid].items())) for sid in lines}
-
-    def _send_confidences(self, where: dict[str, dict[str, _Example]], unique: dict[str, Record]) -> None:
-        """Put each pre-annotated span's confidence into Doccano's ``prob`` (file upload stores 0.0).
-
-        One request per project on a server nerloop runs (its bulk route; examples someone confirmed are
-        left alone there); elsewhere, where that route answers 404 or 405, one request per span.
-        """
-        projects = self.annotator_projects()
-        self._label_cache_all(projects.values())
-        jobs: dict[str, list[tuple[_Example, Record]]] = {}
-        for sid, rec in unique.items():
-            for who, ex in where[sid].items():
-                jobs.setdefault(who, []).append((ex, rec))
-        for who, pairs in sorted(jobs.items()):
-            pid = projects[who]
-            if not self._bulk_confidences(pid, pairs):
-                _parallel(lambda pair, pid=pid: self._write_confidences(pid, *pair), pairs)
-
-    def _wanted_confidences(self, rec: Record) -> dict[Span, float]:
-        spans, confs, _ = self._pre_spans(rec)
-        return {span: c for span, c in zip(spans, confs, strict=True) if c is not None}
-
-    def _bulk_confidences(self, pid: int, pairs: list[tuple[_Example, Record]]) -> bool:
-        """All confidences of a project's examples in one request, through the route nerloop adds to the
-        server it runs; False (nothing written) where the server has no such route."""
-        if self.bulk_confidences is False:
-            return False
-        types = self._label_cache(pid)
-        rows = [[ex.example_id, s, e, types[lab], c] for ex, rec in pairs
-                for (s, e, lab), c in self._wanted_confidences(rec).items()]
-        for start in range(0, len(rows), BULK_SPANS):
-            try:
-                self.conn.request("POST", f"projects/{pid}/nerloop/span-probs", "writing span confidences",
-                                  json={"spans": rows[start : start + BULK_SPANS]})
-            except DoccanoHTTPError as exc:
-                if exc.status not in (404, 405) or self.bulk_confidences:
-                    raise
-                self.bulk_confidences = False  # not a server nerloop runs: Doccano's own API, span by span
-                return False
-            self.bulk_confidences = True
-        return True
-
-    def _write_confidences(self, pid: int, ex: _Example, rec: Record) -> None:
-        """One example's confidences through Doccano's API, a request per span (servers nerloop does not run).
-
-        Only spans that still match a pre-annotated span of an example nobody confirmed are touched.
-        """
-        wanted = self._wanted_confidences(rec)
-        if not wanted or ex.confirmed:
-            return
-        names = {v: k for k, v in self._label_cache(pid).items()}
-        base = f"projects/{pid}/examples/{ex.example_id}"
-        for span in self.conn.request("GET", f"{base}/spans", "listing spans"):
-            key = (int(span["start_offset"]), int(span["end_offset"]), names.get(int(span["label"]), ""))
-            conf = wanted.get(key)
-            if conf is not None and abs(float(span.get("prob") or 0.0) - conf) > 1e-6:
-                self.conn.request("PATCH", f"{base}/spans/{span['id']}", "writing span confidences",
-                                  json={"prob": conf})
-
-    # ------------------------------------------------------------ reading annotations
 
     def _spans_of(self, pid: int, ex: _Example, who: str) -> tuple[list[str] | None, list[str], list[int] | None]:
         """The example's spans -> IOB2 tags on the original tokens (or None), the problems found, and the
@@ -349,7 +207,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         self._labels_by_pid[pid] = {r["text"]: int(r["id"]) for r in rows}
         return {int(r["id"]): r["text"] for r in rows}
 
-    def _deleted_types(self, pid: int, listing: _Listing,
+    def _deleted_types(self, pid: int, listing: Listing,
                        before: label_watch.Look | None) -> tuple[dict[str, int | None], dict[int, str]]:
         """Label types deleted from the project since nerloop last looked, and its types now (deleted
         label-set types recreated, empty, so that the annotator can put the lost spans back)."""
@@ -458,50 +316,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         result = DoccanoFetchResult()
         latest = {e["id"]: e for e in ledger.entries}
         looks = label_watch.load(self.home)
-        examples: dict[str, dict[str, _Example]] = {}  # sid -> annotator -> example
-        versions: dict[str, dict[str, _Version]] = {}  # sid -> annotator -> confirmed version
-        for who, pid in sorted(self.annotator_projects().items()):
-            ours, found = self._versions(who, pid, result, looks)
-            for sid, ex in ours.items():
-                examples.setdefault(sid, {})[who] = ex
-            for sid, v in found.items():
-                versions.setdefault(sid, {})[who] = v
-        review_pid = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX), {}).get("id")
-        reviewed: dict[str, _Version] = {}
-        review_ours: dict[str, _Example] = {}
-        if review_pid is not None:
-            review_ours, reviewed = self._versions(plan.REVIEW_SUFFIX, int(review_pid), result, looks)
-
-        result.deleted = sorted(sid for sid in exported or {} if sid not in examples and sid not in latest)
-        result.problems.extend(
-            f"sentence {sid}: its Doccano example ({(exported or {})[sid]}) was deleted in Doccano; export the "
-            "sentence again to have it annotated"
-            for sid in result.deleted
-        )
-        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
-        confirmations: list[quality.Confirmation] = []
-        for sid in sorted(examples):
-            first = next(iter(examples[sid].values()))
-            assigned = [str(a) for a in first.m("assigned") or sorted(examples[sid])]
-            mine = versions.get(sid, {})
-            for who, v in mine.items():
-                if v.confirmed_by == who:  # speed and effort are the annotator's own work only
-                    confirmations.append(quality.Confirmation(
-                        who, sid, int(first.m("cycle", 0)), len(first.m("tokens")), v.confirmed_at,
-                        first.m("pre_tags"), v.tags))
-            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None and not mine[a].doubt
-                                          for a in assigned):
-                pairs.setdefault(int(first.m("cycle", 0)), []).append(
-                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
-            if sid in latest:
-                self._late_correction(sid, latest[sid], mine, reviewed, result)
-                continue
-            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
-            if ann is None:
-                result.pending.append(sid)
-            else:
-                result.done.append(ann)
-        result.metrics = self._metrics(result, pairs, confirmations)
+        self._fetch_all(result, lambda who, pid: self._versions(who, pid, result, looks), latest, exported)
         label_watch.save(self.home, looks)  # only after a whole fetch: an interrupted one is simply repeated
         return result
 

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from nerloop.annotation.core.client import ToolConnection
 from nerloop.errors import NerloopError
 
 DEFAULT_HOME = Path(".doccano")
@@ -104,25 +105,18 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-class Connection:
+class Connection(ToolConnection):
     """One logged-in Doccano session (created on first use) with bounded waits and clear errors."""
+
+    tool, command, params_key, env_url = "Doccano", "doccano", "doccano", ENV_URL
+    rerun, sent = "stage", "sentences"
+    timeout_error, unreachable_error = DoccanoTimeoutError, DoccanoUnreachableError
+    read_credentials = staticmethod(credentials)
 
     def __init__(self, creds: tuple[str, str, str] | None, *, home: Path, default_url: str, timeout_s: float) -> None:
         """``creds`` = (url, username, password); None reads :func:`credentials` on first use."""
-        self._creds = creds
-        self.home = Path(home)
-        self.default_url = default_url
-        self.timeout_s = timeout_s
+        super().__init__(creds, home=home, default_url=default_url, timeout_s=timeout_s)
         self._client: Any = None
-
-    def credentials(self) -> tuple[str, str, str]:
-        if self._creds is None:
-            self._creds = credentials(self.home, default_url=self.default_url)
-        return self._creds
-
-    @property
-    def url(self) -> str:
-        return self.credentials()[0].rstrip("/")
 
     @property
     def username(self) -> str:
@@ -135,25 +129,12 @@ class Connection:
 
     @contextmanager
     def guard(self, action: str) -> Iterator[None]:
-        """Turn network and HTTP failures into NerloopErrors that name the URL and the fix."""
-        url = self.url
-        try:
-            yield
-        except requests.exceptions.Timeout:
-            raise DoccanoTimeoutError(
-                f"Doccano at {url} did not answer within {self.timeout_s:g} s while {action}. "
-                "Nothing already in the ledger is affected; run the stage again to resume "
-                "(sentences already in Doccano are not sent twice). If the server is slow, raise "
-                "annotation.doccano.timeout_s."
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
-            raise DoccanoUnreachableError(
-                f"cannot reach Doccano at {url} while {action} ({reason}). Start the local server with "
-                f"`nerloop doccano up`, or point {ENV_URL} at a running one."
-            ) from None
-        except requests.exceptions.HTTPError as exc:
-            raise self._http_error(exc, action) from None
+        """Network failures as for every tool; doccano-client's HTTP errors too, naming the account's rights."""
+        with super().guard(action):
+            try:
+                yield
+            except requests.exceptions.HTTPError as exc:
+                raise self._http_error(exc, action) from None
 
     def _http_error(self, exc: requests.exceptions.HTTPError, action: str) -> DoccanoError:
         code = exc.response.status_code if exc.response is not None else None

@@ -27,8 +27,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nerloop.data.files import write_json
 from nerloop.errors import DataError
-from nerloop.formats import write_json
 
 FILE = "label_types.json"
 

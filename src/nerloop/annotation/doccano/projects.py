@@ -12,47 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation import plan
+from nerloop import paths
+from nerloop.annotation.core import plan
+from nerloop.annotation.core.protocol import META_PREFIX, Item, Listing
 from nerloop.annotation.doccano import team
 from nerloop.annotation.doccano.client import Connection, DoccanoConfigError
 from nerloop.params import DoccanoParams
 
 THREADS = 4  # concurrent per-example requests (spans, confirmations): Doccano has no bulk route for them
-META_PREFIX = "nerloop_"
 SHA1_KEY = META_PREFIX + "text_sha1"
 HASH_GROUP = 8  # hex digits per group of a digest shown in Doccano
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
-GUIDELINE_FILE = Path(__file__).resolve().parents[2] / "templates" / "doccano_guideline.md"
+GUIDELINE_FILE = paths.TEMPLATES / "doccano_guideline.md"
 
 
 @dataclass
-class _Example:
+class _Example(Item):
     """One of our examples as listed by the API."""
 
-    example_id: int
-    text: str
-    meta: dict[str, Any]
     confirmed: bool
-
-    @property
-    def sid(self) -> str:
-        return str(self.meta[META_PREFIX + "id"])
-
-    def m(self, key: str, default: Any = None) -> Any:
-        return self.meta.get(META_PREFIX + key, default)
-
-
-@dataclass
-class _Listing:
-    """What listing a project found."""
-
-    ours: dict[str, _Example] = field(default_factory=dict)  # by sentence id
-    foreign: list[int] = field(default_factory=list)  # example ids without nerloop_id
-    problems: list[str] = field(default_factory=list)
 
 
 def shown_digest(digest: str) -> str:
@@ -203,9 +185,9 @@ class ProjectsMixin:
 
     # ------------------------------------------------------------ listing
 
-    def listing(self, pid: int) -> _Listing:
+    def listing(self, pid: int) -> Listing:
         """List a project: our examples by sentence id, foreign ones, duplicates."""
-        out = _Listing()
+        out = Listing()
         for row in self.conn.pages(f"projects/{pid}/examples", "listing examples", self.params.page_size):
             meta = _read_meta(row.get("meta") or {})
             eid = int(row["id"])

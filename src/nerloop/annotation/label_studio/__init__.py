@@ -3,8 +3,8 @@
 ``client``: credentials, the authenticated session, errors. ``projects``: one project per annotator,
 the labelling config, listing. ``backend``: export (tasks with predictions) and fetch (submitted
 annotations, late corrections, review of disagreements). ``team``: accounts and
-``.label-studio/team.json``. Who annotates what (``nerloop.annotation.plan``), the decisions
-(``nerloop.annotation.decide``) and the figures (``nerloop.annotation.quality``) are shared with Doccano.
+``.label-studio/team.json``. Who annotates what (``nerloop.annotation.core.plan``), the decisions
+(``nerloop.annotation.core.decide``) and the figures (``nerloop.annotation.core.quality``) are shared with Doccano.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Design:
 
 * **One project per annotator** (``<project>-<name>``), as for Doccano, because the open-source
   edition has no task assignment: every member sees every task of a project. The project is the
-  share; the quality-control share is a task in two annotators' projects (``nerloop.annotation.plan``).
+  share; the quality-control share is a task in two annotators' projects (``nerloop.annotation.core.plan``).
 * Export imports tasks in bulk (``POST /api/projects/{id}/import``, 500 a request), each with the
   model's pre-annotation as a **prediction**: ``model_version`` names the cycle
   (``<project>-cycle-<n>``), each region's ``score`` is the model's confidence in that span, and the
@@ -15,6 +15,8 @@ Design:
   makes the new cycle's version the project's, and copies the prediction of every older task nobody
   has annotated yet under that version (same spans, same scores; the task's ``nerloop_cycle`` keeps
   the cycle it was selected in), so no waiting task loses its pre-annotation.
+* The task format (the task, its prediction, carrying predictions over) is ``tasks``
+  (``LabelStudioTasks``); this module decides what is sent where, and reads what comes back.
 * Everything nerloop needs to rebuild the record is in the task's ``meta`` under ``nerloop_*`` keys
   (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assignment); ``data`` holds only
   the text. Export is idempotent: a sentence already a task in any annotator project is not sent
@@ -26,7 +28,7 @@ Design:
   preferred, the latest if there are several. Its ``created_at`` is the submission time for speed;
   a change after import (the annotation updated) is a late correction, imported as a revision. The
   QC pairs, disagreement policies, review project and figures are those of the Doccano backend
-  (``nerloop.annotation.decide``).
+  (``nerloop.annotation.core.decide``).
 * A label outside the label set, a region off token boundaries, a region with several labels,
   overlapping regions, an edited task text: the sentence is held back with a message naming the
   project, task, region and the fix.
@@ -47,27 +49,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation import plan, quality
-from nerloop.annotation.base import Annotation, AnnotationBackend
-from nerloop.annotation.decide import DecisionMixin, TeamFetchResult, Version, readable
+from nerloop.annotation.core import plan
+from nerloop.annotation.core.base import AnnotationBackend
+from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version, readable
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span
 from nerloop.annotation.label_studio.client import (
     DEFAULT_HOME,
     Connection,
     LabelStudioConfigError,
-    LabelStudioDataError,
     LabelStudioHTTPError,
 )
-from nerloop.annotation.label_studio.projects import FROM_NAME, META_PREFIX, TO_NAME, Listing, ProjectsMixin, Task
+from nerloop.annotation.label_studio.projects import ProjectsMixin, Task
+from nerloop.annotation.label_studio.tasks import LabelStudioTasks, region
+from nerloop.data.annotations import Annotation
+from nerloop.data.files import text_sha1
+from nerloop.data.ledger import Ledger
+from nerloop.data.records import Record
+from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 from nerloop.errors import TagError
-from nerloop.formats import json_safe, text_sha1
-from nerloop.ledger import Ledger
 from nerloop.params import LabelStudioParams
-from nerloop.records import Record
-from nerloop.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
 
 IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
 RECHECK = "recheck"  # task meta nerloop_recheck: {"labels": [...], "annotations": {annotation id: its updated_at}}
-Span = tuple[int, int, str]
 Stamp = tuple[Any, Any]  # (annotation id, updated_at): one annotation as it was at a moment
 
 
@@ -78,27 +81,19 @@ class LabelStudioFetchResult(TeamFetchResult):
     skipped: list[str] = field(default_factory=list)  # sentence ids whose task was skipped, never submitted
 
 
-def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
-    """One labelled span as a Label Studio result item."""
-    item: dict[str, Any] = {"id": rid, "from_name": FROM_NAME, "to_name": TO_NAME, "type": "labels",
-                            "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]}}
-    if score is not None:
-        item["score"] = score
-    return item
-
-
 def imported_stamp(entry: dict[str, Any]) -> Stamp:
     """The annotation a ledger entry was imported from, as it was then."""
     source = (entry.get("record", {}).get("meta") or {}).get("label_studio") or {}
     return source.get("annotation"), source.get("updated_at")
 
 
-class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
+class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, AnnotationBackend):
     """Annotation by a team in Label Studio (see the module docstring for the design)."""
 
     name = "label_studio"
     SOURCE_KEY = "label_studio"  # record.meta["label_studio"]: project, task, annotation, completed_by, ...
-    ITEM, FINISH, VERSIONS_SHOWN = "task", "press Submit", "both versions are shown below the text"
+    TOOL, ITEM, FINISH = "Label Studio", "task", "press Submit"
+    VERSIONS_SHOWN = "both versions are shown below the text"
 
     def __init__(self, params: LabelStudioParams, labels: Iterable[str], *, home: Path = DEFAULT_HOME,
                  creds: tuple[str, str] | None = None) -> None:
@@ -120,62 +115,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
                     home: Path = DEFAULT_HOME) -> LabelStudioBackend:
         return cls(params, labels, home=home)
 
-    def model_version(self, cycle: int) -> str:
-        """The predictions' ``model_version`` for the batch of annotation ``cycle`` (the ledger's cycle, the
-        batch's ``meta["cycle"]``): that batch is predicted by the model committed as ``nerloop cycle <cycle - 1>``,
-        and tasks still waiting from older batches are carried over to it with their own spans."""
-        return f"{self.params.project}-cycle-{int(cycle)}"
-
     # ------------------------------------------------------------ export
-
-    def _pre_spans(self, rec: Record) -> tuple[list[Span], list[float | None], list[str]]:
-        """The record's pre-annotation as character spans (+ confidences) and IOB2 tags, validated."""
-        spans: list[Span] = []
-        confs: list[float | None] = []
-        if rec.meta.get("pre_spans") is not None:
-            for item in rec.meta["pre_spans"]:
-                spans.append((int(item[0]), int(item[1]), str(item[2])))
-                confs.append(float(item[3]) if len(item) > 3 and item[3] is not None else None)
-        elif rec.meta.get("pre_tags") is not None:
-            spans = token_to_char_spans(rec.offsets, tags_to_spans(rec.meta["pre_tags"]))
-            confs = [None] * len(spans)
-        bad = sorted({label for _, _, label in spans} - set(self.labels))
-        if bad:
-            raise LabelStudioDataError(f"sentence {rec.id}: pre-annotation labels {bad} are not in the label set "
-                                       f"{self.labels}; nothing was sent")
-        try:
-            tags = spans_to_tags(len(rec.tokens), char_to_token_spans(rec.offsets, spans))
-        except TagError as exc:
-            raise LabelStudioDataError(f"sentence {rec.id}: bad pre-annotation: {exc}; nothing was sent") from None
-        return spans, confs, tags
-
-    def _task(self, rec: Record, cycle: int) -> dict[str, Any]:
-        """One task with its prediction; ``nerloop_qc`` and ``nerloop_assigned`` are set once shared out."""
-        spans, confs, tags = self._pre_spans(rec)
-        confs = [json_safe(c) for c in confs]
-        known = [c for c in confs if c is not None]
-        meta = {
-            META_PREFIX + "id": rec.id,
-            META_PREFIX + "cycle": int(cycle),
-            META_PREFIX + "qc": False,
-            META_PREFIX + "assigned": [],
-            META_PREFIX + "tokens": list(rec.tokens),
-            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            META_PREFIX + "text_sha1": text_sha1(rec.text),
-            META_PREFIX + "source": rec.source or "",
-            META_PREFIX + "doc_id": rec.doc_id,
-            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
-            META_PREFIX + "selection": rec.meta.get("selection"),
-            META_PREFIX + "cluster": rec.meta.get("cluster"),
-        }
-        prediction = {
-            "model_version": self.model_version(cycle),
-            "score": min(known) if known else 1.0,  # the least sure span: the task's place in a sort
-            "result": [region(rec.text, s, e, lab, c, f"n{i}") for i, ((s, e, lab), c) in
-                       enumerate(zip(spans, confs, strict=True))],
-        }
-        return {"data": {"text": rec.text}, "meta": meta, "predictions": [prediction]}
 
     def export(self, batch: list[Record], cycle: int) -> dict[str, str]:
         """Share the batch out over the team as tasks with predictions; {sentence id: "annotator:task id ..."}.
@@ -216,20 +156,6 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         for pid in pids.values():
             self._show_cycle(pid, cycle, self._listings[pid])
         return {sid: " ".join(f"{who}:{t.example_id}" for who, t in sorted(where[sid].items())) for sid in tasks}
-
-    def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:
-        """Make this cycle's predictions the pre-filled ones, carrying older unannotated tasks' over."""
-        version = self.model_version(cycle)
-        for task in listing.ours.values():
-            if task.annotations or not task.predictions:
-                continue
-            if any(p.get("model_version") == version for p in task.predictions):
-                continue
-            latest = max(task.predictions, key=lambda p: p.get("created_at") or "")
-            self.conn.request("POST", "predictions/", f"carrying task {task.example_id}'s prediction over", json={
-                "task": task.example_id, "model_version": version, "score": latest.get("score"),
-                "result": latest.get("result") or []})
-        self.set_model_version(pid, version)
 
     # ------------------------------------------------------------ reading annotations
 
@@ -405,48 +331,8 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, AnnotationBackend):
         result = LabelStudioFetchResult()
         latest = {e["id"]: e for e in ledger.entries}
         imported = {sid: imported_stamp(e) for sid, e in latest.items()}
-        tasks: dict[str, dict[str, Task]] = {}
-        versions: dict[str, dict[str, Version]] = {}
-        for who, pid in sorted(self.annotator_projects().items()):
-            ours, found = self._project_versions(who, pid, result, imported)
-            for sid, task in ours.items():
-                tasks.setdefault(sid, {})[who] = task
-            for sid, v in found.items():
-                versions.setdefault(sid, {})[who] = v
-        review = self._project_list().get(self.project_name(plan.REVIEW_SUFFIX))
-        reviewed: dict[str, Version] = {}
-        review_ours: dict[str, Task] = {}
-        if review is not None:
-            review_ours, reviewed = self._project_versions(plan.REVIEW_SUFFIX, int(review["id"]), result, imported)
-
-        result.deleted = sorted(sid for sid in exported or {} if sid not in tasks and sid not in latest)
-        result.problems.extend(
-            f"sentence {sid}: its Label Studio task ({(exported or {})[sid]}) was deleted in Label Studio; export the "
-            "sentence again to have it annotated" for sid in result.deleted
-        )
-        pairs: dict[int, list[tuple[list[str], list[str]]]] = {}
-        confirmations: list[quality.Confirmation] = []
-        for sid in sorted(tasks):
-            first = next(iter(tasks[sid].values()))
-            assigned = [str(a) for a in first.m("assigned") or sorted(tasks[sid])]
-            mine = versions.get(sid, {})
-            for who, v in mine.items():
-                if v.confirmed_by == who:  # speed and effort are the annotator's own work only
-                    confirmations.append(quality.Confirmation(who, sid, int(first.m("cycle", 0)),
-                                                              len(first.m("tokens")), v.confirmed_at,
-                                                              first.m("pre_tags"), v.tags))
-            if len(assigned) == 2 and all(a in mine and mine[a].tags is not None for a in assigned):
-                pairs.setdefault(int(first.m("cycle", 0)), []).append(
-                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
-            if sid in latest:
-                self._late_correction(sid, latest[sid], mine, reviewed, result)
-                continue
-            ann = self._judge(sid, assigned, mine, reviewed, review_ours, result)
-            if ann is None:
-                result.pending.append(sid)
-            else:
-                result.done.append(ann)
-        result.metrics = self._metrics(result, pairs, confirmations)
+        self._fetch_all(result, lambda who, pid: self._project_versions(who, pid, result, imported), latest,
+                        exported)
         result.metrics["skipped"] = len(result.skipped)
         return result
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from nerloop.annotation.core.client import ToolConnection
 from nerloop.errors import NerloopError
 
 DEFAULT_HOME = Path(".label-studio")
@@ -84,25 +83,18 @@ def credentials(home: Path = DEFAULT_HOME, default_url: str | None = None) -> tu
         raise LabelStudioConfigError(f"{path} is corrupt: delete it and run `nerloop label-studio up` again") from None
 
 
-class Connection:
+class Connection(ToolConnection):
     """One authenticated Label Studio session, made on first use, with bounded waits and clear errors."""
+
+    tool, command, params_key, env_url = "Label Studio", "label-studio", "label_studio", ENV_URL
+    rerun, sent = "command", "tasks"
+    timeout_error, unreachable_error = LabelStudioTimeoutError, LabelStudioUnreachableError
+    read_credentials = staticmethod(credentials)
 
     def __init__(self, creds: tuple[str, str] | None, *, home: Path, default_url: str, timeout_s: float) -> None:
         """``creds`` = (url, token); None reads :func:`credentials` on first use."""
-        self._creds = creds
-        self.home = Path(home)
-        self.default_url = default_url
-        self.timeout_s = timeout_s
+        super().__init__(creds, home=home, default_url=default_url, timeout_s=timeout_s)
         self._session: requests.Session | None = None
-
-    def credentials(self) -> tuple[str, str]:
-        if self._creds is None:
-            self._creds = credentials(self.home, default_url=self.default_url)
-        return self._creds
-
-    @property
-    def url(self) -> str:
-        return self.credentials()[0].rstrip("/")
 
     def scrub(self, text: str) -> str:
         """``text`` without the token (or the access token made from it)."""
@@ -114,25 +106,6 @@ class Connection:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-    @contextmanager
-    def guard(self, action: str) -> Iterator[None]:
-        """Turn network and HTTP failures into NerloopErrors that name the URL and the fix."""
-        url = self.url
-        try:
-            yield
-        except requests.exceptions.Timeout:
-            raise LabelStudioTimeoutError(
-                f"Label Studio at {url} did not answer within {self.timeout_s:g} s while {action}. Nothing already "
-                "in the ledger is affected; run the command again to resume (tasks already in Label Studio are not "
-                "sent twice). If the server is slow, raise annotation.label_studio.timeout_s."
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
-            raise LabelStudioUnreachableError(
-                f"cannot reach Label Studio at {url} while {action} ({reason}). Start the local server with "
-                f"`nerloop label-studio up`, or point {ENV_URL} at a running one."
-            ) from None
 
     def _error(self, resp: requests.Response, action: str) -> LabelStudioError:
         code = resp.status_code

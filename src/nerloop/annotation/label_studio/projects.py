@@ -10,22 +10,23 @@ quality-control sentence is a task in two annotators' projects, so the two versi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
-from nerloop.annotation import plan
+from nerloop import paths
+from nerloop.annotation.core import plan
+from nerloop.annotation.core.protocol import META_PREFIX, Item, Listing
 from nerloop.annotation.label_studio import team
 from nerloop.annotation.label_studio.client import Connection, LabelStudioConfigError
 
-META_PREFIX = "nerloop_"
 FROM_NAME, TO_NAME = "label", "text"  # the <Labels> and <Text> names of the labelling config
 LIST_PAGE = 200  # tasks per listing request, LIST_THREADS requests in flight
 LIST_THREADS = 4
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = paths.TEMPLATES
 CONFIG_TEMPLATE = TEMPLATES / "label_studio_config.xml"
 REVIEW_TEMPLATE = TEMPLATES / "label_studio_review_config.xml"
 
@@ -47,30 +48,11 @@ def config_labels(config: str) -> set[str]:
 
 
 @dataclass
-class Task:
+class Task(Item):
     """One of our tasks as listed by the API, with every annotation and prediction on it."""
 
-    example_id: int  # the task id (named as decide.Version expects)
-    text: str
-    meta: dict[str, Any]
     annotations: list[dict[str, Any]]
     predictions: list[dict[str, Any]]
-
-    @property
-    def sid(self) -> str:
-        return str(self.meta[META_PREFIX + "id"])
-
-    def m(self, key: str, default: Any = None) -> Any:
-        return self.meta.get(META_PREFIX + key, default)
-
-
-@dataclass
-class Listing:
-    """What listing a project found."""
-
-    ours: dict[str, Task] = field(default_factory=dict)  # by sentence id
-    foreign: list[int] = field(default_factory=list)  # task ids without nerloop_id in meta
-    problems: list[str] = field(default_factory=list)
 
 
 class ProjectsMixin:

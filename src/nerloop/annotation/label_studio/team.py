@@ -26,9 +26,9 @@ from typing import Any
 
 import requests
 
-from nerloop.annotation import plan
+from nerloop.annotation.core import plan
+from nerloop.annotation.core.local_server import write_private
 from nerloop.annotation.label_studio.client import Connection, LabelStudioConfigError, LabelStudioHTTPError
-from nerloop.local_server import write_private
 
 TEAM_FILE = "team.json"
 NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,100}$")

@@ -1,0 +1,76 @@
+"""Label Studio's task format: the task with its ``nerloop_*`` meta and the model's prediction (regions with
+their scores, under a ``model_version`` per cycle), and carrying waiting tasks' predictions over to the
+next cycle. The backend (``backend``) decides what is sent where; this is how.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, pre_annotation
+from nerloop.annotation.label_studio.client import LabelStudioDataError
+from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME
+from nerloop.data.files import json_safe, text_sha1
+from nerloop.data.records import Record
+
+
+def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
+    """One labelled span as a Label Studio result item."""
+    item: dict[str, Any] = {"id": rid, "from_name": FROM_NAME, "to_name": TO_NAME, "type": "labels",
+                            "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]}}
+    if score is not None:
+        item["score"] = score
+    return item
+
+
+class LabelStudioTasks:
+    """The upload side of ``LabelStudioBackend``: tasks and predictions (a mixin: it uses the backend's
+    connection, params and label set)."""
+
+    def model_version(self, cycle: int) -> str:
+        """The predictions' ``model_version`` for the batch of annotation ``cycle`` (the ledger's cycle, the
+        batch's ``meta["cycle"]``): that batch is predicted by the model committed as ``nerloop cycle <cycle - 1>``,
+        and tasks still waiting from older batches are carried over to it with their own spans."""
+        return f"{self.params.project}-cycle-{int(cycle)}"
+
+    def _task(self, rec: Record, cycle: int) -> dict[str, Any]:
+        """One task with its prediction; ``nerloop_qc`` and ``nerloop_assigned`` are set once shared out."""
+        spans, confs, tags = pre_annotation(rec, self.labels, LabelStudioDataError)
+        confs = [json_safe(c) for c in confs]
+        known = [c for c in confs if c is not None]
+        meta = {
+            META_PREFIX + "id": rec.id,
+            META_PREFIX + "cycle": int(cycle),
+            META_PREFIX + "qc": False,
+            META_PREFIX + "assigned": [],
+            META_PREFIX + "tokens": list(rec.tokens),
+            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
+            META_PREFIX + "text_sha1": text_sha1(rec.text),
+            META_PREFIX + "source": rec.source or "",
+            META_PREFIX + "doc_id": rec.doc_id,
+            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
+            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
+            META_PREFIX + "selection": rec.meta.get("selection"),
+            META_PREFIX + "cluster": rec.meta.get("cluster"),
+        }
+        prediction = {
+            "model_version": self.model_version(cycle),
+            "score": min(known) if known else 1.0,  # the least sure span: the task's place in a sort
+            "result": [region(rec.text, s, e, lab, c, f"n{i}") for i, ((s, e, lab), c) in
+                       enumerate(zip(spans, confs, strict=True))],
+        }
+        return {"data": {"text": rec.text}, "meta": meta, "predictions": [prediction]}
+
+    def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:
+        """Make this cycle's predictions the pre-filled ones, carrying older unannotated tasks' over."""
+        version = self.model_version(cycle)
+        for task in listing.ours.values():
+            if task.annotations or not task.predictions:
+                continue
+            if any(p.get("model_version") == version for p in task.predictions):
+                continue
+            latest = max(task.predictions, key=lambda p: p.get("created_at") or "")
+            self.conn.request("POST", "predictions/", f"carrying task {task.example_id}'s prediction over", json={
+                "task": task.example_id, "model_version": version, "score": latest.get("score"),
+                "result": latest.get("result") or []})
+        self.set_model_version(pid, version)

@@ -1,0 +1,45 @@
+"""What an annotator returns for one sentence, as the ledger keeps it, and how much they changed.
+
+These are data, not the protocol that fetches them: the ledger, the inbox and every annotation
+backend share them, so they sit below all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans
+
+
+@dataclass
+class Annotation:
+    """A finished annotation of one exported sentence.
+
+    ``record.tags`` holds the annotator's IOB2 tags; ``pre_tags`` the pre-annotation that
+    annotator was shown (None if none was), used for the effort figure. ``revision`` marks a
+    correction of a sentence already in the ledger (made after it was imported): the ledger
+    appends it as a new revision instead of skipping it as already known.
+    """
+
+    record: Record
+    cycle: int
+    annotator: str
+    pre_tags: list[str] | None = None
+    revision: bool = False
+
+
+def edit_counts(pre_tags: list[str] | None, final_tags: list[str]) -> dict[str, int]:
+    """How much of the pre-annotation the annotator changed: the manual-effort figure.
+
+    Spans with the same boundaries and label are kept; same boundaries with another
+    label are relabelled; pre-annotated spans with no same-boundary final span are
+    deleted; final spans with no same-boundary pre span are added.
+    """
+    final = {(s, e): lab for s, e, lab in tags_to_spans(final_tags)}
+    pre = {(s, e): lab for s, e, lab in tags_to_spans(pre_tags)} if pre_tags else {}
+    kept = sum(1 for k, lab in pre.items() if final.get(k) == lab)
+    relabelled = sum(1 for k, lab in pre.items() if k in final and final[k] != lab)
+    deleted = sum(1 for k in pre if k not in final)
+    added = sum(1 for k in final if k not in pre)
+    return {"kept": kept, "added": added, "deleted": deleted, "relabelled": relabelled}

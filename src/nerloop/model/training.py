@@ -1,0 +1,316 @@
+"""Training the token-classification model, and the probes that choose its number of epochs.
+
+Follows the transformers token-classification recipe: words are tokenised with
+``is_split_into_words=True``, the first subword of each word carries the word's label
+and the other subwords get -100 (ignored by the loss); training runs through
+``Trainer`` with dynamic padding, length-grouped batches and early stopping on the
+validation F1 (seqeval, strict IOB2). Every cycle trains from the *base* model: a
+model fine-tuned again and again on a growing set drifts and forgets, and its scores
+are no longer comparable across cycles.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from seqeval.metrics import f1_score
+from seqeval.scheme import IOB2
+from transformers import (
+    AutoModelForTokenClassification,
+    DataCollatorForTokenClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from nerloop.data.records import Record
+from nerloop.data.tags import iob1_to_iob2
+from nerloop.model.base import add_word_shape, device, encode, half_precision, load_tokenizer, resolve_base
+from nerloop.model.crf import word_emissions
+from nerloop.model.inference import attach_crf
+from nerloop.params import ModelParams, TrainParams
+
+
+def class_weights(records: Sequence[Record], labels: list[str], how: str) -> torch.Tensor | None:
+    """Loss weights per label so that rare entity types are not drowned by O and common types."""
+    if how == "none":
+        return None
+    counts = Counter(t for r in records for t in r.tags or [])
+    freq = np.array([max(counts.get(lab, 0), 1) for lab in labels], dtype=np.float64)
+    w = (freq.sum() / freq) ** (0.5 if how == "inverse_sqrt" else 1.0)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+class KeepBestEpoch(TrainerCallback):
+    """Early stopping that keeps the best epoch's weights in memory instead of on disk.
+
+    ``Trainer``'s own ``load_best_model_at_end`` writes a checkpoint every epoch, which
+    costs seconds per epoch on a small CPU machine for nothing but a reload.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -1.0
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float], model: Any = None,
+                    **kwargs: Any) -> None:
+        f1 = metrics.get("eval_f1", 0.0)
+        if f1 > self.best:
+            self.best, self.bad_epochs, self.best_epoch = f1, 0, round(state.epoch or 0)
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+            if self.patience and self.bad_epochs >= self.patience:
+                control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+def split_validation(records: Sequence[Record], share: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Random hold-out of the labelled data for early stopping (at least one sentence each side)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(records))
+    n_val = min(max(1, round(len(records) * share)), len(records) - 1)
+    val = set(order[:n_val].tolist())
+    return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
+
+
+def train(
+    train_records: Sequence[Record],
+    val_records: Sequence[Record],
+    labels: list[str],
+    model_params: ModelParams,
+    train_params: TrainParams,
+    out_dir: str | Path | None,
+    base_path: str | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the base model; save the best epoch (by validation F1) with save_pretrained.
+
+    With no validation records it trains exactly ``train_params.epochs`` epochs and keeps the
+    last (the refit of ``fit``). ``out_dir=None`` saves nothing: a probe run is only asked which
+    epoch was best. Returns a summary: sizes, epochs run, best epoch and its validation F1,
+    seconds and sentences/s.
+    """
+    set_seed(train_params.seed)
+    base_path = base_path or resolve_base(model_params.base)
+    tokenizer = load_tokenizer(base_path)
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    model = AutoModelForTokenClassification.from_pretrained(
+        base_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
+        ignore_mismatched_sizes=True,  # a base that is itself a tagger brings another head: start it afresh
+    )
+    if model_params.word_shape:
+        add_word_shape(model)
+    if model_params.head == "crf":
+        attach_crf(model, labels)
+    train_features = encode(train_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
+    val_features = encode(val_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
+    for f in train_features + val_features:
+        f.pop("first")
+
+    weights = class_weights(train_records, labels, train_params.class_weighting)
+
+    def weighted_loss(outputs: Any, target: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        if model_params.head == "crf":  # the sequence's likelihood; class weights do not apply to it
+            em, mask = word_emissions(logits.float(), target != -100)
+            tags, _ = word_emissions(target.unsqueeze(-1).clamp(min=0), target != -100)
+            return model.crf.nll(em, tags.squeeze(-1).long(), mask)
+        w = weights.to(logits.device) if weights is not None else None
+        return torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)).float(), target.view(-1), weight=w, ignore_index=-100
+        )
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        logits, gold = eval_pred
+        true = [[labels[g] for g in g_row[g_row != -100]] for g_row in gold]
+        if model_params.head == "crf":
+            dev = model.crf.transitions.device
+            with torch.no_grad():
+                em, mask = word_emissions(torch.as_tensor(logits, device=dev).float(),
+                                          torch.as_tensor(gold != -100, device=dev))
+                paths = model.crf.viterbi(em, mask)
+            pred = [[labels[p] for p in path] for path in paths]
+        else:
+            pred = [iob1_to_iob2([labels[p] for p in p_row[g_row != -100]])
+                    for p_row, g_row in zip(np.argmax(logits, axis=-1), gold, strict=True)]
+        return {"f1": f1_score(true, pred, mode="strict", scheme=IOB2, zero_division=0)}
+
+    work = Path(tempfile.mkdtemp(prefix="nerloop-train-"))
+    args = TrainingArguments(
+        output_dir=str(work),
+        learning_rate=train_params.learning_rate,
+        num_train_epochs=train_params.epochs,
+        per_device_train_batch_size=train_params.batch_size,
+        per_device_eval_batch_size=256 if torch.cuda.is_available() else 64,  # inference: memory allows more
+        bf16=half_precision() == "bf16",
+        fp16=half_precision() == "fp16",
+        weight_decay=train_params.weight_decay,
+        warmup_steps=train_params.warmup_ratio,
+        eval_strategy="epoch" if val_records else "no",
+        save_strategy="no",
+        train_sampling_strategy="group_by_length",
+        logging_strategy="epoch",
+        report_to="none",
+        seed=train_params.seed,
+        data_seed=train_params.seed,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    keep_best = KeepBestEpoch(train_params.early_stopping_patience)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_features,
+        eval_dataset=val_features or None,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        processing_class=tokenizer,
+        compute_loss_func=weighted_loss,
+        compute_metrics=compute_metrics if val_records else None,
+        callbacks=[keep_best] if val_records else [],
+    )
+    try:
+        result = trainer.train()
+        if out_dir is not None:
+            save_model(trainer, Path(out_dir))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "eval_f1" in h]
+    epochs_run = math.ceil(trainer.state.epoch or 0)
+    runtime = result.metrics.get("train_runtime", 0.0)
+    return {
+        "train_sentences": len(train_records),
+        "validation_sentences": len(val_records),
+        "epochs_run": epochs_run,
+        "best_epoch": keep_best.best_epoch if val_records else epochs_run,
+        "best_validation_f1": round(keep_best.best, 4) if val_records else None,
+        "validation_f1_per_epoch": [round(h["eval_f1"], 4) for h in history],
+        "train_seconds": round(runtime, 1),
+        "train_sentences_per_second": round(len(train_records) * epochs_run / runtime, 1) if runtime else 0.0,
+        "device": str(device()),
+    }
+
+
+def save_model(trainer: Trainer, out_dir: Path) -> None:
+    """Write the trained model atomically: the previous model is replaced only by a complete one."""
+    tmp_out = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    trainer.save_model(str(tmp_out))
+    # training_args.bin pickles the run's temporary output_dir: drop it, so that the same data,
+    # params and seed give a byte-identical model (and DVC does not store a new copy each run)
+    (tmp_out / "training_args.bin").unlink(missing_ok=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp_out.rename(out_dir)
+
+
+def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str, Any]:
+    """The params a probe's best epoch depends on: probes made under other values are not reused."""
+    return {
+        "base": model_params.base,
+        "max_length": model_params.max_length,
+        "word_shape": model_params.word_shape,
+        "head": model_params.head,
+        **{k: getattr(train_params, k) for k in (
+            "learning_rate", "epochs", "batch_size", "validation_share", "early_stopping_patience",
+            "weight_decay", "warmup_ratio", "class_weighting")},
+    }
+
+
+PROBE_KEY_DEFAULTS = {"word_shape": False, "head": "softmax"}  # options added later: absent means these
+
+
+def same_probe_params(probe: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Whether ``probe`` was made under the params ``key`` (a probe saved before an option existed counts
+    as made with the option's default)."""
+    return {**PROBE_KEY_DEFAULTS, **probe.get("params", {})} == key
+
+
+def needs_probe(n_labelled: int, probes: Sequence[dict[str, Any]], train_params: TrainParams) -> bool:
+    """Whether this cycle's epoch count must be measured rather than predicted from earlier probes.
+
+    Too few probes, or a labelled set that has outgrown the largest probed one by
+    ``probe_growth``: the epoch count of a much larger set is not read off small ones.
+    """
+    if len(probes) < train_params.min_probes:
+        return True
+    return n_labelled >= train_params.probe_growth * max(p["labelled"] for p in probes)
+
+
+def predicted_epochs(probes: Sequence[dict[str, Any]]) -> int:
+    """The epoch count the probes agree on: the median of their best epochs.
+
+    One probe's best epoch is noisy (early stopping on a few hundred held-out sentences can stop
+    at an early peak: 4 to 15 epochs at the same size in the long CoNLL runs), and it showed no
+    trend with the labelled size there; the median of several is robust to one bad probe.
+    """
+    return max(1, round(float(np.median([p["best_epoch"] for p in probes]))))
+
+
+def probe_record(n_labelled: int, probe: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+    """What ``metrics/probes.json`` keeps of one probe run (``train``'s summary) for later cycles."""
+    return {"labelled": n_labelled, "best_epoch": max(1, probe["best_epoch"]), "epochs_run": probe["epochs_run"],
+            "validation_f1": probe["best_validation_f1"], "params": key}
+
+
+def fit(
+    records: Sequence[Record],
+    labels: list[str],
+    model_params: ModelParams,
+    train_params: TrainParams,
+    out_dir: str | Path,
+    probes: Sequence[dict[str, Any]] = (),
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The training recipe of ``train.recipe``: how every labelled sentence gets used.
+
+    Returns the training summary and the probe history to keep for the next cycle.
+
+    ``fitted`` (the default): one training run per cycle, on *all* labelled sentences, for the
+    epoch count predicted from earlier cycles' probes (``predicted_epochs``). A probe (a run on
+    ``1 - validation_share`` of the labels that stops early on the rest) is made only while there
+    are fewer than ``min_probes`` probes, or when the labelled set has grown ``probe_growth``-fold
+    since the largest probe; that cycle then trains twice, as ``refit`` does.
+    ``refit``: a probe every cycle, then the model from the base on all labels for its best epoch.
+    ``holdout``: the probe's model is the model (the held-out share is never trained on).
+    The gold set plays no part in any of these choices.
+    """
+    key = probe_key(model_params, train_params)
+    probes = [p for p in probes if same_probe_params(p, key)]
+    recipe = train_params.recipe
+    probe: dict[str, Any] | None = None
+    if recipe != "fitted" or needs_probe(len(records), probes, train_params):
+        train_recs, val_recs = split_validation(records, train_params.validation_share, train_params.seed)
+        if recipe == "holdout":
+            summary = train(train_recs, val_recs, labels, model_params, train_params, out_dir)
+            return {**summary, "recipe": "holdout"}, probes
+        probe = train(train_recs, val_recs, labels, model_params, train_params, None)
+        probes = [*probes, probe_record(len(records), probe, key)]
+    epochs = max(1, probe["best_epoch"]) if recipe == "refit" and probe else predicted_epochs(probes)
+    final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir)
+    summary = {**final, "recipe": recipe, "probed": probe is not None,
+               "epochs_from": "this cycle's probe" if recipe == "refit" else
+               f"median best epoch of {len(probes)} probe(s) at {', '.join(str(p['labelled']) for p in probes)} "
+               "labelled sentences"}
+    if probe is not None:
+        summary |= {
+            "validation_sentences": probe["validation_sentences"],
+            "best_validation_f1": probe["best_validation_f1"],
+            "validation_f1_per_epoch": probe["validation_f1_per_epoch"],
+            "probe_epochs_run": probe["epochs_run"],
+            "probe_seconds": probe["train_seconds"],
+        }
+    return summary, probes

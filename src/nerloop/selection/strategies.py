@@ -1,0 +1,232 @@
+"""Query strategies: which unlabelled sentences to send to annotators next.
+
+Every strategy is one function with the same signature, ``(candidates, embeddings, config) -> Ranking``,
+listed in ``STRATEGIES``: it orders ALL candidates best first and explains each one. ``select`` then
+applies what all strategies share (batch size, token budget, output columns). Adding a strategy is
+one function plus one registry entry, in the spirit of small-text's query strategies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from nerloop.selection import diversity
+from nerloop.selection.uncertainty import MEASURES
+
+OUTPUT_COLUMNS = ["rank", "score", "cluster", "reason"]
+MEASURE_NAMES = [*MEASURES, "bald"]  # bald is a column too when the MC-dropout passes were run
+
+
+@dataclass
+class SelectConfig:
+    """The ``select`` section of params.yaml."""
+
+    strategy: str = "hybrid"  # random | uncertainty | hybrid
+    measure: str = "mnlp"  # a name from uncertainty.MEASURES, or "bald"
+    alpha: float = 0.7  # hybrid: weight of uncertainty against diversity
+    batch_size: int = 100  # sentences per batch
+    token_budget: int | None = None  # max total n_tokens per batch (annotation cost), None = no limit
+    k: int = 20  # hybrid: number of k-means clusters
+    rare_bonus: float = 0.0  # added as rare_bonus * rare, to favour sentences with rare entity types
+    seed: int = 42
+
+
+@dataclass
+class Ranking:
+    """A strategy's answer: every candidate row, best first, with its score, cluster and reason."""
+
+    order: np.ndarray  # row positions, best first; covers all candidates
+    score: np.ndarray  # per row (NaN where the strategy has no score, e.g. random)
+    cluster: np.ndarray  # per row, -1 when not clustered
+    reason: list[str]  # per row, short and human-readable
+
+
+Strategy = Callable[[pd.DataFrame, np.ndarray | None, SelectConfig], Ranking]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def validate_config(config: SelectConfig, n_candidates: int | None = None) -> None:
+    """Raise ValueError naming the params key of the first bad setting.
+
+    With ``n_candidates`` also check settings that depend on the pool (k for hybrid).
+    """
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"select.strategy {config.strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}")
+    if config.measure not in MEASURE_NAMES:
+        raise ValueError(f"select.measure {config.measure!r} is unknown; choose one of {', '.join(MEASURE_NAMES)}")
+    if not isinstance(config.alpha, int | float) or isinstance(config.alpha, bool) or not 0 <= config.alpha <= 1:
+        raise ValueError(f"select.alpha must be in [0, 1], got {config.alpha!r}")
+    if not _is_int(config.batch_size) or config.batch_size < 1:
+        raise ValueError(f"select.batch_size must be an integer >= 1, got {config.batch_size!r}")
+    if config.token_budget is not None and (not _is_int(config.token_budget) or config.token_budget < 1):
+        raise ValueError(f"select.token_budget must be an integer >= 1 or null, got {config.token_budget!r}")
+    if not _is_int(config.k) or config.k < 1:
+        raise ValueError(f"select.k must be an integer >= 1, got {config.k!r}")
+    if (
+        not isinstance(config.rare_bonus, int | float)
+        or isinstance(config.rare_bonus, bool)
+        or not config.rare_bonus >= 0
+    ):
+        raise ValueError(f"select.rare_bonus must be a number >= 0, got {config.rare_bonus!r}")
+    if not _is_int(config.seed):
+        raise ValueError(f"select.seed must be an integer, got {config.seed!r}")
+    if config.strategy == "hybrid" and n_candidates and config.k > n_candidates:
+        raise ValueError(f"select.k ({config.k}) is larger than the number of candidate sentences ({n_candidates})")
+
+
+# --- shared helpers -------------------------------------------------------------------------------
+
+
+def _measure_values(candidates: pd.DataFrame, measure: str) -> np.ndarray:
+    """The measure column as floats; a missing column or NaN is an error, not a silent zero."""
+    if measure not in candidates.columns:
+        hint = " (bald needs MC-dropout passes at scoring time)" if measure == "bald" else ""
+        raise ValueError(f"select.measure {measure!r} has no column in the candidates table{hint}")
+    values = candidates[measure].to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        raise ValueError(f"candidates column {measure!r} has {int(np.isnan(values).sum())} missing values")
+    return values
+
+
+def _rare(candidates: pd.DataFrame) -> np.ndarray:
+    """Share of rare-type entities per row; 0 when the column is absent."""
+    if "rare" not in candidates.columns:
+        return np.zeros(len(candidates))
+    return candidates["rare"].fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def _best_first(scores: np.ndarray) -> np.ndarray:
+    """Row positions by score, highest first; ties by position so the order is deterministic."""
+    return np.lexsort((np.arange(len(scores)), -scores))
+
+
+def _rank_normalise(values: np.ndarray) -> np.ndarray:
+    """Values mapped to [0, 1] by rank (ties share their mean rank): robust to each measure's scale."""
+    if len(values) == 1:
+        return np.ones(1)
+    ranks = pd.Series(values).rank(method="average").to_numpy()
+    return (ranks - 1) / (len(values) - 1)
+
+
+def _measure_notes(values: np.ndarray, measure: str) -> list[str]:
+    """'mnlp=2.31 (top 3% of pool)' per row: the top share counts rows scoring at least as high."""
+    n = len(values)
+    higher = n - np.searchsorted(np.sort(values), values, side="left")  # rows with a value >= this one
+    return [
+        f"{measure}={v:.2f} (top {max(1, math.ceil(100 * h / n))}% of pool)"
+        for v, h in zip(values, higher, strict=True)
+    ]
+
+
+def _rare_notes(rare: np.ndarray, rare_bonus: float) -> list[str]:
+    return [f", rare-type bonus +{rare_bonus * r:.2f}" if rare_bonus * r > 0 else "" for r in rare]
+
+
+# --- the strategies -------------------------------------------------------------------------------
+
+
+def random_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: SelectConfig) -> Ranking:
+    """Uniform random order: the baseline every other strategy must beat."""
+    n = len(candidates)
+    order = np.random.default_rng(config.seed).permutation(n)
+    reason = [f"random pick (seed {config.seed})"] * n
+    return Ranking(order, np.full(n, np.nan), np.full(n, -1, dtype=np.int64), reason)
+
+
+def uncertainty_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: SelectConfig) -> Ranking:
+    """Most uncertain first (plus the rare-type bonus): cheap and strong, but batches can be redundant."""
+    values = _measure_values(candidates, config.measure)
+    rare = _rare(candidates)
+    score = values + config.rare_bonus * rare
+    reason = [
+        f"{note}{bonus}, score {s:.2f}"
+        for note, bonus, s in zip(
+            _measure_notes(values, config.measure), _rare_notes(rare, config.rare_bonus), score, strict=True
+        )
+    ]
+    return Ranking(_best_first(score), score, np.full(len(candidates), -1, dtype=np.int64), reason)
+
+
+def hybrid_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: SelectConfig) -> Ranking:
+    """Blend uncertainty with diversity and spread the batch over k-means clusters of the embeddings.
+
+    score = alpha * u + (1 - alpha) * d + rare_bonus * rare, where u is the measure rank-normalised
+    to [0, 1] (so any measure blends on the same scale) and d is diversity.diversity_scores.
+    """
+    if embeddings is None:
+        raise ValueError("the hybrid strategy needs sentence embeddings")
+    values = _measure_values(candidates, config.measure)
+    rare = _rare(candidates)
+    clusters = diversity.cluster(embeddings, config.k, config.seed)
+    score = (
+        config.alpha * _rank_normalise(values)
+        + (1 - config.alpha) * diversity.diversity_scores(clusters)
+        + config.rare_bonus * rare
+    )
+    order = np.asarray(diversity.spread(score, clusters, len(candidates)), dtype=np.int64)
+    reason = [
+        f"{note}{bonus}, cluster {c} of {config.k}, hybrid score {s:.2f}"
+        for note, bonus, c, s in zip(
+            _measure_notes(values, config.measure), _rare_notes(rare, config.rare_bonus), clusters, score, strict=True
+        )
+    ]
+    return Ranking(order, score, clusters, reason)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "random": random_strategy,
+    "uncertainty": uncertainty_strategy,
+    "hybrid": hybrid_strategy,
+}
+
+
+# --- the entry point ------------------------------------------------------------------------------
+
+
+def _take(order: np.ndarray, n_tokens: np.ndarray, batch_size: int, token_budget: int | None) -> list[int]:
+    """Walk the ranking, keeping rows until the batch is full; rows that would overshoot the token
+    budget are skipped so that a shorter sentence further down can still fill the batch."""
+    if token_budget is None:
+        return order[:batch_size].tolist()
+    chosen: list[int] = []
+    used = 0
+    for i in order.tolist():
+        if len(chosen) == batch_size:
+            break
+        if used + n_tokens[i] <= token_budget:
+            chosen.append(i)
+            used += int(n_tokens[i])
+    return chosen
+
+
+def select(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: SelectConfig) -> pd.DataFrame:
+    """The next batch: chosen candidate rows in pick order, with columns rank, score, cluster, reason.
+
+    Deterministic for a given config.seed. When batch_size >= the number of candidates every
+    candidate is returned (within the token budget); the caller reports that the pool is exhausted.
+    """
+    validate_config(config, len(candidates))
+    if embeddings is not None and len(embeddings) != len(candidates):
+        raise ValueError(f"got {len(embeddings)} embeddings for {len(candidates)} candidate sentences")
+    if candidates.empty:
+        columns = [c for c in candidates.columns if c not in OUTPUT_COLUMNS] or ["id", "n_tokens"]
+        return pd.DataFrame(columns=[*columns, *OUTPUT_COLUMNS])
+
+    ranking = STRATEGIES[config.strategy](candidates, embeddings, config)
+    n_tokens = candidates["n_tokens"].to_numpy(dtype=np.int64)
+    chosen = _take(ranking.order, n_tokens, config.batch_size, config.token_budget)
+
+    batch = candidates.iloc[chosen].reset_index(drop=True)
+    batch["rank"] = np.arange(1, len(chosen) + 1)
+    batch["score"] = ranking.score[chosen]
+    batch["cluster"] = ranking.cluster[chosen]
+    batch["reason"] = [ranking.reason[i] for i in chosen]
+    return batch

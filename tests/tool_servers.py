@@ -1,0 +1,91 @@
+"""What the Doccano and Label Studio test modules share: the batch they send, a real server's venv and
+life, and what /proc shows.
+
+Both tools' servers are ``LocalServer`` recipes, so one helper installs (or finds) either venv, and one
+starts a server on a free loopback port in a temporary home and stops it by pid afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, package_index_reachable
+from nerloop.annotation.core.local_server import free_port, pid_alive
+from nerloop.annotation.core.server import LocalServer
+from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
+
+
+def server_venv(server: LocalServer) -> Path:
+    """The tool's server venv: ``$<venv_env>`` or the repository's own, installed once; skipped without PyPI."""
+    home = ROOT / server.default_home
+    venv = Path(os.environ.get(server.venv_env) or home / "venv")
+    try:
+        return server.install(home, venv=venv)
+    except server.error as exc:
+        if package_index_reachable(server.package):
+            raise
+        pytest.skip(f"the {server.name} server venv cannot be installed here (no PyPI access?): {exc}")
+
+
+@contextmanager
+def running(server: LocalServer, home: Path, venv: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """A real server on a free loopback port in ``home``: (its state, its admin credentials); stopped by pid."""
+    state = server.up(home, free_port(), venv=venv)
+    creds = json.loads((home / "credentials.json").read_text())
+    try:
+        yield state, creds
+    finally:
+        server.down(home)
+    assert not pid_alive(int(state["pid"]))
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def listening(port: int) -> set[str]:
+    """The local addresses listening on ``port`` (hex, as /proc/net/tcp writes them)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return {r.split()[1] for r in rows if r.split()[3] == "0A" and r.split()[1].endswith(f":{port:04X}")}
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------- the batch both tools are sent
+
+LABELS = ["LOC", "ORG", "PER"]
+PRE = ["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG", "O"]
+
+
+def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
+    """A sentence with three pre-annotated entities (PER, LOC, ORG); ``i`` makes the text unique."""
+    tokens = [f"Alice{i}", "Smith", "visited", "Paris", "with", "Acme", "Corp", "."]
+    rec = Record.from_tokens(tokens, source=f"pool.txt:{i + 1}")
+    spans = token_to_char_spans(rec.offsets, tags_to_spans(PRE))
+    rec.meta = {
+        "cycle": cycle,
+        "rank": i,
+        "cluster": i % 2,
+        "pre_tags": PRE,
+        "pre_spans": [[s, e, lab, round(conf - 0.1 * j, 2)] for j, (s, e, lab) in enumerate(spans)],
+        "scores": {"mnlp": 0.1 * i, "diversity": 0.5},
+    }
+    return rec
+
+
+def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
+    return [make_record(i, cycle) for i in range(start, start + n)]
