@@ -11,35 +11,26 @@ NERLOOP_DOCCANO_* variable: what the README implies, nothing more. The server ve
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import ROOT
 from nerloop.annotation.core.local_server import free_port
-from test_doccano import Annotator, Server, doccano_server  # noqa: F401  (fixture)
+from nerloop.annotation.doccano import server as ds
+from test_doccano import Annotator
 from test_doccano_browser import DONE, NOT_DONE, SPAN_LABELS, _wait, log_in, span_labels, start_annotation
-from test_label_studio_cycle import git, iob2, ledger_entries, nerloop, read_json
+from test_label_studio_cycle import annotate_in, git, iob2, ledger_entries, nerloop, read_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.doccano]
 
 
 def test_alice_corrects_a_sentence_in_the_page_and_the_next_cycle_imports_exactly_that(
-    browser, tiny_project: Path, doccano_server: Server, tmp_path: Path,  # noqa: F811
+    browser, tiny_project: Path, tmp_path: Path,
 ) -> None:
     from selenium.webdriver.common.by import By
 
     project = tiny_project
-    (project / ".doccano").mkdir()
-    (project / ".doccano" / "venv").symlink_to(doccano_server.venv)
-    shutil.copy(ROOT / ".gitignore", project / ".gitignore")  # the template's: .doccano/ stays out of git
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["annotation"]["backend"] = "doccano"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "annotate in Doccano")
+    annotate_in(project, ds.SERVER, "doccano")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

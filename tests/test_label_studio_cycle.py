@@ -27,6 +27,7 @@ import yaml
 
 from conftest import ROOT, project_env
 from nerloop.annotation.core.local_server import free_port
+from nerloop.annotation.core.server import LocalServer
 from nerloop.annotation.label_studio import server as lss
 from nerloop.data.records import join_tokens
 from nerloop.data.tags import char_to_token_spans, spans_to_tags
@@ -65,6 +66,21 @@ def ledger_entries(project: Path) -> list[dict[str, Any]]:
 
 def regions(task: dict[str, Any]) -> list[tuple[int, int, str]]:
     return [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in task["predictions"][0]["result"]]
+
+
+def annotate_in(project: Path, server: LocalServer, backend: str) -> Path:
+    """The lead's set-up, committed: ``annotation.backend`` in params.yaml, the template's .gitignore (the
+    tool's home stays out of git), and the tool's home holding a link to the session's server venv."""
+    home = project / server.default_home
+    home.mkdir()
+    (home / "venv").symlink_to(server_venv(server))
+    shutil.copy(ROOT / ".gitignore", project / ".gitignore")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["annotation"]["backend"] = backend
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", f"annotate in {server.name}")
+    return home
 
 
 def by_task_id(tasks: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -120,15 +136,7 @@ def iob2(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
 
 def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project: Path, tmp_path: Path) -> None:
     project = tiny_project
-    home = project / ".label-studio"
-    home.mkdir()
-    (home / "venv").symlink_to(server_venv(lss.SERVER))
-    shutil.copy(ROOT / ".gitignore", project / ".gitignore")  # the template's: .label-studio/ stays out of git
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["annotation"]["backend"] = "label_studio"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "annotate in Label Studio")
+    home = annotate_in(project, lss.SERVER, "label_studio")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
