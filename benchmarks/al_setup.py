@@ -4,6 +4,7 @@ the CoNLL-2003 corpus (seed set, pool, gold set) and each run's params.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,6 +119,14 @@ def load_corpus(train_path: Path, test_path: Path) -> Corpus:
     test = read_conll(test_path)
     labels = entity_types(r.tags for r in train + test)
     return Corpus(train_path.resolve(), test_path.resolve(), train, test, labels)
+
+
+def comparison_options(p: argparse.ArgumentParser, results: Path) -> None:
+    """The options of a benchmark that compares variants over a few seeds on the shared corpus: the seeds, a
+    quick look on part of the test split, and the results file (which a rerun goes on from)."""
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
+    p.add_argument("--results", type=Path, default=results)
 
 
 def shared_corpus() -> Corpus | None:

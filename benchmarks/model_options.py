@@ -74,10 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sentences", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
-    p.add_argument("--results", type=Path, default=RESULTS / "model_options.json")
+    al_setup.comparison_options(p, RESULTS / "model_options.json")
     args = p.parse_args(argv)
     corpus = al_setup.shared_corpus()
     if corpus is None:

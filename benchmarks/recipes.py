@@ -133,10 +133,8 @@ def report(state: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, help="cap train.epochs (a quick look; default: params.yaml's)")
-    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
-    p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
+    al_setup.comparison_options(p, RESULTS / "recipes.json")
     args = p.parse_args(argv)
     corpus = al_setup.shared_corpus()
     if corpus is None:

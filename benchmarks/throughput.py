@@ -79,6 +79,11 @@ DEFAULTS = {"repeats": 2, "train_sentences": 512, "score_sentences": 2000, "pool
             "select_rows": SELECT_TARGET_ROWS, "io_sentences": 1000}
 QUICK = {"repeats": 1, "train_sentences": 64, "score_sentences": 256, "pool_size": 5000, "select_rows": 20_000,
          "io_sentences": 200}
+SIZE_HELP = {  # each of DEFAULTS is an option (--train-sentences, ...); its help, with its default filled in
+    "repeats": "bare/nerloop alternations (default {})", "train_sentences": "default {}",
+    "score_sentences": "default {}", "pool_size": "streamed pool (default {:,})",
+    "select_rows": "scored rows to select from (default {:,})", "io_sentences": "export/import batch (default {})",
+}
 
 
 def now() -> str:
@@ -617,12 +622,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
                    help="measure only these; the others already in throughput.json are kept")
     p.add_argument("--quick", action="store_true", help="small sizes, 1 repeat, a few minutes")
-    p.add_argument("--repeats", type=int, help=f"bare/nerloop alternations (default {DEFAULTS['repeats']})")
-    p.add_argument("--train-sentences", type=int, help=f"default {DEFAULTS['train_sentences']}")
-    p.add_argument("--score-sentences", type=int, help=f"default {DEFAULTS['score_sentences']}")
-    p.add_argument("--pool-size", type=int, help=f"streamed pool (default {DEFAULTS['pool_size']:,})")
-    p.add_argument("--select-rows", type=int, help=f"scored rows to select from (default {DEFAULTS['select_rows']:,})")
-    p.add_argument("--io-sentences", type=int, help=f"export/import batch (default {DEFAULTS['io_sentences']})")
+    for key, words in SIZE_HELP.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=int, help=words.format(DEFAULTS[key]))
     worker_options(p)
     return p.parse_args(argv)
 
