@@ -92,7 +92,7 @@ class ToolBackend(AnnotationBackend):
         """The backend for the tool's section of ``annotation`` in params.yaml; credentials are read on first use."""
         return cls(params, labels, home=home)
 
-    # ------------------------------------------------------------ the team: one project per annotator
+    # ------------------------------------------------------------ the team and its projects (one per annotator)
 
     def _annotator_names(self) -> list[str]:
         """The annotators as params.yaml names them, else everyone in the tool's team file."""
@@ -111,7 +111,6 @@ class ToolBackend(AnnotationBackend):
             return plan.check_team(names)
         except ValueError as exc:
             raise self.connection.errors.config(f"annotation.{key}.annotators: {exc}") from None
-
 
     def _project_rows(self) -> Iterable[dict[str, Any]]:
         """Every project on the server, as the tool lists them."""
