@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,45 +206,56 @@ def report(results: Path, readme: Path | None = None) -> dict[str, Any] | None:
     return summary
 
 
+def _met(t: dict[str, Any]) -> str:
+    return "MET" if t["met"] else "NOT MET"
+
+
+def _gain_line(gain: dict[str, Any]) -> str:
+    return (f"{DEFAULT_STRATEGY} mean test F1 over cycles 1..N minus random's, averaged over seeds {gain['seeds']}: "
+            f"{100 * gain['gain']:+.2f} points (target >= +{100 * TARGET_GAIN:.0f}): {_met(gain)}")
+
+
+def _savings_line(savings: dict[str, Any]) -> str:
+    if not savings["reached"]:
+        return (f"{DEFAULT_STRATEGY} never reaches random's final F1 {savings['random_final_f1']:.4f} "
+                f"(its own final: {savings['final_f1']:.4f}): NOT MET")
+    return (f"{DEFAULT_STRATEGY} reaches random's final F1 {savings['random_final_f1']:.4f} with "
+            f"~{_fmt_int(savings['sentences'])} labelled sentences = {100 * savings['share']:.0f}% of "
+            f"random's {_fmt_int(savings['random_sentences'])} (target <= {100 * TARGET_SHARE:.0f}%): "
+            f"{_met(savings)}; in tokens ~{_fmt_int(savings['tokens'])} = "
+            f"{100 * savings['token_share']:.0f}% of random's {_fmt_int(savings['random_tokens'])}")
+
+
+def _reach_line(reached: dict[str, Any]) -> str:
+    if not reached["reached"]:
+        return (f"{DEFAULT_STRATEGY} does not reach 99% of the full-data F1 {reached['reference_f1']:.4f} within "
+                f"its {_fmt_int(reached['final_tokens'])} labelled tokens (ends at {reached['final_f1']:.4f} = "
+                f"{100 * reached['final_f1'] / reached['reference_f1']:.1f}%): NOT MET")
+    return (f"{DEFAULT_STRATEGY} reaches 99% of the full-data F1 {reached['reference_f1']:.4f} with "
+            f"{100 * reached['token_share']:.1f}% of train's {_fmt_int(reached['train_tokens'])} tokens "
+            f"(target <= {100 * TARGET_REACH_TOKENS:.0f}%): {_met(reached)}")
+
+
+def _speed_line(speed: dict[str, Any]) -> str:
+    return (f"product speed (throughput.py, {speed['measured_at']}): training "
+            f"{speed['train_sentences_per_s']} sentences/s (target >= {TARGET_TRAIN_SPEED:.0f}), scoring "
+            f"{100 * speed['score_ratio']:.1f}% of a bare forward pass "
+            f"(target >= {100 * TARGET_SCORE_RATIO:.0f}%): {_met(speed)}")
+
+
+# each target: its key in the targets, what it is called where it was not measured, and its line where it was
+TARGET_LINES: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
+    ("gain", "gain over random", _gain_line),
+    ("savings", "sentences to reach random's final F1", _savings_line),
+    ("reach", "99% of the full-data F1", _reach_line),
+    ("speed", "product speed", _speed_line),
+]
+
+
 def target_lines(targets: dict[str, Any]) -> list[str]:
     """One line per target with its figure and MET / NOT MET, for the console and the README."""
-    gain, savings, reached, speed = targets["gain"], targets["savings"], targets["reach"], targets["speed"]
-    lines = []
-    if gain["met"] is None:
-        lines.append(f"gain over random: not measured ({gain['why']})")
-    else:
-        lines.append(f"{DEFAULT_STRATEGY} mean test F1 over cycles 1..N minus random's, averaged over seeds "
-                     f"{gain['seeds']}: {100 * gain['gain']:+.2f} points (target >= +{100 * TARGET_GAIN:.0f}): "
-                     f"{'MET' if gain['met'] else 'NOT MET'}")
-    if savings["met"] is None:
-        lines.append(f"sentences to reach random's final F1: not measured ({savings['why']})")
-    elif savings["reached"]:
-        lines.append(f"{DEFAULT_STRATEGY} reaches random's final F1 {savings['random_final_f1']:.4f} with "
-                     f"~{_fmt_int(savings['sentences'])} labelled sentences = {100 * savings['share']:.0f}% of "
-                     f"random's {_fmt_int(savings['random_sentences'])} (target <= {100 * TARGET_SHARE:.0f}%): "
-                     f"{'MET' if savings['met'] else 'NOT MET'}; in tokens ~{_fmt_int(savings['tokens'])} = "
-                     f"{100 * savings['token_share']:.0f}% of random's {_fmt_int(savings['random_tokens'])}")
-    else:
-        lines.append(f"{DEFAULT_STRATEGY} never reaches random's final F1 {savings['random_final_f1']:.4f} "
-                     f"(its own final: {savings['final_f1']:.4f}): NOT MET")
-    if reached["met"] is None:
-        lines.append(f"99% of the full-data F1: not measured ({reached['why']})")
-    elif reached["reached"]:
-        lines.append(f"{DEFAULT_STRATEGY} reaches 99% of the full-data F1 {reached['reference_f1']:.4f} with "
-                     f"{100 * reached['token_share']:.1f}% of train's {_fmt_int(reached['train_tokens'])} tokens "
-                     f"(target <= {100 * TARGET_REACH_TOKENS:.0f}%): {'MET' if reached['met'] else 'NOT MET'}")
-    else:
-        lines.append(f"{DEFAULT_STRATEGY} does not reach 99% of the full-data F1 {reached['reference_f1']:.4f} within "
-                     f"its {_fmt_int(reached['final_tokens'])} labelled tokens (ends at {reached['final_f1']:.4f} = "
-                     f"{100 * reached['final_f1'] / reached['reference_f1']:.1f}%): NOT MET")
-    if speed["met"] is None:
-        lines.append(f"product speed: not measured ({speed['why']})")
-    else:
-        lines.append(f"product speed (throughput.py, {speed['measured_at']}): training "
-                     f"{speed['train_sentences_per_s']} sentences/s (target >= {TARGET_TRAIN_SPEED:.0f}), scoring "
-                     f"{100 * speed['score_ratio']:.1f}% of a bare forward pass "
-                     f"(target >= {100 * TARGET_SCORE_RATIO:.0f}%): {'MET' if speed['met'] else 'NOT MET'}")
-    return lines
+    return [f"{name}: not measured ({targets[key]['why']})" if targets[key]["met"] is None else line(targets[key])
+            for key, name, line in TARGET_LINES]
 
 
 def reach_rows(targets: dict[str, Any]) -> list[str]:

@@ -4,6 +4,7 @@ the CoNLL-2003 corpus (seed set, pool, gold set) and each run's params.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,9 +108,6 @@ class Corpus:
     labels: list[str]
 
 
-
-
-
 def find_corpus(data_dir: Path) -> tuple[Path, Path] | None:
     """(train, test) files of the CoNLL-2003 folder, or None when either is missing."""
     train, test = data_dir / "train.txt", data_dir / "test.txt"
@@ -121,6 +119,34 @@ def load_corpus(train_path: Path, test_path: Path) -> Corpus:
     test = read_conll(test_path)
     labels = entity_types(r.tags for r in train + test)
     return Corpus(train_path.resolve(), test_path.resolve(), train, test, labels)
+
+
+def comparison_options(p: argparse.ArgumentParser, results: Path) -> None:
+    """The options of a benchmark that compares variants over a few seeds on the shared corpus: the seeds, a
+    quick look on part of the test split, and the results file (which a rerun goes on from)."""
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
+    p.add_argument("--results", type=Path, default=results)
+
+
+def shared_corpus() -> Corpus | None:
+    """CoNLL-2003 from the shared data folder, or None, said on the console, where it is not there: a benchmark
+    then has nothing to run (and exits 0, so that a machine without the data set passes)."""
+    files = find_corpus(DEFAULT_DATA)
+    if files is None:
+        print(f"CoNLL-2003 not found in {DEFAULT_DATA}: nothing to run")
+        return None
+    return load_corpus(*files)
+
+
+def earlier_runs(results: Path, config: dict[str, Any], test: list[Record], test_sentences: int | None) -> list[Any]:
+    """The runs ``results`` holds already for this very ``config``, which a rerun goes on from. A quick look
+    (``test_sentences``: part of the test split) gets its size into ``config``, so it never mixes with runs
+    scored on the whole split."""
+    if test_sentences:
+        config["test_sentences"] = len(test)
+    state = json.loads(results.read_text()) if results.exists() else {}
+    return state.get("runs", []) if state.get("config") == config else []
 
 
 def split_seed_pool(corpus: Corpus, size: int, seed: int) -> tuple[list[Record], list[Record]]:

@@ -48,6 +48,7 @@ from readme_block import update_readme
 from throughput import (
     MAX_LENGTH,
     SCORE_BATCH,
+    as_worker,
     big_pool,
     machine,
     make_scoring_model,
@@ -58,6 +59,7 @@ from throughput import (
     sample,
     synthetic_scores,
     timed,
+    worker_options,
 )
 from throughput import (
     run_worker as run_measurement,
@@ -423,20 +425,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs-per-cycle", type=int, default=PROJECTION["epochs"])
     p.add_argument("--force", action="store_true", help="measure again what cost.json already holds")
     p.add_argument("--report-only", action="store_true", help="no measuring: fits, projection and report")
-    p.add_argument("--in-process", action="store_true", help="no worker processes (tests); memory is per process")
-    p.add_argument("--worker", nargs=3, metavar=("NAME", "CONFIG", "RESULT"), help=argparse.SUPPRESS)
+    worker_options(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker:  # inside a worker process: one measurement, result to a file
-        name, cfg_file, out_file = args.worker
+    if args.worker:
         import torch
 
         torch.set_num_threads(1)
-        write_json(out_file, WORKERS[name](json.loads(Path(cfg_file).read_text(encoding="utf-8"))))
-        return 0
+        return as_worker(args.worker, WORKERS)
     out = args.out.resolve()
     results_file = out / "cost.json"
     base = str(Path(args.base).resolve()) if Path(args.base).exists() else args.base

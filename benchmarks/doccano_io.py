@@ -20,22 +20,17 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import tool_io
-from tool_io import EXPORT_TARGET_S, IMPORT_TARGET_S, LABELS, ROOT, make_batch, start_server
 
 from nerloop.annotation.doccano import DoccanoBackend, credentials
 from nerloop.annotation.doccano import server as ds
-from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.params import DoccanoParams
 
-RESULT = ROOT / "benchmarks" / "results" / "doccano_io.json"
+RESULT = tool_io.ROOT / "benchmarks" / "results" / "doccano_io.json"
 
 
 
@@ -64,89 +59,51 @@ def confirm_all(url: str, user: str, password: str, project_id: int, example_ids
         for eid in ids:
             client.update_example_state(project_id, eid)  # toggles: each example is confirmed exactly once
 
-    chunks = [example_ids[i::threads] for i in range(threads)]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(worker, chunks))
-    return time.perf_counter() - t0
+    return tool_io.in_sessions(worker, example_ids, threads, f"confirming {len(example_ids)} examples")
 
 
 def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="nerloop-bench-doccano-"))
-    started = False
-    if use_running:
-        url, user, password = credentials(ROOT / ".doccano")
-    else:
-        state, creds = start_server(ds.SERVER, home)
-        started = True
-        url, user, password = state["url"], creds["username"], creds["password"]
-    try:
+    with tool_io.scratch_server(ds.SERVER, "nerloop-bench-doccano-", use_running) as (home, fresh_server):
+        if fresh_server is None:
+            url, user, password = credentials(tool_io.ROOT / ".doccano")
+        else:
+            url, user, password = fresh_server["url"], fresh_server["username"], fresh_server["password"]
         # one annotator (the nerloop account itself), so the benchmark confirms as that account
         params = DoccanoParams(project=f"bench-{int(time.time())}", qc_share=0.0, page_size=1000, annotators=[user])
-        records = make_batch(n)
+        records = tool_io.make_batch(n)
         n_spans = sum(len(r.meta["pre_spans"]) for r in records)
 
-        be = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password))
-        t0 = time.perf_counter()
-        manifest = be.export(records, 1)
-        export_s = time.perf_counter() - t0
-        assert len(manifest) == n, f"exported {len(manifest)} of {n}"
-        print(f"export of {n} sentences ({n_spans} spans): {export_s:.2f} s", flush=True)
+        def backend() -> DoccanoBackend:
+            return DoccanoBackend(params, tool_io.LABELS, home=home, creds=(url, user, password))
+
+        be = backend()
+        manifest, export_s = tool_io.timed_export(be, records, "spans")
         pid = be.annotator_projects()[user]
         spans_checked = check_confidences(be, pid, manifest, records)
         confidences = "one request per project (nerloop's route)" if be.bulk_confidences else "one request per span"
         print(f"confidences: {confidences}; {spans_checked} spans read back, each with its confidence", flush=True)
-        media_files = sum(p.is_file() for p in (home / "media").rglob("*")) if started else None
-
-        t0 = time.perf_counter()
-        again = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password)).export(records, 1)
-        reexport_s = time.perf_counter() - t0
-        assert again == manifest
-        print(f"re-export (idempotent, nothing sent): {reexport_s:.2f} s", flush=True)
+        media_files = sum(p.is_file() for p in (home / "media").rglob("*")) if fresh_server else None
+        reexport_s = tool_io.timed_reexport(backend, records, manifest)
 
         example_ids = [int(e.split(":")[1]) for e in manifest.values()]  # "annotator:example id"
         confirm_s = confirm_all(url, user, password, pid, example_ids, threads)
-        print(f"confirming {n} examples ({threads} parallel sessions): {confirm_s:.2f} s", flush=True)
-
-        fresh = DoccanoBackend(params, LABELS, home=home, creds=(url, user, password))
-        t0 = time.perf_counter()
-        ledger = Ledger(home / "ledger.jsonl")
-        result = fresh.fetch(ledger, {sid: eid for sid, eid in manifest.items()})
-        import_s = time.perf_counter() - t0
-        assert len(result.done) == n and not result.pending and not result.problems, result.metrics
-        assert all(a.record.tags == r.meta["pre_tags"] for a, r in zip(result.done, records, strict=True))
-        print(f"import (fetch) of {n} confirmed examples: {import_s:.2f} s", flush=True)
-
-        t0 = time.perf_counter()
-        ledger.append(result.done)
-        nothing = fresh.fetch(ledger)
-        refetch_s = time.perf_counter() - t0
-        assert nothing.done == []
-        print(f"import again (all known, nothing new): {refetch_s:.2f} s", flush=True)
-    finally:
-        if started:
-            ds.down(home)
+        import_s, refetch_s = tool_io.timed_imports(backend(), home, dict(manifest), records, "confirmed examples")
 
     return {
         "benchmark": "doccano_io",
         "sentences": n,
         "pre_annotated_spans": n_spans,
         "page_size": params.page_size,
-        "export_s": round(export_s, 3),
-        "export_target_s": EXPORT_TARGET_S,
-        "export_met": export_s < EXPORT_TARGET_S,
+        **tool_io.export_figures(export_s),
         "confidences_written": confidences,
         "confidence_spans_checked": spans_checked,
         "media_files_after_export": media_files,  # None: an existing server's media/ is not looked at
         "reexport_noop_s": round(reexport_s, 3),
         "confirm_s": round(confirm_s, 3),
         "confirm_threads": threads,
-        "import_s": round(import_s, 3),
-        "import_target_s": IMPORT_TARGET_S,
-        "import_met": import_s < IMPORT_TARGET_S,
-        "reimport_noop_s": round(refetch_s, 3),
+        **tool_io.import_figures(import_s, refetch_s),
         "server": "doccano 1.8.4, gunicorn 2 workers, sqlite, eager Celery"
-        if started
+        if fresh_server
         else "existing server (--use-running)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_average_1min_at_end": round(os.getloadavg()[0], 2)},  # other work slows the server

@@ -17,24 +17,19 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import requests
 import tool_io
-from tool_io import EXPORT_TARGET_S, IMPORT_TARGET_S, LABELS, ROOT, make_batch, start_server
 
 from nerloop.annotation.label_studio import LabelStudioBackend, credentials
 from nerloop.annotation.label_studio import server as lss
 from nerloop.annotation.label_studio.tasks import region
-from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.params import LabelStudioParams
 
-RESULT = ROOT / "benchmarks" / "results" / "label_studio_io.json"
+RESULT = tool_io.ROOT / "benchmarks" / "results" / "label_studio_io.json"
 
 
 
@@ -52,82 +47,43 @@ def submit_all(url: str, token: str, project_id: int, jobs: list[tuple[int, Reco
                           json={"result": result, "lead_time": 3.0})
             resp.raise_for_status()
 
-    chunks = [jobs[i::threads] for i in range(threads)]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(worker, chunks))
-    return time.perf_counter() - t0
+    return tool_io.in_sessions(worker, jobs, threads, f"submitting {len(jobs)} annotations")
 
 
 def run(n: int, use_running: bool, threads: int) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="nerloop-bench-ls-"))
-    started = False
-    if use_running:
-        url, token = credentials(ROOT / ".label-studio")
-        email = requests.get(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {token}"},
-                             timeout=30).json()["email"]
-    else:
-        state, creds = start_server(lss.SERVER, home)
-        started = True
-        url, token, email = state["url"], creds["token"], creds["email"]
-    try:
+    with tool_io.scratch_server(lss.SERVER, "nerloop-bench-ls-", use_running) as (home, fresh_server):
+        if fresh_server is None:
+            url, token = credentials(tool_io.ROOT / ".label-studio")
+            email = requests.get(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {token}"},
+                                 timeout=30).json()["email"]
+        else:
+            url, token, email = fresh_server["url"], fresh_server["token"], fresh_server["email"]
         # one annotator (the nerloop account itself, named by its e-mail), so the benchmark submits as it
         params = LabelStudioParams(project=f"bench-{int(time.time())}", qc_share=0.0, annotators=[email])
-        records = make_batch(n)
+        records = tool_io.make_batch(n)
         n_spans = sum(len(r.meta["pre_spans"]) for r in records)
 
-        be = LabelStudioBackend(params, LABELS, home=home, creds=(url, token))
-        t0 = time.perf_counter()
-        manifest = be.export(records, 1)
-        export_s = time.perf_counter() - t0
-        assert len(manifest) == n, f"exported {len(manifest)} of {n}"
-        print(f"export of {n} sentences ({n_spans} predicted regions): {export_s:.2f} s", flush=True)
+        def backend() -> LabelStudioBackend:
+            return LabelStudioBackend(params, tool_io.LABELS, home=home, creds=(url, token))
 
-        t0 = time.perf_counter()
-        again = LabelStudioBackend(params, LABELS, home=home, creds=(url, token)).export(records, 1)
-        reexport_s = time.perf_counter() - t0
-        assert again == manifest
-        print(f"re-export (idempotent, nothing sent): {reexport_s:.2f} s", flush=True)
+        be = backend()
+        manifest, export_s = tool_io.timed_export(be, records, "predicted regions")
+        reexport_s = tool_io.timed_reexport(backend, records, manifest)
 
         jobs = [(int(manifest[r.id].split(":")[-1]), r) for r in records]  # "annotator:task id"
         submit_s = submit_all(url, token, be.annotator_projects()[email], jobs, threads)
-        print(f"submitting {n} annotations ({threads} parallel sessions): {submit_s:.2f} s", flush=True)
-
-        fresh = LabelStudioBackend(params, LABELS, home=home, creds=(url, token))
-        ledger = Ledger(home / "ledger.jsonl")
-        t0 = time.perf_counter()
-        result = fresh.fetch(ledger, dict(manifest))
-        import_s = time.perf_counter() - t0
-        assert len(result.done) == n and not result.pending and not result.problems, result.metrics
-        by_id = {r.id: r for r in records}
-        assert all(a.record.tags == by_id[a.record.id].meta["pre_tags"] for a in result.done)
-        print(f"import (fetch) of {n} submitted annotations: {import_s:.2f} s", flush=True)
-
-        t0 = time.perf_counter()
-        ledger.append(result.done)
-        nothing = fresh.fetch(ledger)
-        refetch_s = time.perf_counter() - t0
-        assert nothing.done == []
-        print(f"import again (all known, nothing new): {refetch_s:.2f} s", flush=True)
-    finally:
-        if started:
-            lss.down(home)
+        import_s, refetch_s = tool_io.timed_imports(backend(), home, dict(manifest), records, "submitted annotations")
 
     return {
         "benchmark": "label_studio_io",
         "sentences": n,
         "predicted_regions": n_spans,
-        "export_s": round(export_s, 3),
-        "export_target_s": EXPORT_TARGET_S,
-        "export_met": export_s < EXPORT_TARGET_S,
+        **tool_io.export_figures(export_s),
         "reexport_noop_s": round(reexport_s, 3),
         "submit_s": round(submit_s, 3),
         "submit_threads": threads,
-        "import_s": round(import_s, 3),
-        "import_target_s": IMPORT_TARGET_S,
-        "import_met": import_s < IMPORT_TARGET_S,
-        "reimport_noop_s": round(refetch_s, 3),
-        "server": f"label-studio {lss.LABEL_STUDIO_VERSION}, Django runserver, sqlite" if started
+        **tool_io.import_figures(import_s, refetch_s),
+        "server": f"label-studio {lss.LABEL_STUDIO_VERSION}, Django runserver, sqlite" if fresh_server
         else "existing server (--use-running)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -74,26 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sentences", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
-    p.add_argument("--results", type=Path, default=RESULTS / "model_options.json")
+    al_setup.comparison_options(p, RESULTS / "model_options.json")
     args = p.parse_args(argv)
-    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
-    if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
+    corpus = al_setup.shared_corpus()
+    if corpus is None:
         return 0
     from nerloop.data.files import write_json
     from nerloop.data.tags import label_list
 
-    corpus = al_setup.load_corpus(*corpus_files)
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"sentences": args.sentences, "epochs": args.epochs, "base": "minilm", "recipe": "fitted, no probe"}
-    if args.test_sentences:  # a quick look is never mixed with runs scored on the whole test split
-        config["test_sentences"] = len(test)
-    state = json.loads(args.results.read_text()) if args.results.exists() else {}
-    runs = state.get("runs", []) if state.get("config") == config else []
+    runs = al_setup.earlier_runs(args.results, config, test, args.test_sentences)
     for seed in args.seeds:
         idx = np.random.default_rng(seed).choice(len(train_all), args.sentences, replace=False)
         sample = [train_all[i] for i in sorted(idx)]

@@ -133,14 +133,11 @@ def report(state: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--epochs", type=int, help="cap train.epochs (a quick look; default: params.yaml's)")
-    p.add_argument("--test-sentences", type=int, help="score on the first N test sentences only (a quick look)")
-    p.add_argument("--results", type=Path, default=RESULTS / "recipes.json")
+    al_setup.comparison_options(p, RESULTS / "recipes.json")
     args = p.parse_args(argv)
-    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
-    if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
+    corpus = al_setup.shared_corpus()
+    if corpus is None:
         return 0
     import torch
 
@@ -151,15 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(ROOT / "params.yaml")
     if args.epochs:
         params.train.epochs = args.epochs
-    corpus = al_setup.load_corpus(*corpus_files)
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
-    if args.test_sentences:  # a quick look is never mixed with runs scored on the whole test split
-        config["test_sentences"] = len(test)
-    state = json.loads(args.results.read_text()) if args.results.exists() else {}
-    runs = state.get("runs", []) if state.get("config") == config else []
+    runs = al_setup.earlier_runs(args.results, config, test, args.test_sentences)
     for n in args.sizes:
         for seed in args.seeds:
             if sum(r["n"] == n and r["seed"] == seed for r in runs) == 2:

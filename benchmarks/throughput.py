@@ -79,6 +79,11 @@ DEFAULTS = {"repeats": 2, "train_sentences": 512, "score_sentences": 2000, "pool
             "select_rows": SELECT_TARGET_ROWS, "io_sentences": 1000}
 QUICK = {"repeats": 1, "train_sentences": 64, "score_sentences": 256, "pool_size": 5000, "select_rows": 20_000,
          "io_sentences": 200}
+SIZE_HELP = {  # each of DEFAULTS is an option (--train-sentences, ...); its help, with its default filled in
+    "repeats": "bare/nerloop alternations (default {})", "train_sentences": "default {}",
+    "score_sentences": "default {}", "pool_size": "streamed pool (default {:,})",
+    "select_rows": "scored rows to select from (default {:,})", "io_sentences": "export/import batch (default {})",
+}
 
 
 def now() -> str:
@@ -94,6 +99,13 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def sentences_rate(run: Callable[[], int]) -> dict[str, Any]:
+    """Time ``run``, which returns how many sentences it went through: the figures of every rate measured."""
+    n, seconds = timed(run)
+    return {"sentences": n, "seconds": round(seconds, 2), "sentences_per_s": round(n / seconds, 1),
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def quiet_transformers() -> None:
@@ -157,17 +169,16 @@ def work_train_bare(cfg: dict[str, Any]) -> dict[str, Any]:
                         generator=torch.Generator().manual_seed(cfg["seed"]))
     optimiser = torch.optim.AdamW(model.parameters(), lr=tp["learning_rate"], weight_decay=tp["weight_decay"])
 
-    def epoch() -> None:
+    def epoch() -> int:
         model.train()
         for batch in loader:
             loss = model(**batch).loss
             loss.backward()
             optimiser.step()
             optimiser.zero_grad()
+        return len(records)
 
-    _, seconds = timed(epoch)
-    return {"sentences": len(records), "seconds": round(seconds, 2),
-            "sentences_per_s": round(len(records) / seconds, 1), "peak_rss_mib": peak_rss_mib()}
+    return sentences_rate(epoch)
 
 
 def work_score_nerloop(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +200,7 @@ def work_score_nerloop(cfg: dict[str, Any]) -> dict[str, Any]:
             n += 1
         return n
 
-    n, seconds = timed(run)
-    return {"sentences": n, "seconds": round(seconds, 2), "sentences_per_s": round(n / seconds, 1),
-            "peak_rss_mib": peak_rss_mib()}
+    return sentences_rate(run)
 
 
 def work_score_bare(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -217,9 +226,7 @@ def work_score_bare(cfg: dict[str, Any]) -> dict[str, Any]:
                 n += len(probs)
         return n
 
-    n, seconds = timed(run)
-    return {"sentences": n, "seconds": round(seconds, 2), "sentences_per_s": round(n / seconds, 1),
-            "peak_rss_mib": peak_rss_mib()}
+    return sentences_rate(run)
 
 
 def work_stream(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -299,6 +306,20 @@ def run_worker(name: str, cfg: dict[str, Any], in_process: bool, *,
     out_file.unlink(missing_ok=True)
     subprocess.run([sys.executable, script, "--worker", name, str(cfg_file), str(out_file)], check=True, env=env)
     return json.loads(out_file.read_text(encoding="utf-8"))
+
+
+def worker_options(p: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that measures with :func:`run_worker`: ``--in-process`` (tests), and the
+    hidden ``--worker`` that a worker process is started with."""
+    p.add_argument("--in-process", action="store_true", help="no worker processes (tests); memory is per process")
+    p.add_argument("--worker", nargs=3, metavar=("NAME", "CONFIG", "RESULT"), help=argparse.SUPPRESS)
+
+
+def as_worker(worker: list[str], workers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> int:
+    """Inside a worker process (``--worker NAME CONFIG RESULT``): one measurement, its result to a file."""
+    name, cfg_file, out_file = worker
+    write_json(out_file, workers[name](json.loads(Path(cfg_file).read_text(encoding="utf-8"))))
+    return 0
 
 
 # --------------------------------------------------------------------------- inputs
@@ -485,38 +506,78 @@ def _verdict(met: bool | None) -> str:
     return "not verified" if met is None else "**met**" if met else "**not met**"
 
 
+def _state(met: bool | None, measured: int, unit: str, target_size: int) -> str:
+    """MET / NOT MET, or NOT VERIFIED where the measurement was smaller than the size the target is for."""
+    if met is None:
+        return f"NOT VERIFIED (measured on {measured:,} {unit}, the target is for {target_size:,})"
+    return "MET" if met else "NOT MET"
+
+
 def verdict_lines(res: dict[str, Any]) -> list[str]:
     """Each target with its figure and MET / NOT MET (or what was not measured)."""
-    lines = []
-    if "train" in res:
-        t = res["train"]
-        lines.append(f"training: nerloop {t['nerloop']['sentences_per_s']} sentences/s vs bare PyTorch "
-                     f"{t['bare']['sentences_per_s']} (x{t['ratio']}); target >= {TRAIN_TARGET:g}: "
-                     f"{'MET' if t['met'] else 'NOT MET'}")
-    if "score" in res:
-        s = res["score"]
-        lines.append(f"scoring: nerloop {s['nerloop']['sentences_per_s']} sentences/s vs bare forward "
-                     f"{s['bare']['sentences_per_s']} = {100 * s['ratio']:.0f}%; target >= {100 * SCORE_TARGET:.0f}%: "
-                     f"{'MET' if s['met'] else 'NOT MET'}")
-    if "stream" in res:
-        s = res["stream"]
-        state = ("MET" if s["met"] else "NOT MET") if s["met"] is not None else \
-            f"NOT VERIFIED (measured on {s['pool_sentences']:,} sentences, the target is for {STREAM_TARGET_SIZE:,})"
-        lines.append(f"streaming: score stage over {s['pool_sentences']:,} pool sentences, peak RSS "
-                     f"{s['peak_rss_gib']} GiB in {s['seconds'] / 60:.1f} min ({s['sentences_per_s']} sentences/s); "
-                     f"target < {STREAM_TARGET_GIB:g} GiB: {state}")
-    if "select" in res:
-        s = res["select"]
-        state = ("MET" if s["met"] else "NOT MET") if s["met"] is not None else \
-            f"NOT VERIFIED (measured on {s['rows']:,} rows, the target is for {SELECT_TARGET_ROWS:,})"
-        lines.append(f"selection: select stage over {s['rows']:,} rows ({s['strategy']}, k={s['k']}) "
-                     f"{s['stage_seconds']} s (choice alone {s['choose_seconds']} s); target < {SELECT_TARGET_S:g} s: "
-                     f"{state}")
-    if "io" in res:
-        s = res["io"]
-        lines.append(f"export/import: {s['sentences']:,} sentences through the simulated annotator: export "
-                     f"{s['export_s']} s, import {s['import_s']} s (no target)")
-    return lines
+    return [text(res[phase])[1] for phase, text in PHASE_TEXT.items() if phase in res]
+
+
+def _versus_row(what: str, r: dict[str, Any], target: str) -> str:
+    """A row that sets nerloop against the bare baseline (training, scoring)."""
+    return (f"| {what} | {r['sentences']:,} sentences | {r['nerloop']['sentences_per_s']} sent/s | "
+            f"{r['bare']['sentences_per_s']} sent/s | {r['ratio']:.2f} | {r['nerloop']['peak_rss_mib']:,.0f} / "
+            f"{r['bare']['peak_rss_mib']:,.0f} MiB | {target} | {_verdict(r['met'])} | {r['measured_at']} |")
+
+
+def _train_text(t: dict[str, Any]) -> tuple[str, str]:
+    """Training's row in the results table, and its verdict line."""
+    verdict = "MET" if t["met"] else "NOT MET"
+    return (_versus_row(f"training, 1 epoch, batch {t['batch_size']}", t, f"≥ {TRAIN_TARGET:g} sent/s"),
+            f"training: nerloop {t['nerloop']['sentences_per_s']} sentences/s vs bare PyTorch "
+            f"{t['bare']['sentences_per_s']} (x{t['ratio']}); target >= {TRAIN_TARGET:g}: {verdict}")
+
+
+def _score_text(s: dict[str, Any]) -> tuple[str, str]:
+    """Scoring's row in the results table, and its verdict line."""
+    verdict = "MET" if s["met"] else "NOT MET"
+    return (_versus_row(f"scoring, batches of {s['batch_size']}", s, f"≥ {100 * SCORE_TARGET:.0f}% of bare"),
+            f"scoring: nerloop {s['nerloop']['sentences_per_s']} sentences/s vs bare forward "
+            f"{s['bare']['sentences_per_s']} = {100 * s['ratio']:.0f}%; target >= {100 * SCORE_TARGET:.0f}%: {verdict}")
+
+
+def _stage_row(what: str, size: str, figure: str, peak: str, target: str, verdict: str, measured: str) -> str:
+    """A row of a stage measured alone: no bare baseline, so those two cells stay empty."""
+    return f"| {what} | {size} | {figure} | | | {peak} | {target} | {verdict} | {measured} |"
+
+
+def _stream_text(s: dict[str, Any]) -> tuple[str, str]:
+    """The streamed score stage's row in the results table, and its verdict line."""
+    n, peak, minutes = s["pool_sentences"], f"{s['peak_rss_gib']} GiB", f"{s['seconds'] / 60:.1f} min"
+    return (_stage_row("score stage, streamed", f"{n:,} pool sentences", f"{s['sentences_per_s']} sent/s ({minutes})",
+                       peak, f"< {STREAM_TARGET_GIB:g} GiB at {STREAM_TARGET_SIZE:,}", _verdict(s["met"]),
+                       s["measured_at"]),
+            f"streaming: score stage over {n:,} pool sentences, peak RSS {peak} in {minutes} ({s['sentences_per_s']} "
+            f"sentences/s); target < {STREAM_TARGET_GIB:g} GiB: {_state(s['met'], n, 'sentences', STREAM_TARGET_SIZE)}")
+
+
+def _select_text(s: dict[str, Any]) -> tuple[str, str]:
+    """The select stage's row in the results table, and its verdict line."""
+    times = f"{s['stage_seconds']} s (choice alone {s['choose_seconds']} s)"
+    return (_stage_row(f"select stage, {s['strategy']} k={s['k']}", f"{s['rows']:,} rows × {s['dim']}-d", times,
+                       f"{s['peak_rss_mib'] / 1024:.2f} GiB", f"< {SELECT_TARGET_S:g} s at {SELECT_TARGET_ROWS:,}",
+                       _verdict(s["met"]), s["measured_at"]),
+            f"selection: select stage over {s['rows']:,} rows ({s['strategy']}, k={s['k']}) {times}; target < "
+            f"{SELECT_TARGET_S:g} s: {_state(s['met'], s['rows'], 'rows', SELECT_TARGET_ROWS)}")
+
+
+def _io_text(s: dict[str, Any]) -> tuple[str, str]:
+    """The export and import stages' row in the results table, and their line (no target)."""
+    times = f"export {s['export_s']} s, import {s['import_s']} s"
+    return (_stage_row("export + import stages (simulated)", f"{s['sentences']:,} sentences", times,
+                       f"{s['peak_rss_mib'] / 1024:.2f} GiB", "—", "—", s["measured_at"]),
+            f"export/import: {s['sentences']:,} sentences through the simulated annotator: {times} (no target)")
+
+
+# what the results table and the verdicts say of each phase, in their order
+PHASE_TEXT: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
+    "train": _train_text, "score": _score_text, "stream": _stream_text, "select": _select_text, "io": _io_text,
+}
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -533,35 +594,7 @@ def markdown(res: dict[str, Any]) -> str:
         "| measured |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
-    if "train" in res:
-        t = res["train"]
-        lines.append(f"| training, 1 epoch, batch {t['batch_size']} | {t['sentences']:,} sentences | "
-                     f"{t['nerloop']['sentences_per_s']} sent/s | {t['bare']['sentences_per_s']} sent/s | "
-                     f"{t['ratio']:.2f} | {t['nerloop']['peak_rss_mib']:,.0f} / {t['bare']['peak_rss_mib']:,.0f} MiB | "
-                     f"≥ {TRAIN_TARGET:g} sent/s | {_verdict(t['met'])} | {t['measured_at']} |")
-    if "score" in res:
-        s = res["score"]
-        lines.append(f"| scoring, batches of {s['batch_size']} | {s['sentences']:,} sentences | "
-                     f"{s['nerloop']['sentences_per_s']} sent/s | {s['bare']['sentences_per_s']} sent/s | "
-                     f"{s['ratio']:.2f} | {s['nerloop']['peak_rss_mib']:,.0f} / {s['bare']['peak_rss_mib']:,.0f} MiB | "
-                     f"≥ {100 * SCORE_TARGET:.0f}% of bare | {_verdict(s['met'])} | {s['measured_at']} |")
-    if "stream" in res:
-        s = res["stream"]
-        lines.append(f"| score stage, streamed | {s['pool_sentences']:,} pool sentences | "
-                     f"{s['sentences_per_s']} sent/s ({s['seconds'] / 60:.1f} min) | | | {s['peak_rss_gib']} GiB | "
-                     f"< {STREAM_TARGET_GIB:g} GiB at {STREAM_TARGET_SIZE:,} | {_verdict(s['met'])} "
-                     f"| {s['measured_at']} |")
-    if "select" in res:
-        s = res["select"]
-        lines.append(f"| select stage, {s['strategy']} k={s['k']} | {s['rows']:,} rows × {s['dim']}-d | "
-                     f"{s['stage_seconds']} s (choice alone {s['choose_seconds']} s) | | | "
-                     f"{s['peak_rss_mib'] / 1024:.2f} GiB | < {SELECT_TARGET_S:g} s at {SELECT_TARGET_ROWS:,} | "
-                     f"{_verdict(s['met'])} | {s['measured_at']} |")
-    if "io" in res:
-        s = res["io"]
-        lines.append(f"| export + import stages (simulated) | {s['sentences']:,} sentences | "
-                     f"export {s['export_s']} s, import {s['import_s']} s | | | {s['peak_rss_mib'] / 1024:.2f} GiB "
-                     f"| — | — | {s['measured_at']} |")
+    lines += [text(res[phase])[0] for phase, text in PHASE_TEXT.items() if phase in res]
     lines += ["", "Peak RSS scope: " + ", ".join(sorted({v["peak_rss_scope"] for v in res.values()
                                                           if isinstance(v, dict) and "peak_rss_scope" in v})) + ".",
               "Doccano export/import is measured separately: `benchmarks/doccano_io.py` → `doccano_io.json`.", ""]
@@ -589,24 +622,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
                    help="measure only these; the others already in throughput.json are kept")
     p.add_argument("--quick", action="store_true", help="small sizes, 1 repeat, a few minutes")
-    p.add_argument("--in-process", action="store_true", help="no worker processes (tests); memory is per process")
-    p.add_argument("--repeats", type=int, help=f"bare/nerloop alternations (default {DEFAULTS['repeats']})")
-    p.add_argument("--train-sentences", type=int, help=f"default {DEFAULTS['train_sentences']}")
-    p.add_argument("--score-sentences", type=int, help=f"default {DEFAULTS['score_sentences']}")
-    p.add_argument("--pool-size", type=int, help=f"streamed pool (default {DEFAULTS['pool_size']:,})")
-    p.add_argument("--select-rows", type=int, help=f"scored rows to select from (default {DEFAULTS['select_rows']:,})")
-    p.add_argument("--io-sentences", type=int, help=f"export/import batch (default {DEFAULTS['io_sentences']})")
-    p.add_argument("--worker", nargs=3, metavar=("NAME", "CONFIG", "RESULT"), help=argparse.SUPPRESS)
+    for key, words in SIZE_HELP.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=int, help=words.format(DEFAULTS[key]))
+    worker_options(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker:  # inside a worker process: one measurement, result to a file
-        name, cfg_file, out_file = args.worker
-        result = WORKERS[name](json.loads(Path(cfg_file).read_text(encoding="utf-8")))
-        write_json(out_file, result)
-        return 0
+    if args.worker:
+        return as_worker(args.worker, WORKERS)
     train_file = args.data / "train.txt"
     if not train_file.is_file():
         print(f"skipped: CoNLL-2003 not found at {args.data} (needs train.txt); nothing was measured. "

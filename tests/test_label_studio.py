@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -432,6 +433,31 @@ def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_withou
     assert done == {recs[0].id: PRE, recs[1].id: ["O", "O", *PRE[2:]], recs[2].id: PRE}
 
 
+def trouble_during_imports(be: LabelStudioBackend, trouble: Callable[[dict[str, Any]], Iterator[None]]) -> None:
+    """Make the real server misbehave exactly while ``be`` imports tasks: ``trouble`` (a generator function
+    given the request's keyword arguments) sets the trouble up, yields while the request runs, then ends it."""
+    original = be.conn.request
+    during = contextmanager(trouble)
+
+    def request(method: str, resource: str, action: str, **kwargs: Any) -> Any:
+        if not resource.endswith("/import"):
+            return original(method, resource, action, **kwargs)
+        with during(kwargs):
+            return original(method, resource, action, **kwargs)
+
+    be.conn.request = request  # type: ignore[method-assign]
+
+
+def assert_sent_once(make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator],
+                     recs: list[Record]) -> None:
+    """A rerun of the interrupted export: every sentence in alice's project, nothing lost, nothing twice."""
+    be = make_backend(annotators=["alice"])
+    manifest = be.export(recs, 1)
+    pid = people["alice"].project(be.project_name("alice"))
+    tasks = people["alice"].get("tasks", project=pid, page_size=1000)["tasks"]
+    assert len(manifest) == len(recs) and len(tasks) == len(recs)
+
+
 @pytest.mark.label_studio
 def test_timeout_in_the_middle_of_an_export_then_rerun(
     make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], ls_server: Server
@@ -439,26 +465,20 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
     be = make_backend(annotators=["alice"], timeout_s=2)
     recs = batch(6)
     be.export(recs[:2], 1)
-    original = be.conn.request
 
-    def stalled(method: str, resource: str, action: str, **kwargs: Any) -> Any:
-        if resource.endswith("/import"):  # the server hangs exactly when the import starts
-            os.kill(ls_server.pid, signal.SIGSTOP)
-            kwargs["timeout"] = 2
-            try:
-                return original(method, resource, action, **kwargs)
-            finally:
-                os.kill(ls_server.pid, signal.SIGCONT)
-        return original(method, resource, action, **kwargs)
+    def stalled(kwargs: dict[str, Any]) -> Iterator[None]:  # the server hangs exactly when the import starts
+        os.kill(ls_server.pid, signal.SIGSTOP)
+        kwargs["timeout"] = 2
+        try:
+            yield
+        finally:
+            os.kill(ls_server.pid, signal.SIGCONT)
 
-    be.conn.request = stalled  # type: ignore[method-assign]
+    trouble_during_imports(be, stalled)
     with pytest.raises(LabelStudioTimeoutError, match="run the command again to resume"):
         be.export(recs, 1)
     time.sleep(2)  # the stalled request may still go through once the server runs again
-    manifest = make_backend(annotators=["alice"]).export(recs, 1)
-    pid = people["alice"].project(be.project_name("alice"))
-    tasks = people["alice"].get("tasks", project=pid, page_size=1000)["tasks"]
-    assert len(manifest) == 6 and len(tasks) == 6  # nothing lost, nothing twice
+    assert_sent_once(make_backend, people, recs)
 
 
 @pytest.mark.label_studio
@@ -485,24 +505,18 @@ def test_server_error_in_the_middle_of_an_export_then_rerun(
 
     be = make_backend(annotators=["alice"], timeout_s=60)
     recs = batch(4)
-    original = be.conn.request
 
-    def locked(method: str, resource: str, action: str, **kwargs: Any) -> Any:
-        if not resource.endswith("/import"):
-            return original(method, resource, action, **kwargs)
+    def locked(kwargs: dict[str, Any]) -> Iterator[None]:
         db = sqlite3.connect(ls_server.home / "data" / "label_studio.sqlite3", timeout=1, isolation_level=None)
         db.execute("BEGIN EXCLUSIVE")  # Label Studio waits for the lock, gives up, answers HTTP 500
         try:
-            return original(method, resource, action, **kwargs)
+            yield
         finally:
             db.execute("ROLLBACK")
             db.close()
 
-    be.conn.request = locked  # type: ignore[method-assign]
+    trouble_during_imports(be, locked)
     with pytest.raises(NerloopError, match="HTTP 500") as err:
         be.export(recs, 1)
     assert "server log" in str(err.value) and ls_server.token not in str(err.value)
-    manifest = make_backend(annotators=["alice"]).export(recs, 1)
-    pid = people["alice"].project(be.project_name("alice"))
-    tasks = people["alice"].get("tasks", project=pid, page_size=1000)["tasks"]
-    assert len(manifest) == 4 and len(tasks) == 4  # nothing lost, nothing twice
+    assert_sent_once(make_backend, people, recs)

@@ -2,7 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nerloop.params import MEASURE_NAMES, STRATEGY_NAMES
 from nerloop.selection.strategies import OUTPUT_COLUMNS, STRATEGIES, SelectConfig, select, validate_config
+from nerloop.selection.uncertainty import MEASURES
+
+
+def test_params_accepts_exactly_the_registered_names() -> None:
+    """params.yaml is checked against names spelt in nerloop.params (the lower layer); they must be the registries'."""
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
+    assert (*MEASURES, "bald") == MEASURE_NAMES
 
 
 def pool(n_per_blob: int = 10, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

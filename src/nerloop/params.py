@@ -19,6 +19,12 @@ from nerloop.errors import ParamsError
 
 PARAMS_FILE = Path("params.yaml")
 
+# The names select.strategy and select.measure accept. They are spelt out here, not read from the registries in
+# nerloop.selection (whose scoring imports this module), so that the params layer needs nothing above it and a
+# typo still fails at load time; tests/test_strategies.py holds them equal to STRATEGIES and MEASURES + "bald".
+STRATEGY_NAMES = ("random", "uncertainty", "hybrid")
+MEASURE_NAMES = ("entropy_mean", "entropy_max", "least_confidence", "margin", "mnlp", "boundary", "entity", "bald")
+
 
 def _strict(value: Any, kind: type) -> Any:
     """Refuse what pydantic would coerce silently: ``epochs: 2.5`` -> 2, ``true`` -> 1, ``"3"`` -> 3."""
@@ -118,16 +124,12 @@ class SelectParams(Section):
 
     @validator("strategy")  # names checked here, so a typo fails before any training, not at select
     def _known_strategy(cls, name: str) -> str:  # noqa: N805
-        from nerloop.selection.strategies import STRATEGIES
-
-        if name not in STRATEGIES:
-            raise ValueError(f"{name!r} is not a strategy; choose one of {', '.join(STRATEGIES)}")
+        if name not in STRATEGY_NAMES:
+            raise ValueError(f"{name!r} is not a strategy; choose one of {', '.join(STRATEGY_NAMES)}")
         return name
 
     @validator("measure")
     def _known_measure(cls, name: str) -> str:  # noqa: N805
-        from nerloop.selection.strategies import MEASURE_NAMES
-
         if name not in MEASURE_NAMES:
             raise ValueError(f"{name!r} is not an uncertainty measure; choose one of {', '.join(MEASURE_NAMES)}")
         return name

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import IO, TextIO
@@ -140,14 +141,20 @@ def _signal(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _group_alive(pgid: int) -> bool:
+def _answers(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether a process (``send=os.kill``) or process group (``os.killpg``) is there: signal 0 is delivered,
+    or refused for want of permission (it is someone else's)."""
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _group_alive(pgid: int) -> bool:
+    return _answers(os.killpg, pgid)
 
 
 def _stop_after_ctrl_c(proc: subprocess.Popen[str]) -> None:
@@ -267,13 +274,7 @@ def push() -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _answers(os.kill, pid)
 
 
 def processes_here(program: str, root: Path = Path(".")) -> list[int]:

@@ -3,7 +3,8 @@
 Every strategy is one function with the same signature, ``(candidates, embeddings, config) -> Ranking``,
 listed in ``STRATEGIES``: it orders ALL candidates best first and explains each one. ``select`` then
 applies what all strategies share (batch size, token budget, output columns). Adding a strategy is
-one function plus one registry entry, in the spirit of small-text's query strategies.
+one function plus one registry entry, in the spirit of small-text's query strategies, and its name in
+``nerloop.params.STRATEGY_NAMES``, where params.yaml is checked before any selection code is loaded.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nerloop.params import MEASURE_NAMES
 from nerloop.selection import diversity
-from nerloop.selection.uncertainty import MEASURES
 
 OUTPUT_COLUMNS = ["rank", "score", "cluster", "reason"]
-MEASURE_NAMES = [*MEASURES, "bald"]  # bald is a column too when the MC-dropout passes were run
 
 
 @dataclass
@@ -27,7 +27,7 @@ class SelectConfig:
     """The ``select`` section of params.yaml."""
 
     strategy: str = "hybrid"  # random | uncertainty | hybrid
-    measure: str = "mnlp"  # a name from uncertainty.MEASURES, or "bald"
+    measure: str = "mnlp"  # a name from params.MEASURE_NAMES: uncertainty.MEASURES, or "bald"
     alpha: float = 0.7  # hybrid: weight of uncertainty against diversity
     batch_size: int = 100  # sentences per batch
     token_budget: int | None = None  # max total n_tokens per batch (annotation cost), None = no limit

@@ -19,8 +19,8 @@ from nerloop.data.files import atomic_write, read_records, write_records
 from nerloop.data.labelled import entity_types, exported_before, labelled_records, type_counts
 from nerloop.data.ledger import Ledger
 from nerloop.errors import ParamsError
-from nerloop.params import SelectParams, load_params
-from nerloop.selection.strategies import MEASURE_NAMES, SelectConfig, select, validate_config
+from nerloop.params import MEASURE_NAMES, SelectParams, load_params
+from nerloop.selection.strategies import SelectConfig, select, validate_config
 from nerloop.stages import run
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from nerloop.annotation.core.plan import REVIEW_SUFFIX
@@ -42,6 +43,7 @@ class ToolCli:
     """One tool's ``nerloop <tool>`` commands. Subclasses set the attributes and the team methods."""
 
     server: LocalServer
+    team: ModuleType  # its team module: check_name(name), load(home), save(home, members), TEAM_FILE
     backend_class: Any  # its AnnotationBackend, made with ``from_params(section, labels, home=...)``
     params_key: str  # its section under ``annotation`` in params.yaml
     install_time: str  # how long the first install takes, in words
@@ -61,7 +63,8 @@ class ToolCli:
     def add_annotator(self, args: argparse.Namespace, home: Path) -> None:
         raise NotImplementedError
 
-    def list_annotators(self, home: Path) -> None:
+    def annotator_columns(self, name: str, member: dict[str, Any], params: Any) -> str:
+        """The first columns of the annotator's row in ``annotator list``: who they are, their project."""
         raise NotImplementedError
 
     def remove_annotator(self, name: str, home: Path) -> None:
@@ -103,6 +106,37 @@ class ToolCli:
         rm.add_argument("name")
         sub.add_parser("disagreements", help="double-annotated sentences the two annotators disagree on, both versions")
         self.more_arguments(sub, add)
+
+    def new_member(self, name: str, home: Path) -> dict[str, Any]:
+        """The team as it stands, once ``name`` is checked as a valid name and new to it."""
+        self.team.check_name(name)
+        members = self.team.load(home)
+        if name in members:
+            raise self.backend_class.connection.errors.config(
+                f"{name!r} is in the team already (`nerloop {self.server.command} annotator list`)")
+        return members
+
+    def announce(self, name: str, where: str, account: str, password: str | None, home: Path, then: str = "") -> None:
+        """Tell the lead what to pass on to a new annotator: the address, the account, and a generated password,
+        printed here once and nowhere else."""
+        print(f"annotator {name!r} added to the team: {where}")
+        print(f"  URL:      {self.annotator_url(home)}")
+        print(f"  {account}")
+        if password:
+            print(f"  password: {password}")
+            print(f"Pass these on privately; this is the only time nerloop prints the password (kept in {home}/"
+                  f"{self.team.TEAM_FILE}, readable by you only).{then}")
+
+    def list_annotators(self, home: Path) -> None:
+        members = self.team.load(home)
+        params = self.params()
+        named = list(params.annotators)
+        if not members and not named:
+            print(f"no annotators yet: `nerloop {self.server.command} annotator add NAME`")
+        for name in sorted(set(members) | set(named)):
+            origin = "team.json" if name in members else "params only"
+            active = "annotating" if (name in named or not named) else f"not in annotation.{self.params_key}.annotators"
+            print(f"{self.annotator_columns(name, members.get(name) or {}, params)} {origin:<12} {active}")
 
     def annotator_url(self, home: Path) -> str:
         """The address to give annotators: the server's own URL, or this machine's name when it listens wider."""

@@ -28,6 +28,7 @@ from typing import Any
 from nerloop.annotation.core import plan, quality
 from nerloop.annotation.core.base import FetchResult
 from nerloop.data.annotations import Annotation, edit_counts
+from nerloop.data.records import Record
 from nerloop.data.tags import spans_to_tags, tags_to_spans, token_to_char_spans
 
 
@@ -77,9 +78,29 @@ class DecisionMixin:
     VERSIONS_SHOWN = "both versions are in its metadata"
 
     # The backend also supplies project_name(who), annotator_projects(), _project_list(),
-    # _annotation(version, annotators, pre_tags, revision)
+    # _provenance(version) -> record.meta[SOURCE_KEY]
     # and _send_to_review(sid, version_a, version_b) -> the review example's id. (No stubs here: a stub
     # would shadow the backend's own mixins in the method resolution order.)
+
+    def _annotation(self, v: Version, annotators: list[str], pre_tags: list[str] | None,
+                    revision: bool = False) -> Annotation:
+        """What is imported of a decided version: the sentence rebuilt from its item's own meta (no local file
+        needed), with the version's tags, its annotators, and where in the tool it was made."""
+        assert v.tags is not None
+        item = v.example
+        record = Record(
+            id=item.sid,
+            tokens=[str(t) for t in item.m("tokens")],
+            text=item.text,
+            offsets=[(int(s), int(e)) for s, e in item.m("offsets")],
+            tags=v.tags,
+            source=item.m("source") or "",
+            doc_id=item.m("doc_id"),
+            meta={"cycle": int(item.m("cycle", 0)), "scores": item.m("scores") or {}, "selection": item.m("selection"),
+                  "annotators": annotators, self.SOURCE_KEY: self._provenance(v)},  # type: ignore[attr-defined]
+        )
+        return Annotation(record=record, cycle=int(item.m("cycle", 0)), annotator=v.confirmed_by, pre_tags=pre_tags,
+                          revision=revision)
 
     def _late_correction(self, sid: str, entry: dict[str, Any], mine: dict[str, Version],
                          reviewed: dict[str, Version], result: TeamFetchResult) -> None:

@@ -40,6 +40,14 @@ def order_batch(batch: Sequence[Record]) -> list[Record]:
     return sorted(batch, key=key)
 
 
+def unique_batch(batch: Sequence[Record]) -> dict[str, Record]:
+    """The batch in annotation order, each sentence once (its first record): what a tool is sent, by id."""
+    unique: dict[str, Record] = {}
+    for rec in order_batch(batch):
+        unique.setdefault(rec.id, rec)
+    return unique
+
+
 def qc_ids(ids: Sequence[str], share: float, cycle: int) -> set[str]:
     """The quality-control share of a batch: deterministic in (cycle, ids), at least one if share > 0."""
     unique = sorted(set(ids))

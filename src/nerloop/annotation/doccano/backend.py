@@ -46,67 +46,49 @@ Design, and the Doccano 1.8.4 facts behind it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from nerloop.annotation.core import plan
-from nerloop.annotation.core.base import AnnotationBackend
+from nerloop.annotation.core.base import ToolBackend
 from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult
 from nerloop.annotation.core.decide import Version as _Version
-from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span, SpanWords, checked_tags
 from nerloop.annotation.doccano import label_watch
 from nerloop.annotation.doccano.client import (
     DEFAULT_HOME,
     Connection,
-    DoccanoConfigError,
     DoccanoHTTPError,
 )
 from nerloop.annotation.doccano.projects import SHA1_KEY, ProjectsMixin, _Example, _parallel, shown_digest
 from nerloop.annotation.doccano.tasks import VERSION_PREFIX, DoccanoTasks, marked
-from nerloop.data.annotations import Annotation
 from nerloop.data.files import text_sha1
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
-from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
-from nerloop.errors import TagError
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.params import DoccanoParams
 
 UPLOAD_CHUNK = 500  # examples per upload: a timeout mid-export loses at most one chunk's request
+SPAN_WORDS = SpanWords("span", "Doccano", relabel="in Doccano and mark the example done again", refit="in Doccano")
 
 DoccanoFetchResult = TeamFetchResult  # the name callers and tests know
 
 
-class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBackend):
+class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, ToolBackend):
     """Annotation by a team in Doccano 1.8.4 (see the module docstring for the design)."""
 
     name = "doccano"
     SOURCE_KEY = "doccano"  # record.meta["doccano"]: project, example, confirmed_by, confirmed_at
 
-    def __init__(
-        self,
-        params: DoccanoParams,
-        labels: Iterable[str],
-        *,
-        home: Path = DEFAULT_HOME,
-        creds: tuple[str, str, str] | None = None,
-    ) -> None:
-        """``labels`` are the entity types (PER, ORG, ...). ``creds`` = (url, username, password)
-        overrides the environment / ``<home>/credentials.json`` (tests); they are read on first use."""
-        self.params = params
-        self.labels = sorted(set(labels))
-        if not self.labels:
-            raise DoccanoConfigError("the label set is empty: set data.labels or label the seed set")
-        self.home = Path(home)
-        self.conn = Connection(creds, home=self.home, default_url=params.url, timeout_s=params.timeout_s)
-        self._projects: dict[str, dict[str, Any]] | None = None
+    connection, default_home = Connection, DEFAULT_HOME
+
+    def __init__(self, params: DoccanoParams, labels: Iterable[str], *, home: Path = DEFAULT_HOME,
+                 creds: tuple[str, str, str] | None = None) -> None:
+        """``creds`` = (url, username, password)."""
+        super().__init__(params, labels, home=home, creds=creds)
         self._labels_by_pid: dict[int, dict[str, int]] = {}
         self.bulk_confidences: bool | None = None  # the server has nerloop's bulk route (None: not tried yet)
-
-    @classmethod
-    def from_params(cls, params: DoccanoParams, labels: Iterable[str], home: Path = DEFAULT_HOME) -> DoccanoBackend:
-        """The backend for ``annotation.doccano`` in params.yaml; credentials are read on first use."""
-        return cls(params, labels, home=home)
 
     def project_id(self) -> int | None:
         """None: the examples live in one project per annotator; the manifest names them per example."""
@@ -124,9 +106,7 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBacke
         if not batch:
             return {}
         names = self.team()
-        unique: dict[str, Record] = {}
-        for rec in plan.order_batch(batch):
-            unique.setdefault(rec.id, rec)
+        unique = plan.unique_batch(batch)
         lines = {sid: self._line(rec, cycle) for sid, rec in unique.items()}  # validates all first
 
         pids = {who: self.ensure_project(who, [who]) for who in names}
@@ -163,43 +143,20 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBacke
             ], None
         names = {v: k for k, v in self._label_cache(pid).items()}
         offsets = [(int(s), int(e)) for s, e in ex.m("offsets")]
-        problems: list[str] = []
-        spans: list[Span] = []
         rows = self.conn.request("GET", f"projects/{pid}/examples/{ex.example_id}/spans", "listing spans")
         used = sorted({int(row["label"]) for row in rows})
-        for row in rows:
-            s, e = int(row["start_offset"]), int(row["end_offset"])
-            label = names.get(int(row["label"]))
-            if label is None:  # a label type created in Doccano after nerloop's: look it up by id
-                self._labels_by_pid.pop(pid, None)
-                types = self.conn.request("GET", f"projects/{pid}/span-types", "listing label types")
-                label = next((t["text"] for t in types if int(t["id"]) == int(row["label"])), f"#{row['label']}")
-            shown = ex.text[s:e]
-            if label not in self.labels:
-                problems.append(
-                    f"{where}: span [{s}, {e}) {shown!r} has label {label!r}, which is not in the label set "
-                    f"{self.labels}. Give the span one of those labels in Doccano and mark the example done again, "
-                    f"or add {label!r} to data.labels and re-run prepare"
-                )
-                continue
-            try:
-                char_to_token_spans(offsets, [(s, e, label)])
-            except TagError as exc:
-                problems.append(f"{where}: {exc} (text {shown!r}); fix the span in Doccano")
-                continue
-            spans.append((s, e, label))
-        widest: Span | None = None  # the span reaching furthest right so far
-        for s2, e2, l2 in sorted(spans):
-            if widest is not None and s2 < widest[1]:
-                s1, e1, l1 = widest
-                problems.append(
-                    f"{where}: spans [{s1}, {e1}) {l1} and [{s2}, {e2}) {l2} overlap; keep one of them in Doccano"
-                )
-            if widest is None or e2 > widest[1]:
-                widest = (s2, e2, l2)
-        if problems:
-            return None, problems, used
-        return spans_to_tags(len(offsets), char_to_token_spans(offsets, spans)), [], used
+
+        def spans() -> Iterator[Span]:
+            for row in rows:
+                label = names.get(int(row["label"]))
+                if label is None:  # a label type created in Doccano after nerloop's: look it up by id
+                    self._labels_by_pid.pop(pid, None)
+                    types = self.conn.request("GET", f"projects/{pid}/span-types", "listing label types")
+                    label = next((t["text"] for t in types if int(t["id"]) == int(row["label"])), f"#{row['label']}")
+                yield int(row["start_offset"]), int(row["end_offset"]), label
+
+        tags, problems = checked_tags(spans(), offsets, ex.text, self.labels, where, SPAN_WORDS)
+        return tags, problems, used
 
     def _types(self, pid: int) -> dict[int, str]:
         """The project's label types now, by id (and the name -> id cache refreshed with them)."""
@@ -281,27 +238,10 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, AnnotationBacke
         looks[name] = look
         return listing.ours, versions
 
-    def _record(self, ex: _Example, tags: list[str], version: _Version, annotators: list[str]) -> Record:
-        return Record(
-            id=ex.sid,
-            tokens=[str(t) for t in ex.m("tokens")],
-            text=ex.text,
-            offsets=[(int(s), int(e)) for s, e in ex.m("offsets")],
-            tags=tags,
-            source=ex.m("source") or "",
-            doc_id=ex.m("doc_id"),
-            meta={"cycle": int(ex.m("cycle", 0)), "scores": ex.m("scores") or {}, "selection": ex.m("selection"),
-                  "annotators": annotators,
-                  "doccano": {"project": version.project, "example": ex.example_id,
-                              "confirmed_by": version.confirmed_by, "confirmed_at": version.confirmed_at}},
-        )
-
-    def _annotation(self, v: _Version, annotators: list[str], pre_tags: list[str] | None,
-                    revision: bool = False) -> Annotation:
-        assert v.tags is not None
-        rec = self._record(v.example, v.tags, v, annotators)
-        return Annotation(record=rec, cycle=int(v.example.m("cycle", 0)), annotator=v.confirmed_by,
-                          pre_tags=pre_tags, revision=revision)
+    def _provenance(self, version: _Version) -> dict[str, Any]:
+        """Where in Doccano the imported tags were made: record.meta["doccano"]."""
+        return {"project": version.project, "example": version.example.example_id,
+                "confirmed_by": version.confirmed_by, "confirmed_at": version.confirmed_at}
 
     # ------------------------------------------------------------ fetch
 

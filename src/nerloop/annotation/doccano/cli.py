@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from nerloop.annotation.core.cli import ToolCli, labels
 from nerloop.annotation.doccano import DEFAULT_HOME, DoccanoBackend, DoccanoConfigError, team
@@ -19,6 +20,7 @@ from nerloop.annotation.doccano.client import Connection
 class DoccanoCli(ToolCli):
     backend_class = DoccanoBackend
     server = ds.SERVER
+    team = team
     params_key = "doccano"
     install_time = "about two minutes"
     login = f"log in as {ds.ADMIN_USER!r}; the generated password is in {{home}}/credentials.json (not printed)"
@@ -33,10 +35,7 @@ class DoccanoCli(ToolCli):
 
     def add_annotator(self, args: argparse.Namespace, home: Path) -> None:
         name, existing = args.name, args.existing
-        team.check_name(name)
-        members = team.load(home)
-        if name in members:
-            raise DoccanoConfigError(f"{name!r} is in the team already (`nerloop doccano annotator list`)")
+        members = self.new_member(name, home)
         known = labels()
         conn = self.backend(known, home).conn if known else Connection(None, home=home, default_url="",
                                                                        timeout_s=30.0)
@@ -60,24 +59,10 @@ class DoccanoCli(ToolCli):
             where = f"project {project!r} (member, annotator role)"
         else:
             where = f"project {project!r}, made at the first export (the label set is not known yet)"
-        print(f"annotator {name!r} added to the team: {where}")
-        print(f"  URL:      {self.annotator_url(home)}")
-        print(f"  username: {name}")
-        if password:
-            print(f"  password: {password}")
-            print(f"Pass these on privately; this is the only time nerloop prints the password (kept in {home}/"
-                  f"{team.TEAM_FILE}, readable by you only).")
+        self.announce(name, where, f"username: {name}", password, home)
 
-    def list_annotators(self, home: Path) -> None:
-        members = team.load(home)
-        params = self.params()
-        named = params.annotators
-        if not members and not named:
-            print("no annotators yet: `nerloop doccano annotator add NAME`")
-        for name in sorted(set(members) | set(named)):
-            origin = "team.json" if name in members else "params only"
-            active = "annotating" if (name in named or not named) else "not in annotation.doccano.annotators"
-            print(f"{name:<20} project {params.project}-{name:<20} {origin:<12} {active}")
+    def annotator_columns(self, name: str, member: dict[str, Any], params: Any) -> str:
+        return f"{name:<20} project {params.project}-{name:<20}"
 
     def remove_annotator(self, name: str, home: Path) -> None:
         members = team.load(home)

@@ -10,7 +10,6 @@ message ever carries the password.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from nerloop.annotation.core.client import ToolConnection
+from nerloop.annotation.core.client import Credentials, ToolConnection, tool_errors
 from nerloop.errors import NerloopError
 
 DEFAULT_HOME = Path(".doccano")
@@ -30,66 +29,26 @@ ENV_USERNAME = "NERLOOP_DOCCANO_USERNAME"
 ENV_PASSWORD = "NERLOOP_DOCCANO_PASSWORD"
 
 
-class DoccanoError(NerloopError):
-    """Talking to Doccano failed; the message says what happened and what to do."""
+ERRORS = tool_errors("Doccano", "Doccano", __name__)
+(DoccanoError, DoccanoUnreachableError, DoccanoTimeoutError, DoccanoAuthError, DoccanoHTTPError, DoccanoConfigError,
+ DoccanoDataError) = ERRORS
 
 
-class DoccanoUnreachableError(DoccanoError):
-    """No server answers at the URL (connection refused, DNS, ...)."""
+CREDENTIALS = Credentials(
+    tool="Doccano", command="doccano", env_url=ENV_URL, env_secrets=(ENV_USERNAME, ENV_PASSWORD),
+    file_keys=("username", "password"), env_hint=f"{ENV_URL}, {ENV_USERNAME} and {ENV_PASSWORD}",
+    error=DoccanoConfigError,
+)
 
 
-class DoccanoTimeoutError(DoccanoError):
-    """The server did not answer within ``timeout_s``."""
-
-
-class DoccanoAuthError(DoccanoError):
-    """Wrong credentials, or the account lacks the rights nerloop needs."""
-
-
-class DoccanoHTTPError(DoccanoError):
-    """The server answered with an HTTP error (5xx or an unexpected 4xx)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-class DoccanoConfigError(DoccanoError):
-    """Credentials missing, or the Doccano projects or team do not fit nerloop."""
-
-
-class DoccanoDataError(DoccanoError):
-    """Data that nerloop cannot send or read (a bad pre-annotation, meta that breaks Doccano)."""
-
-
-def credentials(home: Path = DEFAULT_HOME, default_url: str | None = None) -> tuple[str, str, str]:
+def credentials(home: Path = DEFAULT_HOME, default_url: str | None = None) -> tuple[str, ...]:
     """(url, username, password): from the environment, else from ``<home>/credentials.json``.
 
     ``NERLOOP_DOCCANO_USERNAME`` and ``NERLOOP_DOCCANO_PASSWORD`` (both) select an existing
     server's account; ``NERLOOP_DOCCANO_URL`` overrides the URL in either case. Without env
     credentials the file written by ``nerloop doccano up`` is used, with its URL.
     """
-    env_url = os.environ.get(ENV_URL) or None
-    user, password = os.environ.get(ENV_USERNAME), os.environ.get(ENV_PASSWORD)
-    if user and password:
-        url = env_url or default_url
-        if not url:
-            raise DoccanoConfigError(f"{ENV_USERNAME}/{ENV_PASSWORD} are set but no Doccano URL: set {ENV_URL}")
-        return url, user, password
-    if user or password:
-        missing = ENV_PASSWORD if user else ENV_USERNAME
-        raise DoccanoConfigError(f"only one of {ENV_USERNAME}/{ENV_PASSWORD} is set: set {missing} too")
-    path = Path(home) / "credentials.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return env_url or data.get("url") or default_url or "", data["username"], data["password"]
-    except FileNotFoundError:
-        raise DoccanoConfigError(
-            f"no Doccano credentials: run `nerloop doccano up` (writes {path}) or set "
-            f"{ENV_URL}, {ENV_USERNAME} and {ENV_PASSWORD} for an existing server"
-        ) from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise DoccanoConfigError(f"{path} is corrupt: delete it and run `nerloop doccano up` again") from None
+    return CREDENTIALS.read(home, default_url)
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -108,10 +67,8 @@ class _TimeoutAdapter(HTTPAdapter):
 class Connection(ToolConnection):
     """One logged-in Doccano session (created on first use) with bounded waits and clear errors."""
 
-    tool, command, params_key, env_url = "Doccano", "doccano", "doccano", ENV_URL
-    rerun, sent = "stage", "sentences"
-    timeout_error, unreachable_error = DoccanoTimeoutError, DoccanoUnreachableError
-    read_credentials = staticmethod(credentials)
+    source, errors, params_key, rerun, sent = CREDENTIALS, ERRORS, "doccano", "stage", "sentences"
+    server_log = ".doccano/gunicorn.log for the server started by `nerloop doccano up`"
 
     def __init__(self, creds: tuple[str, str, str] | None, *, home: Path, default_url: str, timeout_s: float) -> None:
         """``creds`` = (url, username, password); None reads :func:`credentials` on first use."""
@@ -134,11 +91,11 @@ class Connection(ToolConnection):
             try:
                 yield
             except requests.exceptions.HTTPError as exc:
-                raise self._http_error(exc, action) from None
+                code = exc.response.status_code if exc.response is not None else None
+                body = self.scrub(exc.response.text[:300].strip()) if exc.response is not None else ""
+                raise self.http_error(code, action, body) from None
 
-    def _http_error(self, exc: requests.exceptions.HTTPError, action: str) -> DoccanoError:
-        code = exc.response.status_code if exc.response is not None else None
-        body = self.scrub(exc.response.text[:300].strip()) if exc.response is not None else ""
+    def refusal(self, code: int | None, action: str, body: str) -> NerloopError | None:
         where = f"Check {ENV_USERNAME}/{ENV_PASSWORD}, or {self.home / 'credentials.json'}"
         if code in (400, 401, 403) and action == "logging in":
             return DoccanoAuthError(
@@ -150,14 +107,7 @@ class Connection(ToolConnection):
                 f"Doccano at {self.url} denied user {self.username!r} while {action} (HTTP {code}): the account "
                 f"must be a Doccano administrator (superuser) to manage nerloop's projects and team. {body}"
             )
-        if code is not None and code >= 500:
-            return DoccanoHTTPError(
-                f"Doccano at {self.url} failed with HTTP {code} while {action}. This is a server-side error: see "
-                "the server log (.doccano/gunicorn.log for the server started by `nerloop doccano up`), fix it and "
-                "run the stage again; nothing already in the ledger is affected.",
-                code,
-            )
-        return DoccanoHTTPError(f"Doccano at {self.url} answered HTTP {code} while {action}: {body}", code)
+        return None
 
     @property
     def client(self) -> Any:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from nerloop import paths
-from nerloop.annotation.core import plan
 from nerloop.annotation.core.protocol import META_PREFIX, Item, Listing
 from nerloop.annotation.doccano import team
 from nerloop.annotation.doccano.client import Connection, DoccanoConfigError
@@ -75,42 +74,17 @@ class ProjectsMixin:
     conn: Connection
     _projects: dict[str, dict[str, Any]] | None
     _labels_by_pid: dict[int, dict[str, int]]
+    accounts = "Doccano usernames"  # what annotation.doccano.annotators lists
+    title_key = "name"  # a project's name in Doccano's list of projects
 
     # ------------------------------------------------------------ team and projects
 
-    def team(self) -> list[str]:
-        """The annotators: ``annotation.doccano.annotators``, else everyone in ``.doccano/team.json``."""
-        names = list(self.params.annotators) or team.names(self.home)
-        if not names:
-            raise DoccanoConfigError(
-                "no annotators: add them with `nerloop doccano annotator add NAME` (a server nerloop manages) or "
-                "list existing Doccano usernames in annotation.doccano.annotators"
-            )
-        try:
-            return plan.check_team(names)
-        except ValueError as exc:
-            raise DoccanoConfigError(f"annotation.doccano.annotators: {exc}") from None
+    def _annotator_names(self) -> list[str]:
+        """``annotation.doccano.annotators``, else everyone in ``.doccano/team.json``."""
+        return list(self.params.annotators) or team.names(self.home)
 
-    def project_name(self, who: str) -> str:
-        """``<project>-<annotator>``, or ``<project>-review`` for ``who='review'``."""
-        return f"{self.params.project}-{who}"
-
-    def _project_list(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
-        if self._projects is None or refresh:
-            rows = self.conn.pages("projects", "listing projects", self.params.page_size)
-            self._projects = {}
-            for p in sorted(rows, key=lambda p: p["id"]):
-                self._projects.setdefault(p["name"], p)
-        return self._projects
-
-    def annotator_projects(self) -> dict[str, int]:
-        """{annotator: project id} of every ``<project>-<name>`` project, including past annotators'."""
-        prefix = self.params.project + "-"
-        return {
-            name[len(prefix):]: int(p["id"])
-            for name, p in self._project_list().items()
-            if name.startswith(prefix) and name != self.project_name(plan.REVIEW_SUFFIX)
-        }
+    def _project_rows(self) -> Iterable[dict[str, Any]]:
+        return self.conn.pages("projects", "listing projects", self.params.page_size)
 
     def ensure_project(self, who: str, members: list[str]) -> int:
         """The project for ``who`` (an annotator, or ``review``), created collaborative, with the label
@@ -190,19 +164,8 @@ class ProjectsMixin:
         out = Listing()
         for row in self.conn.pages(f"projects/{pid}/examples", "listing examples", self.params.page_size):
             meta = _read_meta(row.get("meta") or {})
-            eid = int(row["id"])
-            nid = meta.get(META_PREFIX + "id")
-            if not isinstance(nid, str) or not nid:
-                out.foreign.append(eid)
-                continue
-            ex = _Example(eid, row.get("text") or "", meta, bool(row.get("is_confirmed")))
-            if nid in out.ours:
-                out.problems.append(
-                    f"sentence {nid}: Doccano examples {out.ours[nid].example_id} and {eid} of project {pid} both "
-                    f"carry it; only example {out.ours[nid].example_id} is used — delete the other one"
-                )
-                continue
-            out.ours[nid] = ex
+            out.add(_Example(int(row["id"]), row.get("text") or "", meta, bool(row.get("is_confirmed"))), pid,
+                    "Doccano", "example")
         return out
 
     def where(self) -> dict[str, dict[str, _Example]]:

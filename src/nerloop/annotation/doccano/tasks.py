@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core.protocol import META_PREFIX, Span, pre_annotation
+from nerloop.annotation.core.protocol import META_PREFIX, Span, item_meta, pre_annotation
 from nerloop.annotation.doccano.client import DoccanoDataError, DoccanoHTTPError
 from nerloop.annotation.doccano.projects import SHA1_KEY, _Example, _parallel, shown_digest
 from nerloop.data.files import json_safe, text_sha1
@@ -53,20 +53,8 @@ class DoccanoTasks:
             CONFIDENCE_KEY: confidence_line(rec.text, spans, confs),  # first: the top row of Doccano's metadata
             "text": rec.text,
             "label": [[s, e, label] for s, e, label in spans],
-            META_PREFIX + "id": rec.id,
-            META_PREFIX + "cycle": int(cycle),
-            META_PREFIX + "qc": False,
-            META_PREFIX + "assigned": [],
-            META_PREFIX + "tokens": list(rec.tokens),
-            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            SHA1_KEY: shown_digest(text_sha1(rec.text)),
-            META_PREFIX + "source": rec.source or "",
-            META_PREFIX + "doc_id": rec.doc_id,
-            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "pre_conf": json_safe(confs),
-            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
-            META_PREFIX + "selection": rec.meta.get("selection"),
-            META_PREFIX + "cluster": rec.meta.get("cluster"),
+            **item_meta(rec, cycle, spans, tags, digest_key=SHA1_KEY, digest=shown_digest(text_sha1(rec.text)),
+                        after_tags={META_PREFIX + "pre_conf": json_safe(confs)}),
         }
 
 

@@ -44,33 +44,32 @@ Design:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nerloop.annotation.core import plan
-from nerloop.annotation.core.base import AnnotationBackend
+from nerloop.annotation.core.base import ToolBackend
 from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version, readable
-from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span, SpanWords, checked_tags
 from nerloop.annotation.label_studio.client import (
     DEFAULT_HOME,
     Connection,
-    LabelStudioConfigError,
     LabelStudioHTTPError,
 )
 from nerloop.annotation.label_studio.projects import ProjectsMixin, Task
 from nerloop.annotation.label_studio.tasks import LabelStudioTasks, region
-from nerloop.data.annotations import Annotation
 from nerloop.data.files import text_sha1
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
-from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
-from nerloop.errors import TagError
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.params import LabelStudioParams
 
 IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
 RECHECK = "recheck"  # task meta nerloop_recheck: {"labels": [...], "annotations": {annotation id: its updated_at}}
+SPAN_WORDS = SpanWords("region", "Label Studio", relabel="in Label Studio and submit again",
+                       refit="in Label Studio and submit again")
 Stamp = tuple[Any, Any]  # (annotation id, updated_at): one annotation as it was at a moment
 
 
@@ -87,7 +86,7 @@ def imported_stamp(entry: dict[str, Any]) -> Stamp:
     return source.get("annotation"), source.get("updated_at")
 
 
-class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, AnnotationBackend):
+class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, ToolBackend):
     """Annotation by a team in Label Studio (see the module docstring for the design)."""
 
     name = "label_studio"
@@ -95,25 +94,15 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
     TOOL, ITEM, FINISH = "Label Studio", "task", "press Submit"
     VERSIONS_SHOWN = "both versions are shown below the text"
 
+    connection, default_home = Connection, DEFAULT_HOME
+
     def __init__(self, params: LabelStudioParams, labels: Iterable[str], *, home: Path = DEFAULT_HOME,
                  creds: tuple[str, str] | None = None) -> None:
-        """``labels`` are the entity types. ``creds`` = (url, token) overrides the environment and
-        ``<home>/credentials.json`` (tests); they are read on first use."""
-        self.params = params
-        self.labels = sorted(set(labels))
-        if not self.labels:
-            raise LabelStudioConfigError("the label set is empty: set data.labels or label the seed set")
-        self.home = Path(home)
-        self.conn = Connection(creds, home=self.home, default_url=params.url, timeout_s=params.timeout_s)
-        self._projects: dict[str, dict[str, Any]] | None = None
+        """``creds`` = (url, token)."""
+        super().__init__(params, labels, home=home, creds=creds)
         self._users: dict[int, str] | None = None
         self._listings: dict[int, Any] = {}  # project id -> Listing read during this export
         self._created: set[int] = set()
-
-    @classmethod
-    def from_params(cls, params: LabelStudioParams, labels: Iterable[str],
-                    home: Path = DEFAULT_HOME) -> LabelStudioBackend:
-        return cls(params, labels, home=home)
 
     # ------------------------------------------------------------ export
 
@@ -126,9 +115,7 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
         if not batch:
             return {}
         names = self.team()
-        unique: dict[str, Record] = {}
-        for rec in plan.order_batch(batch):
-            unique.setdefault(rec.id, rec)
+        unique = plan.unique_batch(batch)
         tasks = {sid: self._task(rec, cycle) for sid, rec in unique.items()}  # validates all first
         self.check_accounts(names)
 
@@ -166,42 +153,20 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
             return None, [f"{where}: the task text was edited in Label Studio (now {task.text!r}); regions cannot be "
                           "mapped to the original tokens. Restore the original text or delete the task"]
         offsets = [(int(s), int(e)) for s, e in task.m("offsets")]
-        problems: list[str] = []
-        spans: list[Span] = []
-        for item in result:
-            if item.get("type") != "labels":
-                continue  # relations, comments, other controls: not entities
-            value = item.get("value") or {}
-            s, e, labels = int(value.get("start", 0)), int(value.get("end", 0)), list(value.get("labels") or [])
-            shown = task.text[s:e]
-            if len(labels) != 1:
-                problems.append(f"{where}: region [{s}, {e}) {shown!r} has {len(labels)} labels {labels}; give it "
-                                "exactly one in Label Studio and submit again")
-                continue
-            label = str(labels[0])
-            if label not in self.labels:
-                problems.append(
-                    f"{where}: region [{s}, {e}) {shown!r} has label {label!r}, which is not in the label set "
-                    f"{self.labels}. Give the region one of those labels in Label Studio and submit again, or add "
-                    f"{label!r} to data.labels and re-run prepare"
-                )
-                continue
-            try:
-                char_to_token_spans(offsets, [(s, e, label)])
-            except TagError as exc:
-                problems.append(f"{where}: {exc} (text {shown!r}); fix the region in Label Studio and submit again")
-                continue
-            spans.append((s, e, label))
-        widest: Span | None = None
-        for s2, e2, l2 in sorted(spans):
-            if widest is not None and s2 < widest[1]:
-                problems.append(f"{where}: regions [{widest[0]}, {widest[1]}) {widest[2]} and [{s2}, {e2}) {l2} "
-                                "overlap; keep one of them in Label Studio")
-            if widest is None or e2 > widest[1]:
-                widest = (s2, e2, l2)
-        if problems:
-            return None, problems
-        return spans_to_tags(len(offsets), char_to_token_spans(offsets, spans)), []
+
+        def spans() -> Iterator[Span | str]:
+            for item in result:
+                if item.get("type") != "labels":
+                    continue  # relations, comments, other controls: not entities
+                value = item.get("value") or {}
+                s, e, labels = int(value.get("start", 0)), int(value.get("end", 0)), list(value.get("labels") or [])
+                if len(labels) != 1:
+                    yield (f"{where}: region [{s}, {e}) {task.text[s:e]!r} has {len(labels)} labels {labels}; give it "
+                           "exactly one in Label Studio and submit again")
+                    continue
+                yield s, e, str(labels[0])
+
+        return checked_tags(spans(), offsets, task.text, self.labels, where, SPAN_WORDS)
 
     def _version(self, who: str, task: Task, result: LabelStudioFetchResult) -> Version | None:
         """The submitted annotation of a task (the project's own annotator's first, the latest), or None."""
@@ -227,28 +192,12 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, Annotat
         v.annotation = ann  # type: ignore[attr-defined]  # kept for the record's provenance
         return v
 
-    def _record(self, task: Task, tags: list[str], version: Version, annotators: list[str]) -> Record:
+    def _provenance(self, version: Version) -> dict[str, Any]:
+        """Where in Label Studio the imported tags were made: record.meta["label_studio"]."""
         ann = getattr(version, "annotation", {})
-        return Record(
-            id=task.sid,
-            tokens=[str(t) for t in task.m("tokens")],
-            text=task.text,
-            offsets=[(int(s), int(e)) for s, e in task.m("offsets")],
-            tags=tags,
-            source=task.m("source") or "",
-            doc_id=task.m("doc_id"),
-            meta={"cycle": int(task.m("cycle", 0)), "scores": task.m("scores") or {}, "selection": task.m("selection"),
-                  "annotators": annotators,
-                  "label_studio": {"project": version.project, "task": task.example_id, "annotation": ann.get("id"),
-                                   "completed_by": version.confirmed_by, "submitted_at": version.confirmed_at,
-                                   "updated_at": ann.get("updated_at"), "lead_time_s": ann.get("lead_time")}},
-        )
-
-    def _annotation(self, v: Version, annotators: list[str], pre_tags: list[str] | None,
-                    revision: bool = False) -> Annotation:
-        assert v.tags is not None
-        return Annotation(record=self._record(v.example, v.tags, v, annotators), cycle=int(v.example.m("cycle", 0)),
-                          annotator=v.confirmed_by, pre_tags=pre_tags, revision=revision)
+        return {"project": version.project, "task": version.example.example_id, "annotation": ann.get("id"),
+                "completed_by": version.confirmed_by, "submitted_at": version.confirmed_at,
+                "updated_at": ann.get("updated_at"), "lead_time_s": ann.get("lead_time")}
 
     def _project_versions(self, who: str, pid: int, result: LabelStudioFetchResult,
                           imported: dict[str, Stamp]) -> tuple[dict[str, Task], dict[str, Version]]:

@@ -24,6 +24,7 @@ from nerloop.annotation.label_studio.client import Connection
 class LabelStudioCli(ToolCli):
     backend_class = LabelStudioBackend
     server = lss.SERVER
+    team = ls_team
     params_key = "label_studio"
     install_time = "a few minutes"
     login = (f"log in as {lss.ADMIN_EMAIL!r}; the generated password and API token are in {{home}}/credentials.json "
@@ -51,10 +52,7 @@ class LabelStudioCli(ToolCli):
 
     def add_annotator(self, args: argparse.Namespace, home: Path) -> None:
         name, existing = args.name, args.existing
-        ls_team.check_name(name)
-        members = ls_team.load(home)
-        if name in members:
-            raise LabelStudioConfigError(f"{name!r} is in the team already (`nerloop label-studio annotator list`)")
+        members = self.new_member(name, home)
         email = args.email or f"{name}@{self.params().email_domain}"
         be = self.backend(labels(), home)
         conn: Connection = be.conn
@@ -79,26 +77,12 @@ class LabelStudioCli(ToolCli):
             where = f"project {project!r}"
         else:
             where = f"project {project!r}, made at the first export (the label set is not known yet)"
-        print(f"annotator {name!r} added to the team: {where}")
-        print(f"  URL:      {self.annotator_url(home)}")
-        print(f"  e-mail:   {email}")
-        if password:
-            print(f"  password: {password}")
-            print(f"Pass these on privately; this is the only time nerloop prints the password (kept in {home}/"
-                  f"{ls_team.TEAM_FILE}, readable by you only). They open project {project!r} and press Label All "
-                  "Tasks.")
+        self.announce(name, where, f"e-mail:   {email}", password, home,
+                      then=f" They open project {project!r} and press Label All Tasks.")
 
-    def list_annotators(self, home: Path) -> None:
-        members = ls_team.load(home)
-        params = self.params()
-        named = list(params.annotators)
-        if not members and not named:
-            print("no annotators yet: `nerloop label-studio annotator add NAME`")
-        for name in sorted(set(members) | set(named)):
-            email = (members.get(name) or {}).get("email") or (name if "@" in name else f"{name}@{params.email_domain}")
-            origin = "team.json" if name in members else "params only"
-            active = "annotating" if (name in named or not named) else "not in annotation.label_studio.annotators"
-            print(f"{name:<16} {email:<32} project {params.project}-{name:<16} {origin:<12} {active}")
+    def annotator_columns(self, name: str, member: dict[str, Any], params: Any) -> str:
+        email = member.get("email") or (name if "@" in name else f"{name}@{params.email_domain}")
+        return f"{name:<16} {email:<32} project {params.project}-{name:<16}"
 
     def remove_annotator(self, name: str, home: Path) -> None:
         members = ls_team.load(home)

@@ -12,15 +12,13 @@ is exchanged for a short-lived access token at ``/api/token/refresh``, again whe
 
 from __future__ import annotations
 
-import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from nerloop.annotation.core.client import ToolConnection
+from nerloop.annotation.core.client import Credentials, ToolConnection, tool_errors
 from nerloop.errors import NerloopError
 
 DEFAULT_HOME = Path(".label-studio")
@@ -28,68 +26,29 @@ ENV_URL = "NERLOOP_LABEL_STUDIO_URL"
 ENV_TOKEN = "NERLOOP_LABEL_STUDIO_TOKEN"
 
 
-class LabelStudioError(NerloopError):
-    """Talking to Label Studio failed; the message says what happened and what to do."""
+ERRORS = tool_errors("Label Studio", "LabelStudio", __name__)
+(LabelStudioError, LabelStudioUnreachableError, LabelStudioTimeoutError, LabelStudioAuthError, LabelStudioHTTPError,
+ LabelStudioConfigError, LabelStudioDataError) = ERRORS
 
 
-class LabelStudioUnreachableError(LabelStudioError):
-    """No server answers at the URL."""
+CREDENTIALS = Credentials(
+    tool="Label Studio", command="label-studio", env_url=ENV_URL, env_secrets=(ENV_TOKEN,), file_keys=("token",),
+    env_hint=f"{ENV_URL} and {ENV_TOKEN} (an account's API token, from Account & Settings in Label Studio)",
+    error=LabelStudioConfigError,
+)
 
 
-class LabelStudioTimeoutError(LabelStudioError):
-    """The server did not answer within ``timeout_s``."""
-
-
-class LabelStudioAuthError(LabelStudioError):
-    """Wrong or disabled token, or an account without the rights nerloop needs."""
-
-
-class LabelStudioHTTPError(LabelStudioError):
-    """The server answered with an HTTP error."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-class LabelStudioConfigError(LabelStudioError):
-    """Credentials missing, or projects / team that do not fit nerloop."""
-
-
-class LabelStudioDataError(LabelStudioError):
-    """Data nerloop cannot send (a bad pre-annotation)."""
-
-
-def credentials(home: Path = DEFAULT_HOME, default_url: str | None = None) -> tuple[str, str]:
+def credentials(home: Path = DEFAULT_HOME, default_url: str | None = None) -> tuple[str, ...]:
     """(url, token): ``NERLOOP_LABEL_STUDIO_TOKEN`` (+ ``_URL``) for an existing server, else the file
     ``<home>/credentials.json`` written by ``nerloop label-studio up``. ``_URL`` overrides either URL."""
-    env_url = os.environ.get(ENV_URL) or None
-    token = os.environ.get(ENV_TOKEN)
-    if token:
-        url = env_url or default_url
-        if not url:
-            raise LabelStudioConfigError(f"{ENV_TOKEN} is set but no Label Studio URL: set {ENV_URL}")
-        return url, token
-    path = Path(home) / "credentials.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return env_url or data.get("url") or default_url or "", data["token"]
-    except FileNotFoundError:
-        raise LabelStudioConfigError(
-            f"no Label Studio credentials: run `nerloop label-studio up` (writes {path}) or set {ENV_URL} and "
-            f"{ENV_TOKEN} (an account's API token, from Account & Settings in Label Studio) for an existing server"
-        ) from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise LabelStudioConfigError(f"{path} is corrupt: delete it and run `nerloop label-studio up` again") from None
+    return CREDENTIALS.read(home, default_url)
 
 
 class Connection(ToolConnection):
     """One authenticated Label Studio session, made on first use, with bounded waits and clear errors."""
 
-    tool, command, params_key, env_url = "Label Studio", "label-studio", "label_studio", ENV_URL
-    rerun, sent = "command", "tasks"
-    timeout_error, unreachable_error = LabelStudioTimeoutError, LabelStudioUnreachableError
-    read_credentials = staticmethod(credentials)
+    source, errors, params_key, rerun, sent = CREDENTIALS, ERRORS, "label_studio", "command", "tasks"
+    server_log = ".label-studio/server.log for the server `nerloop label-studio up` started"
 
     def __init__(self, creds: tuple[str, str] | None, *, home: Path, default_url: str, timeout_s: float) -> None:
         """``creds`` = (url, token); None reads :func:`credentials` on first use."""
@@ -107,9 +66,10 @@ class Connection(ToolConnection):
                 text = text.replace(secret, "***")
         return text
 
-    def _error(self, resp: requests.Response, action: str) -> LabelStudioError:
-        code = resp.status_code
-        body = self.scrub(resp.text[:300].strip())
+    def _error(self, resp: requests.Response, action: str) -> NerloopError:
+        return self.http_error(resp.status_code, action, self.scrub(resp.text[:300].strip()))
+
+    def refusal(self, code: int | None, action: str, body: str) -> NerloopError | None:
         where = f"{ENV_TOKEN}, or {self.home / 'credentials.json'} for the server `nerloop label-studio up` started"
         if code == 401:
             return LabelStudioAuthError(
@@ -123,14 +83,7 @@ class Connection(ToolConnection):
                 f"Label Studio at {self.url} denied nerloop's account while {action} (HTTP 403): it must be an "
                 f"owner or administrator of the organization to manage projects and the team. {body}"
             )
-        if code >= 500:
-            return LabelStudioHTTPError(
-                f"Label Studio at {self.url} failed with HTTP {code} while {action}. This is a server-side error: see "
-                "the server log (.label-studio/server.log for the server `nerloop label-studio up` started), fix it "
-                "and run the command again; nothing already in the ledger is affected.",
-                code,
-            )
-        return LabelStudioHTTPError(f"Label Studio at {self.url} answered HTTP {code} while {action}: {body}", code)
+        return None
 
     @property
     def session(self) -> requests.Session:

@@ -18,7 +18,7 @@ from xml.sax.saxutils import quoteattr
 
 from nerloop import paths
 from nerloop.annotation.core import plan
-from nerloop.annotation.core.protocol import META_PREFIX, Item, Listing
+from nerloop.annotation.core.protocol import Item, Listing
 from nerloop.annotation.label_studio import team
 from nerloop.annotation.label_studio.client import Connection, LabelStudioConfigError
 
@@ -66,6 +66,8 @@ class ProjectsMixin:
     _users: dict[int, str] | None
     _listings: dict[int, Listing]
     _created: set[int]  # projects this backend created (empty until it imports into them)
+    accounts = "Label Studio accounts (e-mails)"  # what annotation.label_studio.annotators lists
+    title_key = "title"  # a project's name in Label Studio's list of projects
 
     # ------------------------------------------------------------ team
 
@@ -76,18 +78,9 @@ class ProjectsMixin:
         return {n: n if "@" in n else str((members.get(n) or {}).get("email") or f"{n}@{self.params.email_domain}")
                 for n in names}
 
-    def team(self) -> list[str]:
-        """The annotators: ``annotation.label_studio.annotators``, else everyone in ``.label-studio/team.json``."""
-        names = list(self.emails())
-        if not names:
-            raise LabelStudioConfigError(
-                "no annotators: add them with `nerloop label-studio annotator add NAME` (a server nerloop manages) "
-                "or list existing Label Studio accounts (e-mails) in annotation.label_studio.annotators"
-            )
-        try:
-            return plan.check_team(names)
-        except ValueError as exc:
-            raise LabelStudioConfigError(f"annotation.label_studio.annotators: {exc}") from None
+    def _annotator_names(self) -> list[str]:
+        """``annotation.label_studio.annotators``, else everyone in ``.label-studio/team.json``."""
+        return list(self.emails())
 
     def user_names(self) -> dict[int, str]:
         """{user id: annotator name (or e-mail for accounts outside the team)}."""
@@ -112,24 +105,8 @@ class ProjectsMixin:
 
     # ------------------------------------------------------------ projects
 
-    def project_name(self, who: str) -> str:
-        """``<project>-<annotator>``, or ``<project>-review``."""
-        return f"{self.params.project}-{who}"
-
-    def _project_list(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
-        if self._projects is None or refresh:
-            rows = self.conn.pages("projects", "listing projects", self.params.page_size, "results")
-            self._projects = {}
-            for p in sorted(rows, key=lambda p: p["id"]):
-                self._projects.setdefault(p["title"], p)
-        return self._projects
-
-    def annotator_projects(self) -> dict[str, int]:
-        """{annotator: project id} of every ``<project>-<name>`` project, including past annotators'."""
-        prefix = self.params.project + "-"
-        review = self.project_name(plan.REVIEW_SUFFIX)
-        return {title[len(prefix):]: int(p["id"]) for title, p in self._project_list().items()
-                if title.startswith(prefix) and title != review}
+    def _project_rows(self) -> list[dict[str, Any]]:
+        return self.conn.pages("projects", "listing projects", self.params.page_size, "results")
 
     def ensure_project(self, who: str) -> int:
         """The project for ``who`` (an annotator, or ``review``), created with the labelling config for the
@@ -197,21 +174,9 @@ class ProjectsMixin:
         rows = self.conn.pages("tasks", "listing tasks", min(LIST_PAGE, self.params.page_size), "tasks",
                                threads=LIST_THREADS, project=pid, fields="all")
         for row in rows:
-            meta = row.get("meta") or {}
-            tid = int(row["id"])
-            nid = meta.get(META_PREFIX + "id")
-            if not isinstance(nid, str) or not nid:
-                out.foreign.append(tid)
-                continue
-            task = Task(tid, str((row.get("data") or {}).get("text") or ""), meta, list(row.get("annotations") or []),
-                        list(row.get("predictions") or []))
-            if nid in out.ours:
-                out.problems.append(
-                    f"sentence {nid}: Label Studio tasks {out.ours[nid].example_id} and {tid} of project {pid} both "
-                    f"carry it; only task {out.ours[nid].example_id} is used — delete the other one"
-                )
-                continue
-            out.ours[nid] = task
+            task = Task(int(row["id"]), str((row.get("data") or {}).get("text") or ""), row.get("meta") or {},
+                        list(row.get("annotations") or []), list(row.get("predictions") or []))
+            out.add(task, pid, "Label Studio", "task")
         return out
 
     def where(self, *, skip: set[int] | frozenset[int] = frozenset()) -> dict[str, dict[str, Task]]:

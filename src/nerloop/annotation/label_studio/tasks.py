@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core.protocol import META_PREFIX, Listing, pre_annotation
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, item_meta, pre_annotation
 from nerloop.annotation.label_studio.client import LabelStudioDataError
 from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME
 from nerloop.data.files import json_safe, text_sha1
@@ -38,21 +38,7 @@ class LabelStudioTasks:
         spans, confs, tags = pre_annotation(rec, self.labels, LabelStudioDataError)
         confs = [json_safe(c) for c in confs]
         known = [c for c in confs if c is not None]
-        meta = {
-            META_PREFIX + "id": rec.id,
-            META_PREFIX + "cycle": int(cycle),
-            META_PREFIX + "qc": False,
-            META_PREFIX + "assigned": [],
-            META_PREFIX + "tokens": list(rec.tokens),
-            META_PREFIX + "offsets": [[int(s), int(e)] for s, e in rec.offsets],
-            META_PREFIX + "text_sha1": text_sha1(rec.text),
-            META_PREFIX + "source": rec.source or "",
-            META_PREFIX + "doc_id": rec.doc_id,
-            META_PREFIX + "pre_tags": tags if spans or rec.meta.get("pre_tags") is not None else None,
-            META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
-            META_PREFIX + "selection": rec.meta.get("selection"),
-            META_PREFIX + "cluster": rec.meta.get("cluster"),
-        }
+        meta = item_meta(rec, cycle, spans, tags, digest_key=META_PREFIX + "text_sha1", digest=text_sha1(rec.text))
         prediction = {
             "model_version": self.model_version(cycle),
             "score": min(known) if known else 1.0,  # the least sure span: the task's place in a sort

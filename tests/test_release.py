@@ -1,4 +1,4 @@
-"""The final dataset's pure logic on small synthetic corpora: cleaning, duplicates, conflicts, splits, export."""
+"""release/: the final dataset's logic on small synthetic corpora: cleaning, duplicates, conflicts, splits, export."""
 
 from __future__ import annotations
 
