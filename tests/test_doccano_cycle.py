@@ -42,8 +42,9 @@ def test_alice_corrects_a_sentence_in_the_page_and_the_next_cycle_imports_exactl
         # 1. the first cycle trains on the seed, selects and sends alice the batch, pre-annotated
         assert "sent 6 sentences for cycle 1 to doccano" in nerloop(project, "cycle")
         pid = alice.project("nerloop-alice")
-        order = list(alice.examples(pid))  # Doccano's order: page N of the annotation page is example N
-        spans = {sid: alice.spans(pid, eid) for sid, eid in alice.examples(pid).items()}
+        examples = alice.examples(pid)  # in Doccano's order: page N of the annotation page is example N
+        order = list(examples)
+        spans = {sid: alice.spans(pid, eid) for sid, eid in examples.items()}
         sid = next((s for s in order if spans[s]), None)
         assert sid is not None, "the tiny model proposed no span at all: there is nothing to correct"
         labels = [lab for _, _, lab, _ in spans[sid]]
@@ -55,7 +56,7 @@ def test_alice_corrects_a_sentence_in_the_page_and_the_next_cycle_imports_exactl
         log_in(browser, url, "alice", password)
         start_annotation(browser, url, pid, "nerloop-alice", min_spans=0)
         browser.get(f"{url}/projects/{pid}/sequence-labeling?page={order.index(sid) + 1}")
-        words = alice.c.find_example_by_id(pid, alice.examples(pid)[sid]).text.split()
+        words = alice.c.find_example_by_id(pid, examples[sid]).text.split()
         try:  # that sentence (its id is in the metadata beside it), its spans and their confidences
             _wait(browser).until(lambda d: span_labels(d) == labels and sid in d.find_element(By.TAG_NAME, "body").text)
         finally:
@@ -72,7 +73,7 @@ def test_alice_corrects_a_sentence_in_the_page_and_the_next_cycle_imports_exactl
         done = f"//button[.//*[local-name()='path' and @d='{DONE}']]"
         _wait(browser).until(lambda d: d.find_elements(By.XPATH, done))
         browser.save_screenshot(str(tmp_path / "alice-done.png"))
-        assert [lab for _, _, lab, _ in alice.spans(pid, alice.examples(pid)[sid])] == [new, *labels[1:]]
+        assert [lab for _, _, lab, _ in alice.spans(pid, examples[sid])] == [new, *labels[1:]]
 
         # 3. the next cycle imports exactly that one sentence, as alice left it; the other five wait
         out = nerloop(project, "cycle")
