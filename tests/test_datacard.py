@@ -99,7 +99,8 @@ def test_card_header_and_content_with_gold_included(tmp_path):
     assert f"of {n} sentences" in text
     for split, v in data["stats"]["splits"].items():
         assert f"| {split} | {v['sentences']} |" in text
-    assert "| 1 | 30 | 120 | 40 | 5 | 2 | 1 | 50 | 0.600 |" in text  # cycle row: ledger counts + gold F1
+    # cycle row: ledger counts, manual effort (5 + 2 + 1 edits for 46 entities) and gold F1
+    assert "| 1 | 30 | 120 | 40 | 5 | 2 | 1 | 17% | 50 | 0.600 |" in text
     assert "![Learning curve" in text and "(learning_curve.png)" in text
     assert "no longer independent of the evaluation yardstick" in text
     assert "**The gold-set column is inflated**: 16 gold sentences" in text

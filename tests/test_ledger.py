@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nerloop.data.annotations import Annotation, edit_counts
+from nerloop.data.annotations import Annotation, edit_counts, manual_effort, summed
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.errors import DataError
@@ -42,6 +42,17 @@ def test_edit_counts(pre: list[str] | None, final: list[str], expected: dict[str
     assert edit_counts(pre, final) == expected
 
 
+def test_manual_effort_is_edits_made_over_edits_needed_from_nothing() -> None:
+    # 3 final entities: from nothing, 3 additions; from the pre-annotation, 1 relabel + 1 delete + 1 add
+    counts = {"kept": 1, "added": 1, "deleted": 1, "relabelled": 1}
+    assert manual_effort(counts) == round(3 / 3, 4)
+    assert manual_effort({"kept": 3, "added": 1, "deleted": 0, "relabelled": 0}) == 0.25
+    assert manual_effort({"kept": 0, "added": 2, "deleted": 0, "relabelled": 0}) == 1.0  # no pre-annotation shown
+    assert manual_effort({"kept": 1, "added": 0, "deleted": 4, "relabelled": 0}) == 4.0  # wrong proposals cost more
+    assert manual_effort({"kept": 0, "added": 0, "deleted": 2, "relabelled": 0}) is None  # nothing to label
+    assert summed([counts, counts]) == {"kept": 2, "added": 2, "deleted": 2, "relabelled": 2}
+
+
 # --------------------------------------------------------------------------- ledger
 
 
@@ -49,6 +60,7 @@ def test_new_ledger_is_empty_and_written_on_first_append(tmp_path: Path) -> None
     path = tmp_path / "ann" / "ledger.jsonl"
     ledger = Ledger(path)
     assert ledger.entries == [] and ledger.cycle == 0 and ledger.per_cycle() == {}
+    assert ledger.manual_effort() == {"cycle": None, "last_cycle": None, "cumulative": None}
     assert ledger.append([]) == []
     assert path.exists() and path.read_text() == ""
 
@@ -123,6 +135,8 @@ def test_per_cycle_sums(tmp_path: Path) -> None:
         2: {"sentences": 1, "tokens": 3, "kept": 0, "added": 1, "deleted": 0, "relabelled": 0},
     }
     assert ledger.cycle == 2
+    # cycle 2: 1 edit for 1 entity; all: 3 edits (2 added, 1 relabelled) for 4 entities
+    assert ledger.manual_effort() == {"cycle": 2, "last_cycle": 1.0, "cumulative": 0.75}
 
 
 def _ledger_with_bad_line(tmp_path: Path, bad: str | bytes) -> Path:

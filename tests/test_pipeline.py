@@ -23,6 +23,7 @@ import yaml
 from datasets import load_from_disk
 
 from conftest import make_tiny_project, project_env, run_in
+from nerloop.data.annotations import manual_effort, summed
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +121,10 @@ def test_cycles_commit_and_never_ask_twice(two_cycles: Path) -> None:
     history = read_json(two_cycles / "metrics/history.json")
     assert [h["labelled_sentences"] for h in history] == [24, 30, 36]
     assert history[0]["selection"] is None and history[2]["selection"]["strategy"] == "hybrid"
+    # manual effort (edits from the pre-annotation / edits from nothing) per import and over all, from the ledger
+    assert history[0]["manual_effort_share"] is None
+    assert history[2]["manual_effort_share"] == manual_effort(summed([e["effort"] for e in ledger if e["cycle"] == 2]))
+    assert history[2]["manual_effort_share_cumulative"] == manual_effort(summed([e["effort"] for e in ledger]))
     diff = json.loads(run_in(two_cycles, "dvc", "metrics", "diff", "HEAD~1", "--json").stdout)
     assert diff["metrics/eval.json"]["labelled_sentences"]["diff"] == 6
     assert (two_cycles / "metrics/learning_curve.png").stat().st_size > 1000
@@ -128,6 +133,9 @@ def test_cycles_commit_and_never_ask_twice(two_cycles: Path) -> None:
     status = json.loads(run_in(two_cycles, "nerloop", "status", "--json").stdout)
     assert status["cycle"] == 2 and status["waiting_for_annotation"] == 6 and status["labelled_sentences"] == 36
     assert status["pool_left"] == 40 - 18 and status["uncommitted"] == [] and status["interrupted"] is None
+    assert status["manual_effort"] == read_json(two_cycles / "metrics/annotation.json")["manual_effort"] == {
+        "cycle": 2, "last_cycle": history[2]["manual_effort_share"],
+        "cumulative": history[2]["manual_effort_share_cumulative"]}
     assert status["next"].startswith("nerloop cycle")
 
     # the last cycle sends nothing; then there is nothing new: no training, no commit
@@ -171,7 +179,8 @@ def test_dvc_commands_do_what_dvc_users_expect(two_cycles: Path) -> None:
     # plots: each once, no default renderings of raw JSON; metrics load without warnings
     plots = json.loads(run_in(two_cycles, "dvc", "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == sorted(["learning curve (sentences)", "learning curve (tokens)", "per-type F1",
-                                    "confusion", "forecast (sentences, 90% band)", "metrics/learning_curve.png",
+                                    "confusion", "forecast (sentences, 90% band)",
+                                    "manual effort (edits made / edits from nothing)", "metrics/learning_curve.png",
                                     "metrics/per_type_f1.png", "metrics/forecast.png"])
     # the forecast plot stays empty until a third cycle gives the curve its three points
     assert {k: len(v) for k, v in plots.items()} == {**{k: 1 for k in plots}, "forecast (sentences, 90% band)": 0}

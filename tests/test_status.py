@@ -24,6 +24,7 @@ def test_on_a_fresh_clone_it_counts_the_raw_files_and_says_what_to_run(tiny_proj
     assert "pool left:           40 sentences never selected" in out
     assert "labelled sentences:  24 (24 seed)" in out and "gold F1:             not yet trained" in out
     assert "next:                nerloop cycle   # trains on the seed set" in out
+    assert "manual effort:       not measured yet (nothing imported from annotators)" in out
     s = json.loads(run_in(tiny_project, "nerloop", "status", "--json").stdout)
     assert s["backend"] == "simulated" and s["cycle"] == 0 and s["waiting_for_annotation"] == 0
     assert s["uncommitted"] == [] and s["interrupted"] is None and s["dvc_lock_problem"] is None

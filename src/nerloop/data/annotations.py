@@ -43,3 +43,27 @@ def edit_counts(pre_tags: list[str] | None, final_tags: list[str]) -> dict[str, 
     deleted = sum(1 for k in pre if k not in final)
     added = sum(1 for k in final if k not in pre)
     return {"kept": kept, "added": added, "deleted": deleted, "relabelled": relabelled}
+
+
+EFFORT_KEYS = ("kept", "added", "deleted", "relabelled")
+
+
+def manual_effort(counts: dict[str, int]) -> float | None:
+    """The manual-effort share: edits made starting from the pre-annotation, over edits needed from nothing.
+
+    Starting from an empty sentence, every final entity is one edit (add it). Starting from the
+    pre-annotation, each added, deleted or relabelled entity is one edit and each kept one is free
+    (a boundary fixed counts as a deletion plus an addition, as ``edit_counts`` sees it). So 100%
+    means the pre-annotation saved nothing, 0% that it was right; over 100% means correcting it took
+    more edits than typing from scratch (many wrong proposals to delete). None where nothing was to
+    be labelled (no final entity): the share is undefined there, not zero.
+    """
+    needed = counts.get("kept", 0) + counts.get("added", 0) + counts.get("relabelled", 0)
+    made = counts.get("added", 0) + counts.get("deleted", 0) + counts.get("relabelled", 0)
+    return round(made / needed, 4) if needed else None
+
+
+def summed(rows: list[dict[str, int]]) -> dict[str, int]:
+    """The effort counts of several cycles (or sentences) together."""
+    return {k: sum(r.get(k, 0) for r in rows) for k in EFFORT_KEYS}
+

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nerloop.data.annotations import Annotation, edit_counts
+from nerloop.data.annotations import Annotation, edit_counts, manual_effort, summed
 from nerloop.data.files import _lines, atomic_write
 from nerloop.data.records import Record
 from nerloop.errors import DataError
@@ -124,4 +124,12 @@ class Ledger:
             for k, v in e["effort"].items():
                 row[k] += v
         return dict(sorted(out.items()))
+
+    def manual_effort(self) -> dict[str, Any]:
+        """The manual-effort share (``annotations.manual_effort``) of the last import and of all imports."""
+        per_cycle = self.per_cycle()
+        if not per_cycle:
+            return {"cycle": None, "last_cycle": None, "cumulative": None}
+        return {"cycle": self.cycle, "last_cycle": manual_effort(per_cycle[self.cycle]),
+                "cumulative": manual_effort(summed(list(per_cycle.values())))}
 

@@ -64,6 +64,7 @@ def status() -> dict[str, Any]:
         # too many held back: the next cycle stops at its gate (after the fetch); what to fix, or release
         "blocked": held_back.blocked(entries, exported, labelled, params.annotation.max_held_back_share),
         "entities_per_type": labelled_type_counts(),  # a type at 0 cannot be learnt
+        "manual_effort": ledger.manual_effort(),
         "running": running,  # a nerloop command holds the project now: its step is a live one, not a stop
         "interrupted": None if running else unfinished,
         "orphans": orphans() if unfinished and not running else [],  # left running by a killed nerloop
@@ -135,6 +136,7 @@ def render(s: dict[str, Any]) -> str:
         lines.append(f"stopped:             too many held back ({over}; over annotation.max_held_back_share)")
     per_type = ", ".join(f"{t} {k}" for t, k in s["entities_per_type"].items())
     lines.append(f"entities per type:   {per_type or 'not prepared yet'}")
+    lines.append(f"manual effort:       {effort_line(s['manual_effort'])}")
     lines += forecast_lines(s["forecast"])
     if s["running"]:
         step = f", at step {s['running']['step']!r}" if s["running"].get("step") else ""
@@ -148,6 +150,14 @@ def render(s: dict[str, Any]) -> str:
                      (" ..." if len(s["uncommitted"]) > 5 else "") + " (the next cycle commits them)")
     lines.append(f"next:                {s['next']}")
     return "\n".join(lines)
+
+
+def effort_line(e: dict[str, Any]) -> str:
+    """Edits made from the pre-annotation as a share of typing every entity from scratch."""
+    if e["cycle"] is None:
+        return "not measured yet (nothing imported from annotators)"
+    last, total = ("-" if v is None else f"{v:.0%}" for v in (e["last_cycle"], e["cumulative"]))
+    return f"{last} of the edits labelling from scratch takes (cycle {e['cycle']}'s import), {total} over all imports"
 
 
 def forecast_lines(f: dict[str, Any] | None) -> list[str]:

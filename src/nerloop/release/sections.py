@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nerloop.data.annotations import EFFORT_KEYS, manual_effort
 from nerloop.data.formats import input_format
 from nerloop.params import DataParams, Params
 
@@ -17,6 +18,10 @@ def fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.3f}"
     return str(x)
+
+
+def percent(x: float | None) -> str | None:
+    return None if x is None else f"{x:.0%}"
 
 
 def table(header: list[str], rows: list[list[Any]]) -> dict[str, Any]:
@@ -34,7 +39,7 @@ def cycles_table(stats: dict[str, Any], history: list[dict[str, Any]], types: li
     annotated = {c["cycle"]: c for c in stats["provenance"]["cycles"]}
     scored = {h["cycle"]: h for h in history}
     with_agreement = any(_agreement_of(h) is not None for h in history)
-    header = ["cycle", "sentences annotated", "tokens", "kept", "added", "deleted", "relabelled",
+    header = ["cycle", "sentences annotated", "tokens", "kept", "added", "deleted", "relabelled", "manual effort",
               "labelled in total", "gold F1", *(f"F1 {t}" for t in types)]
     if with_agreement:
         header.append("agreement (kappa)")
@@ -43,7 +48,7 @@ def cycles_table(stats: dict[str, Any], history: list[dict[str, Any]], types: li
         a, h = annotated.get(c, {}), scored.get(c, {})
         seed = stats["provenance"]["seed_sentences"] if c == 0 else None
         row = [c, seed if c == 0 else a.get("sentences"), a.get("tokens"),
-               *(a.get(k) for k in ("kept", "added", "deleted", "relabelled")),
+               *(a.get(k) for k in EFFORT_KEYS), percent(manual_effort(a)) if a else None,
                h.get("labelled_sentences"), h.get("f1"), *(h.get(f"f1_{t}") for t in types)]
         if with_agreement:
             row.append(_agreement_of(h))

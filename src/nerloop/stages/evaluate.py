@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nerloop import paths
+from nerloop.data.annotations import EFFORT_KEYS
 from nerloop.data.files import read_records, write_json
 from nerloop.data.labelled import labelled_records
 from nerloop.data.ledger import Ledger
@@ -146,6 +147,7 @@ def main() -> None:
     ledger = Ledger(paths.LEDGER)
     labelled = labelled_records(ledger)
     effort = ledger.per_cycle().get(ledger.cycle, {})
+    effort_share = ledger.manual_effort()
     annotation = json.loads((paths.METRICS / "annotation.json").read_text(encoding="utf-8"))
     agreement = annotation.get("agreement") if annotation.get("cycle") == ledger.cycle else None
     this_cycle = [e for e in ledger.entries if e["cycle"] == ledger.cycle]
@@ -160,7 +162,10 @@ def main() -> None:
         "recall": round(scores["recall"], 4),
         "token_accuracy": round(scores["token_accuracy"], 4),
         **{f"f1_{t}": round(v["f1"], 4) for t, v in sorted(scores["per_type"].items())},
-        "manual_effort": {k: effort.get(k, 0) for k in ("kept", "added", "deleted", "relabelled")},
+        "manual_effort": {k: effort.get(k, 0) for k in EFFORT_KEYS},
+        # edits made / edits needed from nothing, this cycle's import and all imports so far (README "Manual effort")
+        "manual_effort_share": effort_share["last_cycle"],
+        "manual_effort_share_cumulative": effort_share["cumulative"],
         "selection": selection,  # how this cycle's batch was chosen (None for the seed-only cycle 0)
         "agreement": agreement,  # inter-annotator agreement of this cycle's double-annotated share, if any
         "stop_kappa": stop_set_kappa(ledger.cycle, stop_ids, stop_pred),  # vs the previous cycle's model

@@ -47,6 +47,7 @@ def main() -> None:
         "annotated_sentences": sum(c["sentences"] for c in per_cycle.values()),
         "annotated_tokens": sum(c["tokens"] for c in per_cycle.values()),
         "last_cycle": per_cycle.get(ledger.cycle, {}),
+        "manual_effort": ledger.manual_effort(),  # edits from the pre-annotation / edits from nothing
         "waiting": len(waiting),
         "held_back": len(held),  # entries of held_back.jsonl: sentences, and backend problems tied to none
         "in_review": len(review),  # disagreements waiting on the lead: waiting, not held back
