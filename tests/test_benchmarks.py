@@ -333,3 +333,37 @@ def test_recipes_skips_clearly_without_conll_or_compares_both_recipes(tmp_path: 
     assert sorted(r["recipe"] for r in runs) == ["fitted", "refit"]
     table = out.with_suffix(".md").read_text()
     assert "| 20 | [1] |" in table and "| 1 of 3 seeds run |" in table
+
+
+def test_effort_reads_a_ledger_into_imports_and_milestones(tmp_path: Path) -> None:
+    """`python benchmarks/effort.py --project DIR`: per import and at the seed guide's milestones, from the ledger."""
+    from nerloop.data.annotations import Annotation
+    from nerloop.data.files import write_records
+    from nerloop.data.ledger import Ledger
+    from nerloop.data.records import Record
+
+    project = tmp_path / "loop"
+
+    def rec(i: int, tags: list[str]) -> Record:
+        return Record(f"s{i}", ["Acme", "hired", "Bob"], "Acme hired Bob", [(0, 4), (5, 10), (11, 14)], tags)
+
+    write_records(project / "data/prepared/seed.jsonl", [rec(-i, ["O", "O", "O"]) for i in range(1, 1001)])
+    gold = ["B-ORG", "O", "B-PER"]
+    # cycle 1 (1,000 -> 1,300): 300 sentences, each one kept + one relabelled of 2 entities, plus a wrong one deleted
+    first = [Annotation(rec(i, gold), 1, "sim", pre_tags=["B-ORG", "B-LOC", "B-LOC"]) for i in range(300)]
+    # cycle 2 (1,300 -> 5,300): 4,000 sentences, both entities kept
+    second = [Annotation(rec(i, gold), 2, "sim", pre_tags=gold) for i in range(300, 4300)]
+    Ledger(project / "data/annotations/ledger.jsonl").append(first + second)
+    out = tmp_path / "effort.json"
+    proc = run_script("effort.py", "--project", str(project), "--name", "tiny", "--results", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    # cycle 1: 2 edits (delete + relabel) for 2 final entities each -> 100%; cycle 2: none -> 0%
+    assert [(r["cycle"], r["labelled_from"], r["labelled_to"], r["effort"]) for r in result["imports"]] == [
+        (1, 1000, 1300, 1.0), (2, 1300, 5300, 0.0)]
+    assert result["imports"][1]["effort_cumulative"] == round(600 / 8600, 4)
+    marks = result["milestones"]
+    assert marks["1200"]["cycle"] == 1 and marks["1200"]["verdict"] == "not met"  # 100% > 60%
+    assert marks["4000"]["cycle"] == 2 and marks["4000"]["verdict"] == "met"
+    assert marks["10000"]["cycle"] is None and "| ~10,000 | 30%-40% | not reached |" in proc.stdout
+    assert out.with_suffix(".md").read_text().startswith("# Manual effort: tiny")
