@@ -1,16 +1,27 @@
 """data.patterns (issue #29): loading both formats, errors that name file and line, matching on nerloop's own
-tokens with spaCy, and the merge into the model's pre-annotation. No model is trained."""
+tokens with spaCy, the merge into the model's pre-annotation, and the selection bonus. No model is trained."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
+from nerloop import paths
+from nerloop.data.files import read_records, write_json, write_records
 from nerloop.data.patterns import PatternSpan, PreSpan, load_patterns, merge_pre_annotation, read_patterns
+from nerloop.data.records import Record
 from nerloop.data.tags import check_iob2
-from nerloop.errors import DataError
+from nerloop.errors import DataError, ParamsError
+from nerloop.loop.preflight import check_inputs
+from nerloop.params import load_params
+from nerloop.selection.strategies import SelectConfig, select
+from nerloop.stages import select as select_stage
+from nerloop.stages.select import with_patterns
 
 LABELS = ["ORG", "LOC", "PER", "Chemical"]
 
@@ -190,3 +201,151 @@ def test_without_a_learned_type_every_pattern_span_is_used() -> None:
     assert merge_pre_annotation(model, patterns, set(), 0.5) == [
         PreSpan(0, 2, "ORG", 0.5, "pattern:ORG"), PreSpan(3, 4, "LOC", 0.5, "pattern:LOC")]
     assert merge_pre_annotation(model, [], {"PER"}, 0.5) == [PreSpan(0, 1, "PER", 0.3, "model")]
+
+
+def test_the_batch_record_gets_iob2_pre_tags_char_spans_and_parallel_sources() -> None:
+    rec = Record.from_tokens(["Acme", "Corp", "sells", "aspirin", "in", "Paris"])
+    pred_spans = [[0, 9, "ORG", 0.91], [27, 32, "PER", 0.42]]  # stage score's [start, end, label, confidence]
+    matches = [PatternSpan(3, 4, "Chemical", "drugs"), PatternSpan(5, 6, "LOC", "LOC")]
+    meta = with_patterns(rec, pred_spans, matches, {"ORG", "PER", "LOC"}, 0.5)
+    assert meta == {
+        "pre_tags": ["B-ORG", "I-ORG", "O", "B-Chemical", "O", "B-PER"],
+        "pre_spans": [[0, 9, "ORG", 0.91], [16, 23, "Chemical", 0.5], [27, 32, "PER", 0.42]],
+        "pre_sources": ["model", "pattern:drugs", "model"],
+    }
+    assert rec.text[16:23] == "aspirin" and rec.text[27:32] == "Paris"
+    check_iob2(meta["pre_tags"], LABELS)
+
+
+# --- steering the selection -------------------------------------------------------------------------
+
+
+def _candidates() -> pd.DataFrame:
+    return pd.DataFrame({"id": ["a", "b", "c", "d"], "n_tokens": [5, 5, 5, 5], "mnlp": [3.0, 2.0, 1.0, 0.5],
+                         "pattern": [0, 0, 2, 1]})
+
+
+def test_pattern_bonus_lifts_sentences_with_matches_and_says_so() -> None:
+    batch = select(_candidates(), None, SelectConfig(strategy="uncertainty", batch_size=2, pattern_bonus=5.0))
+    assert list(batch["id"]) == ["c", "d"]  # a flat bonus: two matches count as much as one
+    assert list(batch["score"]) == [6.0, 5.5] and "pattern bonus +5.00" in batch["reason"][0]
+
+
+def test_no_pattern_bonus_leaves_the_ranking_as_it_was() -> None:
+    with_column = select(_candidates(), None, SelectConfig(strategy="uncertainty", batch_size=4))
+    without = select(_candidates().drop(columns="pattern"), None, SelectConfig(strategy="uncertainty", batch_size=4))
+    assert list(with_column["id"]) == list(without["id"]) == ["a", "b", "c", "d"]
+    assert list(with_column["score"]) == list(without["score"])
+    assert list(with_column["reason"]) == list(without["reason"])
+
+
+def test_pattern_bonus_works_in_the_hybrid_strategy() -> None:
+    embeddings = np.eye(4, 3, dtype=np.float32)
+    batch = select(_candidates(), embeddings, SelectConfig(strategy="hybrid", batch_size=1, k=1, pattern_bonus=5.0))
+    assert list(batch["id"]) == ["c"]
+
+
+# --- params and preflight ---------------------------------------------------------------------------
+
+
+def _params(tmp_path: Path, data: dict, select_section: dict | None = None) -> Path:
+    raw = {"data": {"seed": "seed.conll", "pool": "pool.txt", "gold": "gold.conll", **data},
+           "annotation": {"backend": "doccano"}, "select": select_section or {}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_params_read_the_pattern_keys_and_refuse_a_bonus_without_patterns(tmp_path: Path) -> None:
+    p = load_params(_params(tmp_path, {"patterns": "names.txt", "pattern_attr": "LOWER", "pattern_confidence": 0.3},
+                            {"pattern_bonus": 0.2}))
+    assert (p.data.patterns, p.data.pattern_attr, p.data.pattern_confidence, p.select.pattern_bonus) == (
+        "names.txt", "LOWER", 0.3, 0.2)
+    assert load_params(_params(tmp_path, {})).data.patterns is None
+    with pytest.raises(ParamsError, match=r"select: pattern_bonus > 0 .* data\.patterns names no patterns file"):
+        load_params(_params(tmp_path, {}, {"pattern_bonus": 0.2}))
+    with pytest.raises(ParamsError, match=r"data\.pattern_attr"):
+        load_params(_params(tmp_path, {"patterns": "names.txt", "pattern_attr": "NORM"}))
+    with pytest.raises(ParamsError, match=r"data\.pattern_confidence"):
+        load_params(_params(tmp_path, {"patterns": "names.txt", "pattern_confidence": 1.5}))
+
+
+def test_preflight_names_a_bad_patterns_line_before_any_training(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("seed.conll", "pool.txt", "gold.conll"):
+        (tmp_path / name).write_text("x\n", encoding="utf-8")
+    _write(tmp_path, "names.txt", ["Acme\tORG", "Paris LOC"])
+    params = load_params(_params(tmp_path, {"patterns": "names.txt", "labels": ["ORG", "LOC"]}))
+    with pytest.raises(ParamsError, match=r"data\.patterns: names\.txt:2: no TAB"):
+        check_inputs(params)
+
+
+# --- the select stage, on a scores table written by hand (what stage score would have written) --------
+
+
+POOL = [  # tokens, the model's predicted spans (char offsets, confidence), mnlp
+    (["Acme", "sells", "aspirin", "."], [[0, 4, "ORG", 0.8], [11, 18, "ORG", 0.3]], 1.0),
+    (["Acme", "hired", "Bob", "."], [[0, 4, "ORG", 0.9]], 2.0),
+    (["Nothing", "here", "."], [], 3.0),
+]
+
+
+def _project(tmp_path: Path, patterns: str | None, pattern_bonus: float) -> None:
+    """A project after train and score: seed with ORG only (Chemical unlearned), a three-sentence pool."""
+    write_records(paths.SEED, [Record.from_tokens(["Acme", "Corp"], ["B-ORG", "I-ORG"])])
+    write_records(paths.GOLD, [Record.from_tokens(["Globex", "."], ["B-ORG", "O"])])
+    pool = [Record.from_tokens(tokens) for tokens, _, _ in POOL]
+    write_records(paths.POOL, pool)
+    write_json(paths.LABELS, {"entity_types": ["Chemical", "ORG"]})
+    paths.SCORES.mkdir(parents=True)
+    pd.DataFrame({
+        "id": [r.id for r in pool], "n_tokens": [len(r.tokens) for r in pool], "mnlp": [m for _, _, m in POOL],
+        "pred_tags": [json.dumps(["O"] * len(r.tokens)) for r in pool],  # only pred_spans is read with patterns
+        "pred_spans": [json.dumps(spans) for _, spans, _ in POOL],
+    }).to_parquet(paths.SCORES_FILE, index=False)
+    np.save(paths.EMBEDDINGS_FILE, np.zeros((len(pool), 4), dtype=np.float16))
+    _write(tmp_path, "names.txt", ["aspirin\tChemical", "Acme\tORG", "Bob\tORG"])
+    data = {"seed": "s", "pool": "p", "gold": "g", **({"patterns": patterns} if patterns else {})}
+    _params(tmp_path, data, {"strategy": "uncertainty", "batch_size": 2, "pattern_bonus": pattern_bonus})
+
+
+def test_select_stage_pre_annotates_from_patterns_and_steers_the_batch(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _project(tmp_path, "names.txt", 10.0)
+    select_stage.main()
+    batch = read_records(paths.BATCH)
+    assert [r.tokens[:2] for r in batch] == [["Acme", "hired"], ["Acme", "sells"]]  # the match-less one lost
+    hired, sells = batch
+    assert hired.meta["pre_sources"] == ["model", "pattern:ORG"]  # Acme: the model's; Bob fills the gap
+    assert hired.meta["pre_spans"] == [[0, 4, "ORG", 0.9], [11, 14, "ORG", 0.5]]
+    assert hired.meta["pre_tags"] == ["B-ORG", "O", "B-ORG", "O"]
+    assert sells.meta["pre_sources"] == ["model", "pattern:Chemical"]  # Chemical is unlearned: replaces the ORG
+    assert sells.meta["pre_spans"] == [[0, 4, "ORG", 0.8], [11, 18, "Chemical", 0.5]]
+    assert sells.meta["pre_tags"] == ["B-ORG", "O", "B-Chemical", "O"]
+    assert "pattern bonus +10.00" in hired.meta["reason"]
+    report = (tmp_path / select_stage.REPORT).read_text(encoding="utf-8")
+    assert "## Patterns" in report and "matched in 2 of 3 candidate sentences and 2 of the 2 selected" in report
+    assert "2 of the batch's 4 pre-annotated spans come from a pattern" in report and "always from patterns: " \
+        "Chemical" in report
+
+
+def test_select_stage_without_patterns_writes_the_model_pre_annotation_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _project(tmp_path, None, 0.0)
+    select_stage.main()
+    batch = read_records(paths.BATCH)
+    assert [r.tokens[0] for r in batch] == ["Nothing", "Acme"]  # the most uncertain, as before
+    assert all("pre_sources" not in r.meta for r in batch) and batch[0].meta["pre_tags"] == ["O", "O", "O"]
+    assert "## Patterns" not in (tmp_path / select_stage.REPORT).read_text(encoding="utf-8")
+
+
+def test_select_stage_stops_on_a_bad_patterns_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _project(tmp_path, "names.txt", 0.0)
+    _write(tmp_path, "names.txt", ["aspirin\tChemical", "Bob\tPER"])  # PER: not in the fixed label set
+    with pytest.raises(DataError, match=r"names\.txt:2: label 'PER' is not in the label set \['Chemical', 'ORG'\]"):
+        select_stage.main()
+    assert not paths.BATCH.exists()

@@ -31,11 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import spacy
-from spacy.matcher import Matcher, PhraseMatcher
-from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
-
 from nerloop.data.tags import spans_to_tags
 from nerloop.data.tokenizers import TokenizerName, tokenize
 from nerloop.errors import DataError
@@ -180,11 +175,16 @@ class PatternSet:
 
     Each pattern is added under its own key (its position in the file), so an exact tie between two
     matches (the same tokens, two types) goes to the pattern written first, not to whatever order
-    spaCy returns them in.
+    spaCy returns them in. spaCy is imported here, not with the module: it takes seconds to load, and
+    a project without ``data.patterns`` never needs it.
     """
 
     def __init__(self, path: str | Path, patterns: Sequence[Pattern], tokenizer: TokenizerName = "default",
                  attr: PatternAttr = "ORTH") -> None:
+        import spacy
+        from spacy.matcher import Matcher, PhraseMatcher
+        from spacy.tokens import Doc
+
         self.path = Path(path)
         self.patterns = list(patterns)
         self.vocab = spacy.blank("en").vocab  # English lexical attributes (IS_STOP, LIKE_NUM); no model is loaded
@@ -208,6 +208,9 @@ class PatternSet:
 
         Longest match first, then the earliest; an exact tie goes to the pattern earlier in the file.
         """
+        from spacy.tokens import Doc, Span
+        from spacy.util import filter_spans
+
         doc = Doc(self.vocab, words=list(tokens))
         matchers = [m for m in (self.phrases, self.tokens) if len(m)]  # an empty one would warn on every call
         found = {(s, e, int(self.vocab.strings[key])) for m in matchers for key, s, e in m(doc)}
