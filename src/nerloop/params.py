@@ -68,6 +68,10 @@ class DataParams(Section):
     text_mode: Literal["sentence", "document"] = "sentence"
     labels: list[str] | None = None  # entity types; None = inferred from seed + gold, then fixed
     tokenizer: TokenizerName = "default"  # splits plain text (.txt, JSONL "text"): default | social | biomedical
+    # README "Cold start from patterns": a JSONL patterns file or a .txt/.tsv gazetteer; None = no patterns
+    patterns: str | None = None
+    pattern_attr: Literal["ORTH", "LOWER"] = "ORTH"  # phrases and gazetteer names: exact case, or LOWER: any case
+    pattern_confidence: confloat(ge=0, le=1) = 0.5  # type: ignore[valid-type]  # shown with each pattern span
 
 
 class ModelParams(Section):
@@ -120,6 +124,7 @@ class SelectParams(Section):
     k: conint(ge=1) = 20  # type: ignore[valid-type]
     rare_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]
     rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
+    pattern_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]  # for sentences with a data.patterns match
     seed: int = 42
 
     @validator("strategy")  # names checked here, so a typo fails before any training, not at select
@@ -255,6 +260,10 @@ class Params(Section):
         score = values.get("score")
         if select.measure == "bald" and score is not None and score.mc_dropout_passes == 0:
             raise ValueError("measure 'bald' needs score.mc_dropout_passes > 0 (e.g. 10)")
+        data = values.get("data")
+        if select.pattern_bonus > 0 and data is not None and data.patterns is None:
+            raise ValueError("pattern_bonus > 0 favours sentences with pattern matches, but data.patterns names no "
+                             "patterns file")
         return select
 
 

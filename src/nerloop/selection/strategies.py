@@ -33,6 +33,7 @@ class SelectConfig:
     token_budget: int | None = None  # max total n_tokens per batch (annotation cost), None = no limit
     k: int = 20  # hybrid: number of k-means clusters
     rare_bonus: float = 0.0  # added as rare_bonus * rare, to favour sentences with rare entity types
+    pattern_bonus: float = 0.0  # added as pattern_bonus * pattern, to favour sentences with data.patterns matches
     seed: int = 42
 
 
@@ -76,6 +77,12 @@ def validate_config(config: SelectConfig, n_candidates: int | None = None) -> No
         or not config.rare_bonus >= 0
     ):
         raise ValueError(f"select.rare_bonus must be a number >= 0, got {config.rare_bonus!r}")
+    if (
+        not isinstance(config.pattern_bonus, int | float)
+        or isinstance(config.pattern_bonus, bool)
+        or not config.pattern_bonus >= 0
+    ):
+        raise ValueError(f"select.pattern_bonus must be a number >= 0, got {config.pattern_bonus!r}")
     if not _is_int(config.seed):
         raise ValueError(f"select.seed must be an integer, got {config.seed!r}")
     if config.strategy == "hybrid" and n_candidates and config.k > n_candidates:
@@ -103,6 +110,28 @@ def _rare(candidates: pd.DataFrame) -> np.ndarray:
     return candidates["rare"].fillna(0.0).to_numpy(dtype=np.float64)
 
 
+def _pattern(candidates: pd.DataFrame) -> np.ndarray:
+    """1 per row with a ``data.patterns`` match, else 0; 0 everywhere when the column is absent (no patterns).
+
+    A flat bonus, not one per match: it only has to lift sentences with matches above those without,
+    so that the first batches, chosen by a weak seed-only model, go where a name list already knows something.
+    """
+    if "pattern" not in candidates.columns:
+        return np.zeros(len(candidates))
+    return (candidates["pattern"].fillna(0).to_numpy(dtype=np.float64) > 0).astype(np.float64)
+
+
+def _bonus(candidates: pd.DataFrame, config: SelectConfig) -> tuple[np.ndarray, list[str]]:
+    """The score terms added to every scored strategy (rare types, pattern matches), and a note per row."""
+    rare, pattern = _rare(candidates), _pattern(candidates)
+    notes = [
+        (f", rare-type bonus +{config.rare_bonus * r:.2f}" if config.rare_bonus * r > 0 else "")
+        + (f", pattern bonus +{config.pattern_bonus * m:.2f}" if config.pattern_bonus * m > 0 else "")
+        for r, m in zip(rare, pattern, strict=True)
+    ]
+    return config.rare_bonus * rare + config.pattern_bonus * pattern, notes
+
+
 def _best_first(scores: np.ndarray) -> np.ndarray:
     """Row positions by score, highest first; ties by position so the order is deterministic."""
     return np.lexsort((np.arange(len(scores)), -scores))
@@ -126,10 +155,6 @@ def _measure_notes(values: np.ndarray, measure: str) -> list[str]:
     ]
 
 
-def _rare_notes(rare: np.ndarray, rare_bonus: float) -> list[str]:
-    return [f", rare-type bonus +{rare_bonus * r:.2f}" if rare_bonus * r > 0 else "" for r in rare]
-
-
 # --- the strategies -------------------------------------------------------------------------------
 
 
@@ -142,15 +167,14 @@ def random_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None, con
 
 
 def uncertainty_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: SelectConfig) -> Ranking:
-    """Most uncertain first (plus the rare-type bonus): cheap and strong, but batches can be redundant."""
+    """Most uncertain first (plus the rare-type and pattern bonuses): cheap and strong, but batches can be
+    redundant."""
     values = _measure_values(candidates, config.measure)
-    rare = _rare(candidates)
-    score = values + config.rare_bonus * rare
+    bonus, bonus_notes = _bonus(candidates, config)
+    score = values + bonus
     reason = [
-        f"{note}{bonus}, score {s:.2f}"
-        for note, bonus, s in zip(
-            _measure_notes(values, config.measure), _rare_notes(rare, config.rare_bonus), score, strict=True
-        )
+        f"{note}{extra}, score {s:.2f}"
+        for note, extra, s in zip(_measure_notes(values, config.measure), bonus_notes, score, strict=True)
     ]
     return Ranking(_best_first(score), score, np.full(len(candidates), -1, dtype=np.int64), reason)
 
@@ -158,25 +182,24 @@ def uncertainty_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None
 def hybrid_strategy(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: SelectConfig) -> Ranking:
     """Blend uncertainty with diversity and spread the batch over k-means clusters of the embeddings.
 
-    score = alpha * u + (1 - alpha) * d + rare_bonus * rare, where u is the measure rank-normalised
-    to [0, 1] (so any measure blends on the same scale) and d is diversity.diversity_scores.
+    score = alpha * u + (1 - alpha) * d + rare_bonus * rare + pattern_bonus * pattern, where u is the
+    measure rank-normalised to [0, 1] (so any measure blends on the same scale) and d is
+    diversity.diversity_scores.
     """
     if embeddings is None:
         raise ValueError("the hybrid strategy needs sentence embeddings")
     values = _measure_values(candidates, config.measure)
-    rare = _rare(candidates)
+    bonus, bonus_notes = _bonus(candidates, config)
     clusters = diversity.cluster(embeddings, config.k, config.seed)
     score = (
         config.alpha * _rank_normalise(values)
         + (1 - config.alpha) * diversity.diversity_scores(clusters)
-        + config.rare_bonus * rare
+        + bonus
     )
     order = np.asarray(diversity.spread(score, clusters, len(candidates)), dtype=np.int64)
     reason = [
-        f"{note}{bonus}, cluster {c} of {config.k}, hybrid score {s:.2f}"
-        for note, bonus, c, s in zip(
-            _measure_notes(values, config.measure), _rare_notes(rare, config.rare_bonus), clusters, score, strict=True
-        )
+        f"{note}{extra}, cluster {c} of {config.k}, hybrid score {s:.2f}"
+        for note, extra, c, s in zip(_measure_notes(values, config.measure), bonus_notes, clusters, score, strict=True)
     ]
     return Ranking(order, score, clusters, reason)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ from nerloop import paths
 from nerloop.data.files import atomic_write, read_records, write_records
 from nerloop.data.labelled import entity_types, exported_before, labelled_records, type_counts
 from nerloop.data.ledger import Ledger
+from nerloop.data.patterns import PatternSpan, load_patterns, merge_pre_annotation
+from nerloop.data.records import Record
+from nerloop.data.tags import char_to_token_spans, spans_to_tags, token_to_char_spans
 from nerloop.errors import ParamsError
 from nerloop.params import MEASURE_NAMES, SelectParams, load_params
 from nerloop.selection.strategies import SelectConfig, select, validate_config
@@ -48,13 +53,34 @@ def rare_mass(table: pd.DataFrame, rare: set[str]) -> list[float]:
 def config_from(p: SelectParams, cycle: int = 1) -> SelectConfig:
     """The strategy's settings for ``cycle``, whose batch size may come from a schedule."""
     cfg = SelectConfig(p.strategy, p.measure, p.alpha, p.batch_size_for(cycle), p.token_budget, p.k, p.rare_bonus,
-                       p.seed)
+                       p.pattern_bonus, p.seed)
     try:
         validate_config(cfg)
     except ValueError as exc:
         key = str(exc).split()[0] if str(exc).startswith("select.") else "select"
         raise ParamsError(key, str(exc)) from None
     return cfg
+
+
+def with_patterns(rec: Record, pred_spans: list[list], matches: list[PatternSpan], learned: set[str],
+                  confidence: float) -> dict[str, Any]:
+    """The meta keys ``pre_tags``, ``pre_spans`` and ``pre_sources``: the model's pre-annotation (``pred_spans``
+    from stage score) merged with the sentence's pattern matches by :func:`merge_pre_annotation`.
+
+    ``pre_sources`` runs parallel to ``pre_spans`` ("model" or "pattern:<id or label>"), so a backend or the
+    ledger can tell a pattern's span from the model's; ``pre_tags`` stays IOB2 over the tokens, so whatever
+    reads only the tags sees one consistent pre-annotation.
+    """
+    tok = char_to_token_spans(rec.offsets, [(int(x[0]), int(x[1]), str(x[2])) for x in pred_spans])
+    model = [(s, e, lab, x[3] if len(x) > 3 else None) for (s, e, lab), x in zip(tok, pred_spans, strict=True)]
+    merged = merge_pre_annotation(model, matches, learned, confidence)
+    spans = [(m.start, m.end, m.label) for m in merged]
+    chars = token_to_char_spans(rec.offsets, spans)
+    return {
+        "pre_tags": spans_to_tags(len(rec.tokens), spans),
+        "pre_spans": [[cs, ce, lab, m.confidence] for (cs, ce, lab), m in zip(chars, merged, strict=True)],
+        "pre_sources": [m.source for m in merged],
+    }
 
 
 def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg: SelectConfig) -> pd.DataFrame:
@@ -78,6 +104,25 @@ def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def pattern_summary(path: str, matches: dict[str, list[PatternSpan]], batch: list[Record], learned: set[str],
+                    bonus: float) -> list[str]:
+    """The report's lines on ``data.patterns``: how many candidates and batch sentences match, and how many of
+    the batch's pre-annotated spans came from a pattern, so a lead can see what the patterns did this cycle."""
+    from_patterns = sum(1 for r in batch for src in r.meta["pre_sources"] if src != "model")
+    unlearned = sorted({m.label for spans in matches.values() for m in spans} - learned)
+    return [
+        "## Patterns",
+        "",
+        f"`{path}` (pattern bonus {bonus}) matched in {sum(1 for spans in matches.values() if spans)} of "
+        f"{len(matches)} candidate sentences "
+        f"and {sum(1 for r in batch if matches[r.id])} of the {len(batch)} selected; {from_patterns} of the batch's "
+        f"{sum(len(r.meta['pre_spans']) for r in batch)} pre-annotated spans come from a pattern"
+        + (f" (types with no labelled example yet, always from patterns: {', '.join(unlearned)})." if unlearned
+           else "."),
+        "",
+    ]
+
+
 def write_report(
     chosen: pd.DataFrame,
     cfg: SelectConfig,
@@ -86,8 +131,10 @@ def write_report(
     counts: dict[str, int],
     rare: set[str],
     texts: dict[str, str],
+    pattern_lines: Sequence[str] = (),
 ) -> None:
-    """The batch with each sentence's text and why it was chosen, after the entity counts so far."""
+    """The batch with each sentence's text and why it was chosen, after the entity counts so far (and, with
+    ``data.patterns``, ``pattern_lines``: what the patterns matched and pre-annotated)."""
     lines = [
         f"# Batch for cycle {cycle}",
         "",
@@ -95,6 +142,7 @@ def write_report(
         f"rare-type bonus {cfg.rare_bonus}: "
         f"{len(chosen)} of {n_candidates} candidate sentences, {int(chosen['n_tokens'].sum())} tokens.",
         "",
+        *pattern_lines,
         "## Labelled entities so far (seed and annotations), per type",
         "",
         "| type | mentions | |",
@@ -135,9 +183,16 @@ def main() -> None:
                     "favours sentences where the model gives them probability", unseen)
     rare = rare_types(counts, params.select.rare_share)
     table["rare"] = rare_mass(table, rare)
+    pool = {r.id: r for r in read_records(paths.POOL)}
+    matches: dict[str, list[PatternSpan]] = {}
+    if params.data.patterns is not None:
+        pattern_set = load_patterns(params.data.patterns, entity_types(), params.data.tokenizer,
+                                    params.data.pattern_attr)
+        matches = {sid: pattern_set.match(pool[sid].tokens)[1] for sid in table["id"] if sid not in excluded}
+        table["pattern"] = [len(matches.get(sid, [])) for sid in table["id"]]
     chosen = choose(table, np.asarray(embeddings), excluded, cfg)
 
-    pool = {r.id: r for r in read_records(paths.POOL)}
+    learned = {t for t, k in counts.items() if k > 0}  # a type with no labelled span: the model cannot propose it
     batch = []
     measures = [c for c in chosen.columns if c in MEASURE_NAMES]
     selection = asdict(cfg)  # travels with each sentence into the ledger: how it was chosen
@@ -155,10 +210,15 @@ def main() -> None:
             "pre_tags": json.loads(row["pred_tags"]),
             "pre_spans": json.loads(row["pred_spans"]),
         }
+        if params.data.patterns is not None:
+            rec.meta.update(with_patterns(rec, rec.meta["pre_spans"], matches[rec.id], learned,
+                                          params.data.pattern_confidence))
         batch.append(rec)
     write_records(paths.BATCH, batch)
     n_candidates = int((~table["id"].isin(excluded)).sum()) if len(table) else 0
-    write_report(chosen, cfg, cycle, n_candidates, counts, rare, {r.id: r.text for r in batch})
+    pattern_lines = ([] if params.data.patterns is None
+                     else pattern_summary(params.data.patterns, matches, batch, learned, cfg.pattern_bonus))
+    write_report(chosen, cfg, cycle, n_candidates, counts, rare, {r.id: r.text for r in batch}, pattern_lines)
     print(f"cycle {cycle}: selected {len(batch)} sentences ({sum(len(r.tokens) for r in batch)} tokens) "
           f"with strategy {cfg.strategy}; report in {REPORT}")
 
