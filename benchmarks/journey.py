@@ -230,31 +230,39 @@ def cost_model(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-unit rates measured on the journey, to project other sizes.
 
     Training: seconds per sentence-epoch (median over cycles); a probe costs its held-out run on
-    80% for its own epochs. Scoring: seconds per pool sentence. The rest of a cycle: its median.
+    80% for its own epochs, and a projected probe finds the median best epoch of the journey's
+    probes. Scoring: seconds per pool sentence. The rest of a cycle: its median.
     """
     train_rate = [r["train"]["train_seconds"] / (r["labelled_sentences"] * r["train"]["epochs_run"]) for r in rows]
     score = [r["stage_seconds"]["score"]["wall"] / r["pool_scored"] for r in rows if r.get("pool_scored")]
     other = [sum(v["wall"] for k, v in r["stage_seconds"].items() if k not in ("train", "score")) for r in rows]
-    epochs = [r["train"]["epochs_run"] for r in rows if not r["train"]["probed"]] or \
-             [r["train"]["epochs_run"] for r in rows]
     probe_epochs = [r["train"]["probe_epochs_run"] for r in rows if r["train"]["probed"]] or [15]
+    probes = rows[-1].get("state", {}).get("metrics/probes.json") or []
     return {"train_s_per_sentence_epoch": float(np.median(train_rate)),
             "score_s_per_pool_sentence": float(np.median(score)) if score else None,
             "other_s_per_cycle": float(np.median(other)),
-            "epochs": float(np.median(epochs)), "probe_epochs": float(np.median(probe_epochs))}
+            "probe_epochs": float(np.median(probe_epochs)),
+            "probe_best_epoch": float(np.median([p["best_epoch"] for p in probes])) if probes else 15.0}
 
 
 def project(model: dict[str, Any], schedule: tuple[int, ...], seed_size: int, pool: int, target: int,
-            probe_growth: float, min_probes: int) -> dict[str, Any]:
-    """Hours to grow ``seed_size`` labelled sentences to ``target`` from a pool of ``pool``."""
-    n, i, probed, hours = seed_size, 0, [], 0.0
+            probe_growth: float, min_probes: int, max_epochs: int) -> dict[str, Any]:
+    """Hours to grow ``seed_size`` labelled sentences to ``target`` from a pool of ``pool``.
+
+    Each cycle trains the epochs the loop's own rule (``predicted_epochs``) reads off the probes made so
+    far, each probe finding the journey's median best epoch.
+    """
+    from nerloop.model.training import predicted_epochs
+
+    n, i, probed, hours, epochs = seed_size, 0, [], 0.0, []
     cycles = 0
     while True:
-        probe = len(probed) < min_probes or n >= probe_growth * max(probed)
-        train_s = model["train_s_per_sentence_epoch"] * n * model["epochs"]
-        if probe:
-            probed.append(n)
+        train_s = 0.0
+        if len(probed) < min_probes or n >= probe_growth * max(p["labelled"] for p in probed):
+            probed.append({"labelled": n, "best_epoch": model["probe_best_epoch"]})
             train_s += model["train_s_per_sentence_epoch"] * 0.8 * n * model["probe_epochs"]
+        epochs.append(predicted_epochs(probed, n, max_epochs))
+        train_s += model["train_s_per_sentence_epoch"] * n * epochs[-1]
         score_s = (model["score_s_per_pool_sentence"] or 0.0) * (pool - n) if n < target else 0.0
         hours += (train_s + score_s + model["other_s_per_cycle"]) / 3600
         cycles += 1
@@ -262,7 +270,8 @@ def project(model: dict[str, Any], schedule: tuple[int, ...], seed_size: int, po
             break
         n = min(target, n + schedule[min(i, len(schedule) - 1)])
         i += 1
-    return {"cycles": cycles, "hours": round(hours, 1), "probes_at": probed}
+    return {"cycles": cycles, "hours": round(hours, 1), "probes_at": [p["labelled"] for p in probed],
+            "epochs": epochs}
 
 
 def report(results: Path) -> dict[str, Any] | None:
@@ -272,7 +281,7 @@ def report(results: Path) -> dict[str, Any] | None:
     j = Journey(**{**rows[0]["config"]["journey"], "schedule": tuple(rows[0]["config"]["journey"]["schedule"])})
     model = cost_model(rows)
     train = rows[0]["config"]["recipe"]["train"]  # the probing rule the journey ran with
-    rule = {"probe_growth": train["probe_growth"], "min_probes": train["min_probes"]}
+    rule = {"probe_growth": train["probe_growth"], "min_probes": train["min_probes"], "max_epochs": j.epochs}
     pool = rows[0]["pool_scored"]  # cycle 0 scores the whole pool
     projection = {"30k_from_100k": project(model, (200, 400, 800, 1600, 3200, 6400, 12800), 200, PROJECT_POOL,
                                            PROJECT_TARGET, **rule),
@@ -299,11 +308,14 @@ def report(results: Path) -> dict[str, Any] | None:
                      f"{r['peak_rss_mib']} | {r['forecast']['decision']} |")
     p30 = projection["30k_from_100k"]
     lines += ["", f"Cost model from these cycles: {model['train_s_per_sentence_epoch'] * 1000:.1f} ms per sentence-"
-              f"epoch of training, {model['epochs']:.0f} epochs a cycle without a probe, "
+              f"epoch of training, a probe's run {model['probe_epochs']:.0f} epochs finding epoch "
+              f"{model['probe_best_epoch']:.0f} best (medians), "
               + (f"{model['score_s_per_pool_sentence'] * 1000:.2f} ms per pool sentence scored; "
                  if model["score_s_per_pool_sentence"] else "")
               + f"projected: a 30,000-sentence dataset from a 100,000-sentence pool, batches doubling from 200, "
-              f"takes {p30['cycles']} cycles and {p30['hours']} h of compute on this {summary['device'].upper()}.",
+              f"takes {p30['cycles']} cycles and {p30['hours']} h of compute on this {summary['device'].upper()} "
+              f"(epochs per cycle by the loop's rule: {', '.join(map(str, p30['epochs']))}; probes at "
+              f"{', '.join(f'{n:,}' for n in p30['probes_at'])}).",
               "", "![F1 and cycle time](journey.png)"]
     (results / "journey.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     plot(rows, results / "journey.png")

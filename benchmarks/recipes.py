@@ -40,6 +40,8 @@ ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 JOURNEY_SIZES = [200, 400, 800, 1600, 3200, 6400, 12000]  # the journey's labelled sizes, cycle by cycle
 TIME_TARGET, F1_TARGET_POINTS = 0.6, 0.3
+# how ``fitted`` reads its epochs off the probes (``predicted_epochs``): runs made under another rule are not reused
+FITTED_RULE = "median of the probes' best epochs, each scaled by sqrt(probe size / N)"
 
 
 def probe_sizes(n: int, min_probes: int, growth: float) -> list[int]:
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),
+              "fitted_epochs": FITTED_RULE,
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
     runs = al_setup.earlier_runs(args.results, config, test, args.test_sentences)
     for n in args.sizes:
