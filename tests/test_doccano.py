@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from sklearn.metrics import cohen_kappa_score
 
+from conftest import ROOT
 from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.doccano import (
     ENV_PASSWORD,
@@ -43,19 +43,21 @@ from nerloop.data.ledger import Ledger
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.errors import NerloopError
 from nerloop.params import DoccanoParams
-from tool_servers import LABELS, PRE, batch, children, file_mode, listening, make_record, running, server_venv
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Server:
-    home: Path
-    url: str
-    username: str
-    password: str
-    venv: Path
-    pid: int
+from tool_servers import (
+    LABELS,
+    PRE,
+    Server,
+    batch,
+    children,
+    file_mode,
+    listening,
+    make_record,
+    nerloop_as_user,
+    project_prefix,
+    project_with_server_venv,
+    running,
+    server_venv,
+)
 
 
 class Annotator:
@@ -119,7 +121,7 @@ def doccano_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     venv = server_venv(ds.SERVER)
     home = tmp_path_factory.mktemp("doccano-home")
     with running(ds.SERVER, home, venv) as (state, creds):
-        yield Server(home, state["url"], creds["username"], creds["password"], venv, int(state["pid"]))
+        yield Server(home, state["url"], venv, int(state["pid"]), creds)
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +139,7 @@ def accounts(doccano_server: Server) -> dict[str, str]:
 @pytest.fixture
 def make_backend(doccano_server: Server, request: pytest.FixtureRequest) -> Callable[..., DoccanoBackend]:
     """Backends on a project prefix of this test's own (params overridable)."""
-    prefix = "t" + str(abs(hash(request.node.name)) % 10**8)
+    prefix = project_prefix(request)
 
     def make(**overrides: Any) -> DoccanoBackend:
         params = DoccanoParams(**{"project": prefix, "qc_share": 0.0, "annotators": ["alice", "bob"], **overrides})
@@ -193,13 +195,7 @@ def test_team_comes_from_params_else_team_file(tmp_path: Path) -> None:
 
 
 def _nerloop(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``.venv/bin/nerloop ARGS`` in ``root`` as a user would: no NERLOOP_DOCCANO_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NERLOOP_DOCCANO")}
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "nerloop"), *args], cwd=root, env=env, text=True,
-                          capture_output=True, timeout=300)
-    if ok:
-        assert proc.returncode == 0, f"nerloop {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    return nerloop_as_user(root, "NERLOOP_DOCCANO", *args, ok=ok)
 
 
 @pytest.mark.doccano
@@ -209,12 +205,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server:
     The default home is the relative `.doccano`; its venv is a link to the one already installed
     (a fresh install is the same code path, two minutes longer).
     """
-    root = tmp_path / "project"
-    (root / ".doccano").mkdir(parents=True)
-    (root / ".doccano" / "venv").symlink_to(doccano_server.venv)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"]["labels"] = LABELS
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    root = project_with_server_venv(tmp_path, ".doccano", doccano_server.venv)
     port = free_port()
     out = _nerloop(root, "doccano", "up", "--port", str(port)).stdout
     assert f"http://127.0.0.1:{port}" in out
@@ -531,7 +522,7 @@ def test_doccano_io_benchmark_as_the_readme_runs_it(doccano_server: Server, tmp_
     starts its own Doccano from the server venv, exports, confirms, imports, and writes its figures."""
     out = tmp_path / "doccano_io.json"
     proc = subprocess.run([sys.executable, "benchmarks/doccano_io.py", "--n", "20", "--out", str(out)],
-                          cwd=REPO, text=True, capture_output=True, timeout=600)
+                          cwd=ROOT, text=True, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["sentences"] == 20 and res["pre_annotated_spans"] > 0

@@ -17,7 +17,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 import requests
 import yaml
 
+from conftest import ROOT
 from nerloop.annotation.core.local_server import free_port, port_in_use
 from nerloop.annotation.label_studio import (
     ENV_TOKEN,
@@ -44,19 +44,19 @@ from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.errors import NerloopError
 from nerloop.params import LabelStudioParams
-from tool_servers import LABELS, PRE, batch, file_mode, listening, running, server_venv
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Server:
-    home: Path
-    url: str
-    token: str
-    password: str
-    venv: Path
-    pid: int
+from tool_servers import (
+    LABELS,
+    PRE,
+    Server,
+    batch,
+    file_mode,
+    listening,
+    nerloop_as_user,
+    project_prefix,
+    project_with_server_venv,
+    running,
+    server_venv,
+)
 
 
 class Annotator:
@@ -127,7 +127,7 @@ def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     venv = server_venv(lss.SERVER)
     home = tmp_path_factory.mktemp("label-studio-home")
     with running(lss.SERVER, home, venv) as (state, creds):
-        yield Server(home, state["url"], creds["token"], creds["password"], venv, int(state["pid"]))
+        yield Server(home, state["url"], venv, int(state["pid"]), creds)
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +148,7 @@ def accounts(ls_server: Server) -> dict[str, str]:
 def make_backend(ls_server: Server, accounts: dict[str, str],
                  request: pytest.FixtureRequest) -> Callable[..., LabelStudioBackend]:
     """Backends on a project prefix of this test's own (params overridable)."""
-    prefix = "t" + str(abs(hash(request.node.name)) % 10**8)
+    prefix = project_prefix(request)
 
     def make(**overrides: Any) -> LabelStudioBackend:
         params = LabelStudioParams(**{"project": prefix, "qc_share": 0.0, "annotators": ["alice", "bob"],
@@ -188,13 +188,7 @@ def test_labelling_config_comes_from_the_label_set() -> None:
 
 
 def _nerloop(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """``nerloop ARGS`` in ``root`` as a user runs it: no NERLOOP_LABEL_STUDIO_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NERLOOP_LABEL_STUDIO")}
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "nerloop"), *args], cwd=root, env=env, text=True,
-                          capture_output=True, timeout=300)
-    if ok:
-        assert proc.returncode == 0, f"nerloop {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    return nerloop_as_user(root, "NERLOOP_LABEL_STUDIO", *args, ok=ok)
 
 
 @pytest.mark.label_studio
@@ -206,12 +200,7 @@ def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Serv
     """
     if port_in_use(lss.DEFAULT_PORT):
         pytest.skip(f"port {lss.DEFAULT_PORT} (the README's default) is taken on this machine")
-    root = tmp_path / "project"
-    (root / ".label-studio").mkdir(parents=True)
-    (root / ".label-studio" / "venv").symlink_to(ls_server.venv)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"]["labels"] = LABELS
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    root = project_with_server_venv(tmp_path, ".label-studio", ls_server.venv)
     out = _nerloop(root, "label-studio", "up").stdout
     url = f"http://127.0.0.1:{lss.DEFAULT_PORT}"
     assert url in out
@@ -420,7 +409,7 @@ def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_withou
     root = tmp_path / "project"  # the lead types the command the message names, in the project root
     (root / ".label-studio").mkdir(parents=True)
     shutil.copy(be.home / "credentials.json", root / ".label-studio" / "credentials.json")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["labels"] = LABELS
     params["annotation"]["label_studio"] = {"project": be.params.project, "annotators": ["alice"]}
     (root / "params.yaml").write_text(yaml.safe_dump(params))

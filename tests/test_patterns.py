@@ -85,15 +85,6 @@ BAD_JSONL = [
 ]
 
 
-@pytest.mark.parametrize(("line", "fragment"), BAD_JSONL)
-def test_every_bad_jsonl_line_is_named_with_file_and_line(tmp_path: Path, line: str, fragment: str) -> None:
-    path = _write(tmp_path, "p.jsonl", ['{"label": "ORG", "pattern": "Acme Corp"}', "", line])
-    with pytest.raises(DataError) as info:
-        load_patterns(path, LABELS)
-    assert info.value.path == str(path) and info.value.line == 3
-    assert str(info.value).startswith(f"{path}:3: ") and fragment in str(info.value)
-
-
 BAD_GAZETTEER = [
     ("Acme Corp ORG", "no TAB"),
     ("Acme\tCorp\tORG", "2 TABs"),
@@ -103,12 +94,22 @@ BAD_GAZETTEER = [
 ]
 
 
-@pytest.mark.parametrize(("line", "fragment"), BAD_GAZETTEER)
-def test_every_bad_gazetteer_line_is_named_with_file_and_line(tmp_path: Path, line: str, fragment: str) -> None:
-    path = _write(tmp_path, "names.tsv", ["# header", "Acme\tORG", line, "Paris\tLOC"])
+# (file name, its lines around the bad one, which is always line 3)
+BAD_FILES = [
+    *(("p.jsonl", ['{"label": "ORG", "pattern": "Acme Corp"}', ""], [], line, fragment)
+      for line, fragment in BAD_JSONL),
+    *(("names.tsv", ["# header", "Acme\tORG"], ["Paris\tLOC"], line, fragment) for line, fragment in BAD_GAZETTEER),
+]
+
+
+@pytest.mark.parametrize(("name", "before", "after", "line", "fragment"), BAD_FILES)
+def test_every_bad_line_is_named_with_file_and_line(tmp_path: Path, name: str, before: list[str], after: list[str],
+                                                    line: str, fragment: str) -> None:
+    path = _write(tmp_path, name, [*before, line, *after])
     with pytest.raises(DataError) as info:
         load_patterns(path, LABELS)
-    assert info.value.line == 3 and str(info.value).startswith(f"{path}:3: ") and fragment in str(info.value)
+    assert info.value.path == str(path) and info.value.line == 3
+    assert str(info.value).startswith(f"{path}:3: ") and fragment in str(info.value)
 
 
 def test_unreadable_or_empty_files_are_named(tmp_path: Path) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import ROOT, package_index_reachable
 from nerloop.annotation.core.local_server import free_port, pid_alive
@@ -46,6 +49,29 @@ def running(server: LocalServer, home: Path, venv: Path) -> Iterator[tuple[dict[
     finally:
         server.down(home)
     assert not pid_alive(int(state["pid"]))
+
+
+@dataclass
+class Server:
+    """A tool's server the tests started: its home, where it listens, its venv, its pid and the admin's login."""
+
+    home: Path
+    url: str
+    venv: Path
+    pid: int
+    creds: dict[str, str]
+
+    @property
+    def password(self) -> str:
+        return self.creds["password"]
+
+    @property
+    def username(self) -> str:  # Doccano's admin logs in by name
+        return self.creds["username"]
+
+    @property
+    def token(self) -> str:  # Label Studio's admin, by API token
+        return self.creds["token"]
 
 
 def file_mode(path: Path) -> int:
@@ -89,3 +115,32 @@ def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
 
 def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
     return [make_record(i, cycle) for i in range(start, start + n)]
+
+
+def nerloop_as_user(root: Path, env_prefix: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """``.venv/bin/nerloop ARGS`` in ``root`` as a user runs it: no variable starting with ``env_prefix``
+    (``NERLOOP_DOCCANO``, ``NERLOOP_LABEL_STUDIO``), so the tool's own files are what it reads."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(env_prefix)}
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "nerloop"), *args], cwd=root, env=env, text=True,
+                          capture_output=True, timeout=300)
+    if ok:
+        assert proc.returncode == 0, f"nerloop {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def project_with_server_venv(tmp_path: Path, home: str, venv: Path) -> Path:
+    """A project root with the shipped params.yaml (label set: ``LABELS``) whose tool home ``home`` links
+    the server venv already installed: a fresh install is the same code path, minutes longer."""
+    root = tmp_path / "project"
+    (root / home).mkdir(parents=True)
+    (root / home / "venv").symlink_to(venv)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["labels"] = LABELS
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+def project_prefix(request: pytest.FixtureRequest) -> str:
+    """A project prefix of this test's own, so tests on one server never see each other's projects."""
+    return "t" + str(abs(hash(request.node.name)) % 10**8)
+
