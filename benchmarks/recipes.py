@@ -17,6 +17,7 @@ recipe), the time ratio fitted / refit and the F1 difference, with the targets' 
 
     python benchmarks/recipes.py                          # N = 1,000 and 5,000, seeds 1 2 3
     python benchmarks/recipes.py --sizes 1000 --seeds 1   # one size, one seed
+    python benchmarks/recipes.py --sizes 1000 --epoch-scaling 0.25  # another fitted rule, same refit runs
     python benchmarks/recipes.py --sizes 20 --seeds 1 --epochs 1 --test-sentences 50 --results /tmp/r.json
 
 CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
@@ -40,8 +41,6 @@ ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 JOURNEY_SIZES = [200, 400, 800, 1600, 3200, 6400, 12000]  # the journey's labelled sizes, cycle by cycle
 TIME_TARGET, F1_TARGET_POINTS = 0.6, 0.3
-# how ``fitted`` reads its epochs off the probes (``predicted_epochs``): runs made under another rule are not reused
-FITTED_RULE = "median of the probes' best epochs, each scaled by sqrt(probe size / N)"
 
 
 def probe_sizes(n: int, min_probes: int, growth: float) -> list[int]:
@@ -59,8 +58,14 @@ def timed(fn: Any) -> tuple[Any, float]:
     return out, round(time.perf_counter() - t0, 1)
 
 
-def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int) -> list[dict]:
-    """The probes, the refit cycle and the fitted cycle at ``n`` for one seed."""
+def variant(run: dict[str, Any]) -> str:
+    """A run's recipe as the report names it: ``refit``, or ``fitted`` with its ``train.epoch_scaling``."""
+    return "refit" if run["recipe"] == "refit" else f"fitted@{run['epoch_scaling']}"
+
+
+def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int,
+             recipes: list[str]) -> list[dict]:
+    """The probes, then a cycle at ``n`` under each of ``recipes`` (refit, fitted) for one seed."""
     from nerloop.model.inference import predict_tags, seqeval_scores
     from nerloop.model.training import fit, probe_key, probe_record, split_validation, train
 
@@ -69,14 +74,15 @@ def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)  # nested subsets: the sentences labelled by earlier cycles
     probes, probe_seconds = [], 0.0
-    for size in probe_sizes(n, tp.min_probes, tp.probe_growth):
+    for size in probe_sizes(n, tp.min_probes, tp.probe_growth) if "fitted" in recipes else []:
         part = [sample[i] for i in sorted(order[:size])]
         tr, va = split_validation(part, tp.validation_share, tp.seed)
         summary, seconds = timed(lambda: train(tr, va, labels, mp, tp, None))  # noqa: B023
         probes.append(probe_record(size, summary, key))
         probe_seconds += seconds
     runs = []
-    for recipe, earlier in (("refit", []), ("fitted", probes)):
+    for recipe in recipes:
+        earlier = probes if recipe == "fitted" else []
         with tempfile.TemporaryDirectory() as out:
             (summary, _), seconds = timed(
                 lambda: fit(sample, labels, mp, tp.copy(update={"recipe": recipe}), Path(out) / "m", earlier))  # noqa: B023
@@ -84,6 +90,7 @@ def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int
         runs.append({"n": n, "seed": seed, "recipe": recipe, "train_seconds": seconds,
                      "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4),
                      "epochs": summary["epochs_run"], "probed": summary["probed"],
+                     "epoch_scaling": tp.epoch_scaling if recipe == "fitted" else None,
                      "earlier_probes": [p["labelled"] for p in earlier],
                      "earlier_probe_seconds": round(probe_seconds, 1) if recipe == "fitted" else 0.0})
         print(json.dumps(runs[-1]), flush=True)
@@ -91,27 +98,31 @@ def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int
 
 
 def summarise(runs: list[dict]) -> dict[str, Any]:
+    """Per size and fitted variant (epoch scaling): the F1 and time of fitted against refit, seed by seed."""
     out: dict[str, Any] = {}
     for n in sorted({r["n"] for r in runs}):
-        pairs = {}
-        for r in (r for r in runs if r["n"] == n):
-            pairs.setdefault(r["seed"], {})[r["recipe"]] = r
-        pairs = {s: p for s, p in pairs.items() if len(p) == 2}
-        if not pairs:
-            continue
-        ratio = [p["fitted"]["train_seconds"] / p["refit"]["train_seconds"] for p in pairs.values()]
-        diff = [100 * (p["fitted"]["f1"] - p["refit"]["f1"]) for p in pairs.values()]
-        f1 = {k: [p[k]["f1"] for p in pairs.values()] for k in ("refit", "fitted")}
-        mean_ratio, mean_diff = statistics.mean(ratio), statistics.mean(diff)
-        out[str(n)] = {
-            "seeds": sorted(pairs),
-            "f1_mean": {k: round(statistics.mean(v), 4) for k, v in f1.items()},
-            "f1_sd": {k: round(statistics.stdev(v), 4) if len(v) > 1 else None for k, v in f1.items()},
-            "time_ratio": {"mean": round(mean_ratio, 3), "per_seed": [round(x, 3) for x in ratio]},
-            "f1_diff_points": {"mean": round(mean_diff, 2), "per_seed": [round(x, 2) for x in diff]},
-            "verdict": "met" if len(pairs) >= 3 and mean_ratio <= TIME_TARGET and mean_diff >= -F1_TARGET_POINTS
-            else ("not met" if len(pairs) >= 3 else f"{len(pairs)} of 3 seeds run"),
-        }
+        refit = {r["seed"]: r for r in runs if r["n"] == n and r["recipe"] == "refit"}
+        for name in sorted({variant(r) for r in runs if r["n"] == n and r["recipe"] == "fitted"}):
+            pairs = {r["seed"]: {"refit": refit[r["seed"]], "fitted": r} for r in runs
+                     if r["n"] == n and variant(r) == name and r["seed"] in refit}
+            if not pairs:
+                continue
+            ratio = [p["fitted"]["train_seconds"] / p["refit"]["train_seconds"] for p in pairs.values()]
+            diff = [100 * (p["fitted"]["f1"] - p["refit"]["f1"]) for p in pairs.values()]
+            f1 = {k: [p[k]["f1"] for p in pairs.values()] for k in ("refit", "fitted")}
+            mean_ratio, mean_diff = statistics.mean(ratio), statistics.mean(diff)
+            time_ok, f1_ok = mean_ratio <= TIME_TARGET, mean_diff >= -F1_TARGET_POINTS
+            out[f"{n} {name}"] = {
+                "n": n, "variant": name, "seeds": sorted(pairs),
+                "epochs": {k: [p[k]["epochs"] for p in pairs.values()] for k in ("refit", "fitted")},
+                "f1_mean": {k: round(statistics.mean(v), 4) for k, v in f1.items()},
+                "f1_sd": {k: round(statistics.stdev(v), 4) if len(v) > 1 else None for k, v in f1.items()},
+                "time_ratio": {"mean": round(mean_ratio, 3), "per_seed": [round(x, 3) for x in ratio]},
+                "f1_diff_points": {"mean": round(mean_diff, 2), "per_seed": [round(x, 2) for x in diff]},
+                "verdict": (f"{len(pairs)} of 3 seeds run" if len(pairs) < 3 else "met" if time_ok and f1_ok
+                            else "not met: " + " and ".join(w for w, ok in (("time", time_ok), ("F1", f1_ok))
+                                                            if not ok)),
+            }
     return out
 
 
@@ -120,11 +131,14 @@ def report(state: dict[str, Any], path: Path) -> None:
              f"Model and train params of the shipped params.yaml ({state['config']['model']}); test split of "
              f"CoNLL-2003. Targets: fitted's train time <= {TIME_TARGET}x refit's, test F1 no more than "
              f"{F1_TARGET_POINTS} points below, 3 seeds.", "",
-             "| labelled | seeds | refit F1 | fitted F1 | F1 diff, points (per seed) | time fitted/refit (per seed) "
-             "| verdict |", "|---:|---|---:|---:|---|---|---|"]
-    for n, s in state["summary"].items():
+             "| labelled | fitted's epoch scaling | seeds | epochs refit / fitted | refit F1 | fitted F1 "
+             "| F1 diff, points (per seed) | time fitted/refit (per seed) | verdict |",
+             "|---:|---|---|---|---:|---:|---|---|---|"]
+    for s in state["summary"].values():
+        epochs = " / ".join(", ".join(map(str, s["epochs"][k])) for k in ("refit", "fitted"))
         lines.append(
-            f"| {int(n):,} | {s['seeds']} | {s['f1_mean']['refit']:.4f} | {s['f1_mean']['fitted']:.4f} | "
+            f"| {s['n']:,} | {s['variant'].split('@')[1]} | {s['seeds']} | {epochs} | {s['f1_mean']['refit']:.4f} | "
+            f"{s['f1_mean']['fitted']:.4f} | "
             f"{s['f1_diff_points']['mean']:+.2f} ({', '.join(f'{x:+.2f}' for x in s['f1_diff_points']['per_seed'])})"
             f" | {s['time_ratio']['mean']:.2f} ({', '.join(f'{x:.2f}' for x in s['time_ratio']['per_seed'])}) "
             f"| {s['verdict']} |")
@@ -137,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     p.add_argument("--epochs", type=int, help="cap train.epochs (a quick look; default: params.yaml's)")
+    p.add_argument("--epoch-scaling", type=float, help="fitted's train.epoch_scaling (default: params.yaml's); "
+                   "refit runs already made are shared")
     al_setup.comparison_options(p, RESULTS / "recipes.json")
     args = p.parse_args(argv)
     corpus = al_setup.shared_corpus()
@@ -153,17 +169,21 @@ def main(argv: list[str] | None = None) -> int:
         params.train.epochs = args.epochs
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
-    config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe"}),
-              "fitted_epochs": FITTED_RULE,
+    if args.epoch_scaling is not None:
+        params.train.epoch_scaling = args.epoch_scaling
+    # runs of every epoch scaling share a results file (refit does not depend on it): not part of the config
+    config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe", "epoch_scaling"}),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
     runs = al_setup.earlier_runs(args.results, config, test, args.test_sentences)
     for n in args.sizes:
         for seed in args.seeds:
-            if sum(r["n"] == n and r["seed"] == seed for r in runs) == 2:
+            have = {variant(r) for r in runs if r["n"] == n and r["seed"] == seed}
+            todo = [k for k, name in (("refit", "refit"), ("fitted", f"fitted@{params.train.epoch_scaling}"))
+                    if name not in have]
+            if not todo:
                 continue
             idx = np.random.default_rng(seed).choice(len(train_all), n, replace=False)
-            runs = [r for r in runs if not (r["n"] == n and r["seed"] == seed)]
-            runs += run_size([train_all[i] for i in sorted(idx)], test, labels, params, seed, n)
+            runs += run_size([train_all[i] for i in sorted(idx)], test, labels, params, seed, n, todo)
             state = {"config": config, "runs": runs, "summary": summarise(runs)}
             write_json(args.results, state)
             report(state, args.results)

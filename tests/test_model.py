@@ -124,7 +124,7 @@ def test_fitted_recipe_probes_until_it_has_enough_then_trains_once(tiny: Path, t
     # a third cycle under 4x the largest probe: no probe, one run on all sentences for the median epoch
     third, after = fit(RECORDS * 2, LABELS, mp, tp, tmp_path / "m", probes)
     assert not third["probed"] and after == probes and "probe_seconds" not in third
-    assert third["train_sentences"] == 24 and third["epochs_run"] == predicted_epochs(probes, 24, 3)
+    assert third["train_sentences"] == 24 and third["epochs_run"] == predicted_epochs(probes, 24, 3, 0.0)
     assert third["best_validation_f1"] is None
     # 4x the largest probe (48 >= 4 x 12): the epoch count is measured again
     fourth, more = fit(RECORDS * 4, LABELS, mp, tp, tmp_path / "m", probes)
@@ -136,15 +136,16 @@ def test_fitted_recipe_probes_until_it_has_enough_then_trains_once(tiny: Path, t
 
 def test_predicted_epochs_is_the_median_of_the_probes_best_epochs_scaled_to_the_labelled_size() -> None:
     same_size = [{"labelled": 100, "best_epoch": e} for e in (4, 11, 12)]
-    assert predicted_epochs(same_size, 100, 15) == 11
-    # 4x the probes' size: half the epochs (sqrt of 1/4); 16x: a quarter
-    assert predicted_epochs(same_size, 400, 15) == 6 and predicted_epochs(same_size, 1600, 15) == 3
+    assert predicted_epochs(same_size, 100, 15, 0.5) == predicted_epochs(same_size, 5000, 15, 0.0) == 11
+    # scaling 0.5: 4x the probes' size trains half the epochs (sqrt of 1/4); 16x, a quarter
+    assert predicted_epochs(same_size, 400, 15, 0.5) == 6 and predicted_epochs(same_size, 1600, 15, 0.5) == 3
     # the journey's probes (200: 15, 400: 15, 1,600: 12) at 1,000 and at 12,000 sentences
     journey = [{"labelled": n, "best_epoch": e} for n, e in ((200, 15), (400, 15), (1600, 12))]
-    assert predicted_epochs(journey, 1000, 15) == 9 and predicted_epochs(journey, 12000, 15) == 3
+    assert predicted_epochs(journey, 1000, 15, 0.5) == 9 and predicted_epochs(journey, 12000, 15, 0.5) == 3
+    assert predicted_epochs(journey, 12000, 15, 0.25) == 6
     # never more than train.epochs, never fewer than one
-    assert predicted_epochs([{"labelled": 400, "best_epoch": 15}], 100, 15) == 15
-    assert predicted_epochs([{"labelled": 10, "best_epoch": 1}], 10_000, 15) == 1
+    assert predicted_epochs([{"labelled": 400, "best_epoch": 15}], 100, 15, 0.5) == 15
+    assert predicted_epochs([{"labelled": 10, "best_epoch": 1}], 10_000, 15, 0.5) == 1
     assert needs_probe(100, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is False
     assert needs_probe(200, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is True
     assert needs_probe(60, [{"labelled": 50}], TrainParams(min_probes=2)) is True

@@ -324,3 +324,33 @@ def test_ctrl_c_then_a_kill_between_send_and_commit_and_the_cycle_resumes_each_t
     assert len(lines) == len({json.loads(line)["id"] for line in lines}) == 18
     assert len(read_json(manifest)["examples"]) == 24
     assert run_in(two_cycles, "git", "status", "--porcelain").stdout == ""
+
+
+def test_a_gazetteer_pre_annotates_the_first_batch_and_its_spans_come_back_through_the_ledger(
+        tiny_project: Path) -> None:
+    from nerloop.data.formats import read_conll
+    from nerloop.data.tags import check_iob2, tags_to_spans
+
+    seed = read_conll(tiny_project / "data/raw/seed.conll")
+    names = sorted({(" ".join(r.tokens[s:e]), lab) for r in seed for s, e, lab in tags_to_spans(r.tags or [])})
+    (tiny_project / "data/raw/names.txt").write_text("".join(f"{n}\t{lab}\n" for n, lab in names), encoding="utf-8")
+    set_params(tiny_project, "data", patterns="data/raw/names.txt")
+    set_params(tiny_project, "select", pattern_bonus=1.0)
+    run_in(tiny_project, "nerloop", "cycle")
+
+    batch = [json.loads(line) for line in (tiny_project / "data/selection/batch.jsonl").read_text().splitlines()]
+    assert len(batch) == 6
+    for rec in batch:
+        meta = rec["meta"]
+        assert len(meta["pre_sources"]) == len(meta["pre_spans"])
+        assert all(s == "model" or s.startswith("pattern:") for s in meta["pre_sources"])
+        check_iob2(meta["pre_tags"], ["Chemical", "Disease"])
+        assert len(meta["pre_tags"]) == len(rec["tokens"])
+    assert any(s != "model" for rec in batch for s in rec["meta"]["pre_sources"])  # the seed's names occur in the pool
+    assert "## Patterns" in (tiny_project / "data/selection/report.md").read_text()
+    assert (tiny_project / "data/export/outbox.jsonl").exists()
+
+    run_in(tiny_project, "nerloop", "cycle")  # the simulated annotator answers; the ledger keeps what it was shown
+    ledger = [json.loads(line) for line in (tiny_project / "data/annotations/ledger.jsonl").read_text().splitlines()]
+    shown = {rec["id"]: rec["meta"]["pre_tags"] for rec in batch}
+    assert len(ledger) == 6 and all(e["pre_tags"] == shown[e["id"]] for e in ledger)

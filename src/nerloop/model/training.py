@@ -251,18 +251,20 @@ def needs_probe(n_labelled: int, probes: Sequence[dict[str, Any]], train_params:
     return n_labelled >= train_params.probe_growth * max(p["labelled"] for p in probes)
 
 
-def predicted_epochs(probes: Sequence[dict[str, Any]], n_labelled: int, max_epochs: int) -> int:
-    """The epoch count the probes agree on for ``n_labelled`` sentences.
+def predicted_epochs(probes: Sequence[dict[str, Any]], n_labelled: int, max_epochs: int, scaling: float) -> int:
+    """The epoch count the probes agree on for ``n_labelled`` sentences (``train.epoch_scaling``).
 
-    Each probe's best epoch is scaled to this labelled size by ``sqrt(probe size / n_labelled)``, so
-    the number of updates grows with the square root of the labelled set rather than linearly: a
-    set 4x larger trains half the epochs. Small probes stop late (15, 15, 12 epochs at 200, 400 and
-    1,600 sentences on the CoNLL-2003 journey, where 1,000-sentence probes stopped at 5 to 8), and
-    reading a large set's epochs off them unscaled trained it far longer than a probe of its own
-    would. The median of the scaled counts is robust to one noisy probe (early stopping on a few
-    hundred held-out sentences can stop anywhere from 4 to 15 epochs at the same size).
+    Each probe's best epoch is scaled to this labelled size by ``(probe size / n_labelled) ** scaling``,
+    then the median is taken. With ``scaling`` 0.5 a set 4x larger trains half the epochs, so the number
+    of updates grows with the square root of the labelled set rather than linearly; with 0, every size
+    trains the probes' median. Small probes stop late (15, 15, 12 epochs at 200, 400 and 1,600
+    sentences on the CoNLL-2003 journey, where 1,000-sentence probes stopped at 5 to 8), so read
+    unscaled they make a large set train far longer than a probe of its own would; scaled, they may
+    make it train too short: ``benchmarks/recipes.py`` measures both. The median of the scaled counts
+    is robust to one noisy probe (early stopping on a few hundred held-out sentences can stop anywhere
+    from 4 to 15 epochs at the same size).
     """
-    scaled = [p["best_epoch"] * (p["labelled"] / n_labelled) ** 0.5 for p in probes]
+    scaled = [p["best_epoch"] * (p["labelled"] / n_labelled) ** scaling for p in probes]
     return min(max_epochs, max(1, round(float(np.median(scaled)))))
 
 
@@ -307,12 +309,12 @@ def fit(
     if recipe == "refit" and probe:
         epochs = max(1, probe["best_epoch"])
     else:
-        epochs = predicted_epochs(probes, len(records), train_params.epochs)
+        epochs = predicted_epochs(probes, len(records), train_params.epochs, train_params.epoch_scaling)
     final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir)
     summary = {**final, "recipe": recipe, "probed": probe is not None,
                "epochs_from": "this cycle's probe" if recipe == "refit" else
                f"median best epoch of {len(probes)} probe(s) at {', '.join(str(p['labelled']) for p in probes)} "
-               f"labelled sentences, each scaled by sqrt(probe size / {len(records)})"}
+               f"labelled sentences, each x (probe size / {len(records)}) ** {train_params.epoch_scaling}"}
     if probe is not None:
         summary |= {
             "validation_sentences": probe["validation_sentences"],
