@@ -5,7 +5,7 @@ the loop does under each recipe, with the model and train params of the shipped 
 
 - ``refit``: a probe (80/20, early stopping), then from the base on all N for its best epoch;
 - ``fitted``: one run on all N for the epochs the probes the loop would hold by then predict
-  (``predicted_epochs``: their best epochs scaled by sqrt(probe size / N), the median).
+  (``predicted_epochs``: their best epochs x (probe size / N) ** ``train.epoch_scaling``, the median).
   Those probes are made here first on nested random subsets, at the sizes the loop's rule
   (``train.min_probes``, ``train.probe_growth``) probes at on the journey's sizes (200, 400, 800,
   1,600, 3,200, ...): at 1,000 the probes at 200 and 400, at 5,000 those at 200, 400 and 1,600.
