@@ -103,8 +103,8 @@ def summarise(runs: list[dict]) -> dict[str, Any]:
     for n in sorted({r["n"] for r in runs}):
         refit = {r["seed"]: r for r in runs if r["n"] == n and r["recipe"] == "refit"}
         for name in sorted({variant(r) for r in runs if r["n"] == n and r["recipe"] == "fitted"}):
-            pairs = {r["seed"]: {"refit": refit[r["seed"]], "fitted": r} for r in runs
-                     if r["n"] == n and variant(r) == name and r["seed"] in refit}
+            pairs = dict(sorted((r["seed"], {"refit": refit[r["seed"]], "fitted": r}) for r in runs
+                                if r["n"] == n and variant(r) == name and r["seed"] in refit))
             if not pairs:
                 continue
             ratio = [p["fitted"]["train_seconds"] / p["refit"]["train_seconds"] for p in pairs.values()]

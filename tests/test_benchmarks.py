@@ -332,12 +332,12 @@ def test_recipes_skips_clearly_without_conll_or_compares_both_recipes(tmp_path: 
     runs = json.loads(out.read_text())["runs"]
     assert sorted(r["recipe"] for r in runs) == ["fitted", "refit"]
     table = out.with_suffix(".md").read_text()
-    assert "| 20 | 0.5 | [1] |" in table and "| 1 of 3 seeds run |" in table  # params.yaml's epoch_scaling
+    assert "| 20 | 0.25 | [1] |" in table and "| 1 of 3 seeds run |" in table  # params.yaml's epoch_scaling
     # another epoch scaling: only its fitted run is made, against the refit run already there
     run_script("recipes.py", "--sizes", "20", "--seeds", "1", "--epochs", "1", "--test-sentences", "50",
                "--results", str(out), "--epoch-scaling", "0")
     runs = json.loads(out.read_text())["runs"]
-    assert sorted((r["recipe"], r["epoch_scaling"]) for r in runs) == [("fitted", 0.0), ("fitted", 0.5),
+    assert sorted((r["recipe"], r["epoch_scaling"]) for r in runs) == [("fitted", 0.0), ("fitted", 0.25),
                                                                        ("refit", None)]
     assert "| 20 | 0.0 | [1] |" in out.with_suffix(".md").read_text()
 
