@@ -204,6 +204,11 @@ def test_without_a_learned_type_every_pattern_span_is_used() -> None:
     assert merge_pre_annotation(model, [], {"PER"}, 0.5) == [PreSpan(0, 1, "PER", 0.3, "model")]
 
 
+def test_a_model_span_of_a_type_with_no_labelled_span_is_dropped() -> None:
+    model = [(0, 1, "PER", 0.3), (2, 3, "Gene", 0.8)]  # an untrained head's Gene: noise, not a suggestion
+    assert merge_pre_annotation(model, [], {"PER"}, 0.5) == [PreSpan(0, 1, "PER", 0.3, "model")]
+
+
 def test_the_batch_record_gets_iob2_pre_tags_char_spans_and_parallel_sources() -> None:
     rec = Record.from_tokens(["Acme", "Corp", "sells", "aspirin", "in", "Paris"])
     pred_spans = [[0, 9, "ORG", 0.91], [27, 32, "PER", 0.42]]  # stage score's [start, end, label, confidence]

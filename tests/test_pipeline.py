@@ -331,10 +331,12 @@ def test_a_gazetteer_pre_annotates_the_first_batch_and_its_spans_come_back_throu
     from nerloop.data.formats import read_conll
     from nerloop.data.tags import check_iob2, tags_to_spans
 
+    # the seed's entity names as a type no sentence is labelled with yet: its spans always come from the patterns
+    # (the tiny random model proposes spans everywhere, so a learned type's pattern spans would give way to it)
     seed = read_conll(tiny_project / "data/raw/seed.conll")
-    names = sorted({(" ".join(r.tokens[s:e]), lab) for r in seed for s, e, lab in tags_to_spans(r.tags or [])})
-    (tiny_project / "data/raw/names.txt").write_text("".join(f"{n}\t{lab}\n" for n, lab in names), encoding="utf-8")
-    set_params(tiny_project, "data", patterns="data/raw/names.txt")
+    names = sorted({" ".join(r.tokens[s:e]) for r in seed for s, e, _ in tags_to_spans(r.tags or [])})
+    (tiny_project / "data/raw/names.txt").write_text("".join(f"{n}\tGene\n" for n in names), encoding="utf-8")
+    set_params(tiny_project, "data", patterns="data/raw/names.txt", labels=["Chemical", "Disease", "Gene"])
     set_params(tiny_project, "select", pattern_bonus=1.0)
     run_in(tiny_project, "nerloop", "cycle")
 
@@ -344,9 +346,11 @@ def test_a_gazetteer_pre_annotates_the_first_batch_and_its_spans_come_back_throu
         meta = rec["meta"]
         assert len(meta["pre_sources"]) == len(meta["pre_spans"])
         assert all(s == "model" or s.startswith("pattern:") for s in meta["pre_sources"])
-        check_iob2(meta["pre_tags"], ["Chemical", "Disease"])
+        check_iob2(meta["pre_tags"], ["Chemical", "Disease", "Gene"])
         assert len(meta["pre_tags"]) == len(rec["tokens"])
-    assert any(s != "model" for rec in batch for s in rec["meta"]["pre_sources"])  # the seed's names occur in the pool
+        for (_, _, label, _), source in zip(meta["pre_spans"], meta["pre_sources"], strict=True):
+            assert (label == "Gene") == (source == "pattern:Gene")
+    assert any(s == "pattern:Gene" for rec in batch for s in rec["meta"]["pre_sources"])  # seed names recur in the pool
     assert "## Patterns" in (tiny_project / "data/selection/report.md").read_text()
     assert (tiny_project / "data/export/outbox.jsonl").exists()
 

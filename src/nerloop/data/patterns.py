@@ -238,6 +238,8 @@ def merge_pre_annotation(model: Sequence[tuple[int, int, str, float | None]], pa
       tokens is dropped in its favour.
     - A match of a learned type is used only where the model predicts no entity on any of its
       tokens: where the model has an opinion it is kept, since a name list knows no context.
+    - A model span of a type with no labelled span is dropped: the head for that type has learned
+      nothing, so what it proposes is noise, not a suggestion worth correcting.
     - Every other model span is kept as it was.
 
     ``model`` holds token spans with confidences; pattern spans never overlap one another (see
@@ -247,7 +249,7 @@ def merge_pre_annotation(model: Sequence[tuple[int, int, str, float | None]], pa
     taken = {i for p in forced for i in range(p.start, p.end)}
     predicted = {i for s, e, _, _ in model for i in range(s, e)}
     out = [PreSpan(s, e, lab, conf, MODEL_SOURCE) for s, e, lab, conf in model
-           if not taken.intersection(range(s, e))]
+           if lab in learned and not taken.intersection(range(s, e))]
     out += [PreSpan(p.start, p.end, p.label, pattern_confidence, f"pattern:{p.pattern_id}") for p in patterns
             if p.label not in learned or not predicted.intersection(range(p.start, p.end))]
     return sorted(out, key=lambda sp: sp.start)
