@@ -4,6 +4,7 @@ params, what each tool is sent, the ledger's ``accepted`` flag and the card's co
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,14 @@ def sentence(p_sequence: float | None, span_confs: list[float | None]) -> Record
     """A batch record whose whole pre-annotation the model gives ``p_sequence``, with spans of ``span_confs``."""
     rec = Record.from_tokens(["Ada", "met", "Bob", "in", "Rome"])
     rec.meta = {"pre_spans": [[0, 3, "PER", c] for c in span_confs]}
-    if p_sequence is not None:
-        rec.meta["scores"] = {"least_confidence": round(1 - p_sequence, 5)}
+    if p_sequence is not None:  # as stage score rounds it: -mean log of each word's top probability
+        rec.meta["scores"] = {"mnlp": round(-math.log(p_sequence) / len(rec.tokens), 5)}
     return rec
 
 
 @pytest.mark.parametrize(("p_sequence", "spans", "expected"), [
     (0.97, [0.99, 0.98], True),
-    (0.95, [0.95], True),  # at the threshold counts
+    (0.96, [0.95], True),  # a span at the threshold counts
     (0.94, [0.99], False),  # the sentence as a whole is not sure enough, whatever its spans
     (0.97, [0.99, 0.90], False),  # one doubtful span is enough to ask for editing
     (0.97, [0.5], False),  # a pattern's span shows the pattern's confidence, not the model's
@@ -47,6 +48,12 @@ def sentence(p_sequence: float | None, span_confs: list[float | None]) -> Record
 ])
 def test_the_accept_rule(p_sequence: float | None, spans: list[float | None], expected: bool) -> None:
     assert accept.confident(sentence(p_sequence, spans), 0.95) is expected
+
+
+def test_tiny_sequence_probabilities_survive_the_rounding_of_scores() -> None:
+    rec = sentence(1e-9, [0.5])
+    assert accept.sequence_confidence(rec) == pytest.approx(1e-9, rel=1e-3)
+    assert accept.confident(rec, 1e-10) and not accept.confident(rec, 1e-8)
 
 
 def test_mark_sets_every_sentences_mode_and_caps_the_share_surest_first() -> None:

@@ -3,7 +3,7 @@
 A sentence is sent in *accept* mode when the model is confident enough about its whole pre-annotation
 that checking it and pressing one key is the likely outcome. The rule, one number for the whole sentence:
 
-    P(the pre-annotation is right) = 1 - least_confidence = product over words of the top tag's probability
+    P(the pre-annotation is right) = product over words of the top tag's probability = exp(-mnlp x words)
     accept  <=>  that probability >= annotation.accept_threshold
                  and every pre-annotated span's shown confidence >= annotation.accept_threshold
 
@@ -33,10 +33,15 @@ MODE_KEY = "review"
 
 
 def sequence_confidence(rec: Record) -> float | None:
-    """The model's probability of the sentence's whole pre-annotation (1 - ``least_confidence`` from stage
-    score), or None when the record carries no such score (nothing to judge by)."""
-    lc = (rec.meta.get("scores") or {}).get("least_confidence")
-    return None if lc is None else 1.0 - float(lc)
+    """The model's probability of the sentence's whole pre-annotation, or None when the record carries no score
+    to judge by.
+
+    Read from stage score's ``mnlp`` (the mean of -log of each word's top probability), not from
+    ``least_confidence`` (1 - the product itself): the scores travel rounded to 5 decimals, which leaves
+    ``mnlp`` exact enough at any probability, where ``least_confidence`` rounds every product under 5e-6 to 0.
+    """
+    mnlp = (rec.meta.get("scores") or {}).get("mnlp")
+    return None if mnlp is None else math.exp(-float(mnlp) * len(rec.tokens))
 
 
 def confident(rec: Record, threshold: float) -> bool:
