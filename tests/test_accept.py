@@ -20,6 +20,7 @@ from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.errors import DataError, ParamsError
 from nerloop.params import DoccanoParams, LabelStudioParams, Params, load_params
+from nerloop.release.card import build_card
 from nerloop.release.sections import accepted_text
 from tool_servers import LABELS, PRE, make_record
 
@@ -148,3 +149,16 @@ def test_card_counts_sentences_accepted_in_one_key() -> None:
     assert accepted_text(off, none) == ""  # never on: nothing to say
     assert "0 of 60" in accepted_text(on, none)
     assert accepted_text(off, {"provenance": {"annotated_sentences": 60}}) == ""  # stats.json from before
+
+
+def test_the_rendered_card_says_it_under_annotation(tmp_path: Path) -> None:
+    from test_datacard import inputs, make_params
+
+    data = inputs(include_gold=True)
+    data["stats"]["provenance"]["accepted_in_one_key"] = {"1": 12, "2": 5}
+    text = str(build_card(make_params(include_gold=True), **data))
+    annotation = text.split("### Annotation and Agreement")[1]
+    assert ('**Accepted in one key**: 17 of 60 annotated sentences were sent as "accept or edit"' in annotation
+            and "(cycle 1: 12; cycle 2: 5)" in annotation)
+    del data["stats"]["provenance"]["accepted_in_one_key"]
+    assert "Accepted in one key" not in str(build_card(make_params(include_gold=True), **data))
