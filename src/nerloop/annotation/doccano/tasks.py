@@ -19,9 +19,10 @@ BULK_SPANS = 5000  # span confidences per request to the bulk route
 # Doccano's annotation page lists an example's metadata at the top of its sidebar, in the order uploaded:
 # these keys come first there (and, capitalised, before the nerloop_* keys were the table ever sorted)
 CONFIDENCE_KEY = "Model confidence"  # annotator projects: the model's spans, least confident first
-# an "accept or edit" sentence: what starts its Model confidence row. Enter is Doccano 1.8.4's shortcut for the
-# check mark (it toggles: Enter again un-marks); Doccano has no "accept the pre-annotation" action of its own
-ACCEPT_HINT = "CONFIDENT: check the spans and press Enter (marks it done) to accept them all, or fix them first. "
+# an "accept or edit" sentence: what starts its Model confidence row (short: the table does not wrap, so the row's
+# end is cut at the sidebar's edge). Enter is Doccano 1.8.4's shortcut for the check mark (it toggles: Enter again
+# un-marks); Doccano has no "accept the pre-annotation" action of its own
+ACCEPT_HINT = "ACCEPT IN ONE KEY: Enter if every span is right. "
 VERSION_PREFIX = "Version "  # review examples: "Version <annotator>", that annotator's spans marked in the text
 
 
