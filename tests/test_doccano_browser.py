@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from nerloop.annotation.doccano import DoccanoBackend
+from nerloop.annotation.doccano.tasks import ACCEPT_HINT
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from test_doccano import (  # noqa: F401  (fixtures)
@@ -145,6 +146,43 @@ def test_annotator_logs_in_through_the_form_and_sees_the_spans_and_their_confide
                           "'Alice0 Smith' PER 0.90")
     print(f"\nalice's annotation page shows {rec.text!r} with spans {span_labels(browser)} and first {confidence!r} "
           f"(screenshot {tmp_path})")
+
+
+@pytest.mark.doccano
+def test_an_accept_sentence_is_marked_done_with_one_key(
+    browser, doccano_server: Server, accounts: dict[str, str],  # noqa: F811
+    make_backend: Callable[..., DoccanoBackend], tmp_path: Path,  # noqa: F811
+) -> None:
+    """README "Accept in one key", Doccano's part: a sentence sent as "accept or edit" shows the hint first in the
+    sidebar; alice presses Enter once (Doccano's shortcut for the check mark), touching nothing else, and the
+    fetch returns it with exactly the model's spans, which the ledger marks accepted."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    be = make_backend(annotators=["alice"])
+    rec = make_record(0)
+    rec.meta["review"] = "accept"
+    be.export([rec], 1)
+    browser.set_window_size(1920, 1080)
+    log_in(browser, doccano_server.url, "alice", accounts["alice"])
+    done = f"//button[.//*[local-name()='path' and @d='{DONE}']]"
+    try:
+        start_annotation(browser, doccano_server.url, be.annotator_projects()["alice"], be.project_name("alice"),
+                         min_spans=3)
+        _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, META_ROWS))
+        first = " ".join(browser.find_elements(By.CSS_SELECTOR, META_ROWS)[0].text.split())
+        assert first.startswith(f"Model confidence {ACCEPT_HINT}lowest first: "), first
+        assert not browser.find_elements(By.XPATH, done)
+        ActionChains(browser).send_keys(Keys.ENTER).perform()
+        _wait(browser).until(lambda d: d.find_elements(By.XPATH, done))
+    finally:
+        browser.save_screenshot(str(tmp_path / "alice-accept.png"))
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    (ann,) = be.fetch(ledger).done
+    assert ann.review == "accept" and ann.annotator == "alice" and ann.record.tags == ann.pre_tags == PRE
+    (entry,) = ledger.append([ann])
+    assert entry["accepted"] is True
 
 
 # ---------------------------------------------------------------- the lead

@@ -2,10 +2,11 @@
 
 `nerloop label-studio up` (on a free port: `--port`, as the README says), `annotator add alice` / `bob`,
 `annotation.backend: label_studio` in params.yaml, `nerloop cycle`; one pre-annotated sentence is corrected
-in a real browser by its annotator (a region relabelled with a hotkey, Submit), the other tasks are submitted
-through the REST API, logged in as themselves; `nerloop cycle` again imports exactly what the page held;
-`nerloop status`. Every command is a subprocess with no NERLOOP_LABEL_STUDIO_* variable: what the README
-implies, nothing more.
+in a real browser by its annotator (a region relabelled with a hotkey, Submit), another is accepted there in one
+key (README "Accept in one key": every sentence goes out as "accept or edit" here, the threshold set near 0), the
+other tasks are submitted through the REST API, logged in as themselves; `nerloop cycle` again imports exactly what
+the page held, the accepted one marked so; `nerloop status`. Every command is a subprocess with no
+NERLOOP_LABEL_STUDIO_* variable: what the README implies, nothing more.
 The server venv is the one the session installs (linked into the project's `.label-studio/`, as in
 `test_documented_commands_from_a_project_root`); a fresh install is the same code path, minutes longer.
 """
@@ -29,6 +30,7 @@ from conftest import ROOT, project_env
 from nerloop.annotation.core.local_server import free_port
 from nerloop.annotation.core.server import LocalServer
 from nerloop.annotation.label_studio import server as lss
+from nerloop.annotation.label_studio.tasks import HINT_KEY, HINTS
 from nerloop.data.records import join_tokens
 from nerloop.data.tags import char_to_token_spans, spans_to_tags
 from test_label_studio import Annotator
@@ -68,15 +70,16 @@ def regions(task: dict[str, Any]) -> list[tuple[int, int, str]]:
     return [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in task["predictions"][0]["result"]]
 
 
-def annotate_in(project: Path, server: LocalServer, backend: str) -> Path:
-    """The lead's set-up, committed: ``annotation.backend`` in params.yaml, the template's .gitignore (the
-    tool's home stays out of git), and the tool's home holding a link to the session's server venv."""
+def annotate_in(project: Path, server: LocalServer, backend: str, **annotation: Any) -> Path:
+    """The lead's set-up, committed: ``annotation.backend`` (and any other ``annotation`` keys given) in
+    params.yaml, the template's .gitignore (the tool's home stays out of git), and the tool's home holding a link
+    to the session's server venv."""
     home = project / server.default_home
     home.mkdir()
     (home / "venv").symlink_to(server_venv(server))
     shutil.copy(ROOT / ".gitignore", project / ".gitignore")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["annotation"]["backend"] = backend
+    params["annotation"].update(backend=backend, **annotation)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "add", "-A")
     git(project, "commit", "-qm", f"annotate in {server.name}")
@@ -88,12 +91,8 @@ def by_task_id(tasks: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, An
     return sorted(tasks.items(), key=lambda item: item[1]["id"])
 
 
-def relabel_first_region_in_the_page(browser: Any, person: Annotator, password: str, task: dict[str, Any],
-                                     shots: Path) -> list[str]:
-    """The annotator logs in through the form, opens "Label All Tasks", sees ``task`` with its predicted
-    regions, selects the first region, presses another label's hotkey and clicks Submit. Returns the IOB2
-    tags of what the page then holds: what nerloop must import."""
-    from selenium.webdriver.common.action_chains import ActionChains
+def log_in(browser: Any, person: Annotator, password: str) -> None:
+    """The annotator logs in through Label Studio's form."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -106,16 +105,35 @@ def relabel_first_region_in_the_page(browser: Any, person: Annotator, password: 
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: "/user/login" not in d.current_url)
 
+
+def open_in_the_stream(browser: Any, person: Annotator, task: dict[str, Any], shot: Path, *shown: str) -> None:
+    """The logged-in annotator opens "Label All Tasks", which shows ``task`` (the first one not done) with its
+    text, its predicted regions and every string of ``shown``; a screenshot of the page is kept in ``shot``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{person.url}/projects/{task['project']}/data?labeling=1")  # the stream opens `task`
+    try:
+        WebDriverWait(browser, 90).until(
+            lambda d: all(s in d.find_element(By.TAG_NAME, "body").text for s in (task["data"]["text"], *shown))
+            and len(d.find_elements(By.CSS_SELECTOR, REGIONS)) >= len(regions(task)))
+    finally:  # what the annotator saw, also when it is not what the test expects
+        browser.save_screenshot(str(shot))
+
+
+def relabel_first_region_in_the_page(browser: Any, person: Annotator, task: dict[str, Any], shots: Path) -> list[str]:
+    """The annotator opens "Label All Tasks", sees ``task`` with its predicted regions, selects the first region,
+    presses another label's hotkey and clicks Submit. Returns the IOB2 tags of what the page then holds: what
+    nerloop must import."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 90)
     predicted, text = sorted(regions(task)), task["data"]["text"]  # in the text's order, as the page marks them
     first = min(task["predictions"][0]["result"], key=lambda r: r["value"]["start"])
     score = f"{first['score']:.2f}"  # its score, in the region list
-    browser.get(f"{person.url}/projects/{task['project']}/data?labeling=1")  # the stream opens `task`
-    try:
-        wait.until(lambda d: text in d.find_element(By.TAG_NAME, "body").text
-                   and score in d.find_element(By.TAG_NAME, "body").text
-                   and len(d.find_elements(By.CSS_SELECTOR, REGIONS)) >= len(predicted))
-    finally:  # what the annotator saw, also when it is not what the test expects
-        browser.save_screenshot(str(shots / "labelling-page.png"))
+    open_in_the_stream(browser, person, task, shots / "labelling-page.png", score)
     labels = re.findall(r'<Label value="([^"]+)"', person.get(f"projects/{task['project']}")["label_config"])
     start, end, old = predicted[0]
     new = next(lab for lab in labels if lab != old)
@@ -128,6 +146,19 @@ def relabel_first_region_in_the_page(browser: Any, person: Annotator, password: 
     return iob2(text, [(start, end, new), *predicted[1:]])
 
 
+def accept_in_one_key(browser: Any, person: Annotator, task: dict[str, Any], shots: Path) -> None:
+    """The annotator opens "Label All Tasks", sees ``task`` with the accept hint and its predicted regions, and
+    presses Label Studio's Submit hotkey (Ctrl+Enter) once, touching nothing else."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_in_the_stream(browser, person, task, shots / "accept-page.png", HINTS["accept"])
+    assert not person.get(f"tasks/{task['id']}")["annotations"]
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys(Keys.ENTER).key_up(Keys.CONTROL).perform()
+    WebDriverWait(browser, 90).until(lambda d: person.get(f"tasks/{task['id']}")["annotations"])
+
+
 def iob2(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
     """The IOB2 tags of character ``spans`` in a sentence whose tokens are joined by single spaces."""
     tokens = text.split()
@@ -136,7 +167,7 @@ def iob2(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
 
 def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project: Path, tmp_path: Path) -> None:
     project = tiny_project
-    home = annotate_in(project, lss.SERVER, "label_studio")
+    home = annotate_in(project, lss.SERVER, "label_studio", accept_threshold=1e-300)  # every sentence: accept or edit
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -162,6 +193,7 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
         assert {len(tasks["alice"]), len(tasks["bob"])} == {3, 4}  # 5 sentences + the QC one, shared evenly
         for ts in tasks.values():
             for task in ts.values():
+                assert task["meta"]["nerloop_review"] == "accept" and task["data"][HINT_KEY] == HINTS["accept"]
                 (pred,) = task["predictions"]
                 assert pred["model_version"] == "nerloop-cycle-1" and task["meta"]["nerloop_cycle"] == 1
                 scores = [r["score"] for r in pred["result"]]
@@ -171,21 +203,36 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
         assert any(t["predictions"][0]["result"] for ts in tasks.values() for t in ts.values()), \
             "the tiny model proposed no span at all: the pre-filled regions are not exercised"
 
-        # 2. one pre-annotated sentence is corrected in the browser by its annotator (a region relabelled, Submit);
-        #    of the others, one is left untouched and the rest are submitted as pre-filled (the QC one: both agree)
+        # 2. one pre-annotated sentence is corrected in the browser by its annotator (a region relabelled, Submit),
+        #    another of theirs accepted there in one key (Ctrl+Enter); of the others, one is left untouched and the
+        #    rest are submitted as pre-filled (the QC one: both agree)
         owner, fixed = next((n, sid) for n in ("alice", "bob") for sid, t in by_task_id(tasks[n])
                             if sid not in qc and regions(t))
         other = "bob" if owner == "alice" else "alice"
         untouched = next(sid for sid in tasks[other] if sid not in qc)
-        first = [sid for sid, t in by_task_id(tasks[owner]) if t["id"] < tasks[owner][fixed]["id"]]
-        for sid in first:  # done before, so the labelling stream opens `fixed` next
+        accepted = max((sid for sid in tasks[owner] if sid not in {*qc, fixed}),
+                       key=lambda sid: len(regions(tasks[owner][sid])))  # one with regions, where there is one
+        first = [sid for sid, _ in by_task_id(tasks[owner]) if sid not in {fixed, accepted}]
+        for sid in first:  # done before, so the labelling stream opens `fixed` and `accepted`, in their order
             people[owner].submit(tasks[owner][sid])
-        made = relabel_first_region_in_the_page(browser, people[owner], passwords[owner], tasks[owner][fixed],
-                                                tmp_path)
+        log_in(browser, people[owner], passwords[owner])
+        for sid, task in by_task_id({s: tasks[owner][s] for s in (fixed, accepted)}):
+            if sid == fixed:
+                made = relabel_first_region_in_the_page(browser, people[owner], task, tmp_path)
+            else:
+                accept_in_one_key(browser, people[owner], task, tmp_path)
         for name, ts in tasks.items():
             for sid, task in ts.items():
-                if sid not in {fixed, untouched, *(first if name == owner else [])}:
+                if sid not in {fixed, accepted, untouched, *(first if name == owner else [])}:
                     people[name].submit(task)
+        # a project made before the accept hint: its labelling config lacks it, and the next cycle puts it in
+        other_pid = people[other].project(f"nerloop-{other}")
+        config = people[other].get(f"projects/{other_pid}")["label_config"]
+        old = config.replace('  <Header value="$hint" size="5"/>\n', "")
+        assert old != config and "$hint" not in old
+        resp = people[other].s.patch(f"{url}/api/projects/{other_pid}", json={"label_config": old}, timeout=30,
+                                   headers={"X-CSRFToken": people[other].s.cookies.get("csrftoken") or ""})
+        assert resp.ok, resp.text
 
         out = nerloop(project, "label-studio", "disagreements")
         assert "no disagreements waiting" in out and "1 double-annotated sentences, kappa" in out
@@ -200,6 +247,11 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
         by_id = {e["id"]: e for e in ledger}
         assert by_id[fixed]["annotator"] == owner and by_id[fixed]["record"]["tags"] == made  # exactly the page's
         assert by_id[fixed]["pre_tags"] == iob2(tasks[owner][fixed]["data"]["text"], regions(tasks[owner][fixed]))
+        shown = iob2(tasks[owner][accepted]["data"]["text"], regions(tasks[owner][accepted]))
+        assert by_id[accepted]["accepted"] is True and by_id[accepted]["annotator"] == owner
+        assert by_id[accepted]["record"]["tags"] == by_id[accepted]["pre_tags"] == shown  # exactly the prediction
+        assert "accepted" not in by_id[fixed]  # sent as "accept or edit", but edited
+        assert {e["id"] for e in ledger if e.get("accepted")} == set(ids) - {fixed}  # the API's, as pre-filled too
         assert sorted(by_id[qc[0]]["record"]["meta"]["annotators"]) == ["alice", "bob"]
         assert {by_id[sid]["annotator"] for sid in tasks["alice"] if sid not in qc} == {"alice"}
         ann = read_json(project / "metrics/annotation.json")
@@ -207,6 +259,9 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
         assert agreement["qc_examples"] == 1 and agreement["disagreements"] == 0
         assert agreement["cumulative"]["pairs"] == 1 and agreement["entity_f1"] == 1.0
         assert ann["waiting"] == 1 and ann["annotated_sentences"] == 5
+        assert ann["accepted_in_one_key"] == {"last_cycle": 4, "total": 4}
+        assert "**Accepted in one key**: 4 of 5 annotated sentences" in (project / "data/final/README.md").read_text()
+        assert people[other].get(f"projects/{other_pid}")["label_config"] == config  # brought up to date
 
         manifest2 = read_json(project / "data/export/manifest.json")["examples"]
         assert len(manifest2) == 12 and {e["cycle"] for e in manifest2.values()} == {1, 2}

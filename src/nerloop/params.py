@@ -203,6 +203,10 @@ class AnnotationParams(Section):
     backend: Literal["simulated", "doccano", "label_studio"] = "simulated"
     # a cycle stops (nothing committed) when more than this share of one cycle's exported sentences is held back
     max_held_back_share: confloat(ge=0, le=1) = 0.1  # type: ignore[valid-type]
+    # README "Accept in one key": sentences whose pre-annotation the model is this sure of are sent as
+    # "accept or edit" (annotation/core/accept.py); None = off
+    accept_threshold: confloat(gt=0, le=1) | None = None  # type: ignore[valid-type]
+    accept_share: confloat(gt=0, le=1) = 1.0  # type: ignore[valid-type]  # at most this share of a batch, surest first
     simulated: SimulatedParams | None = None
     doccano: DoccanoParams = Field(default_factory=DoccanoParams)
     label_studio: LabelStudioParams = Field(default_factory=LabelStudioParams)

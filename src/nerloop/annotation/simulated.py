@@ -104,9 +104,10 @@ class SimulatedBackend(AnnotationBackend):
                 result.pending.append(rec.id)
                 result.problems.append(f"sentence {rec.id}: {problem}; stays pending")
                 continue
-            pre_tags = rec.meta.get("pre_tags")
+            pre_tags, review = rec.meta.get("pre_tags"), rec.meta.get("review")
             rec.tags = tags
             # keep only how the sentence was chosen; pre-annotation and scores are not part of the annotation
             rec.meta = {"selection": rec.meta["selection"]} if "selection" in rec.meta else {}
-            result.done.append(Annotation(record=rec, cycle=e["cycle"], annotator="simulated", pre_tags=pre_tags))
+            result.done.append(Annotation(record=rec, cycle=e["cycle"], annotator="simulated", pre_tags=pre_tags,
+                                          review=review))
         return result

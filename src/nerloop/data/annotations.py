@@ -19,7 +19,9 @@ class Annotation:
     ``record.tags`` holds the annotator's IOB2 tags; ``pre_tags`` the pre-annotation that
     annotator was shown (None if none was), used for the effort figure. ``revision`` marks a
     correction of a sentence already in the ledger (made after it was imported): the ledger
-    appends it as a new revision instead of skipping it as already known.
+    appends it as a new revision instead of skipping it as already known. ``review`` is the mode the
+    sentence was sent in ("accept" in one key, "edit"; None before the mode existed): the ledger marks an
+    accept sentence returned exactly as pre-annotated as accepted.
     """
 
     record: Record
@@ -27,6 +29,12 @@ class Annotation:
     annotator: str
     pre_tags: list[str] | None = None
     revision: bool = False
+    review: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Sent as "accept or edit" and returned with exactly the pre-annotated tags: accepted in one key."""
+        return self.review == "accept" and self.pre_tags is not None and self.record.tags == self.pre_tags
 
 
 def edit_counts(pre_tags: list[str] | None, final_tags: list[str]) -> dict[str, int]:

@@ -10,6 +10,9 @@ appended as a new *revision* of that sentence (``"revision": 2, 3, ...``), never
 the old line: the file keeps the whole history, and everything that reads the ledger
 (``entries``, ``records()``, ``ids``, ``per_cycle()``) sees the latest revision of each
 sentence, so the latest wins in training and in the final dataset.
+
+A sentence sent as "accept or edit" and returned exactly as pre-annotated (accepted in one key) is marked
+``"accepted": true``; other entries have no such key, so ledgers written before it load unchanged.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class Ledger:
                     raise TypeError("'id' must be a string and 'cycle' an integer")
                 if not isinstance(entry["effort"], dict) or not all(_is_int(v) for v in entry["effort"].values()):
                     raise TypeError("'effort' must map counts to integers")
+                if not isinstance(entry.get("accepted", False), bool):
+                    raise TypeError("'accepted' must be true or false")
                 if Record.from_dict(entry["record"]).id != entry["id"]:
                     raise ValueError("'id' differs from the record's id")
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -92,6 +97,8 @@ class Ledger:
                 "pre_tags": ann.pre_tags,
                 "record": ann.record.to_dict(),
             }
+            if ann.accepted:
+                entry["accepted"] = True
             if before is not None:
                 entry["revision"] = int(before.get("revision", 1)) + 1
             latest[ann.record.id] = entry
@@ -123,6 +130,14 @@ class Ledger:
             row["tokens"] += len(e["record"]["tokens"])
             for k, v in e["effort"].items():
                 row[k] += v
+        return dict(sorted(out.items()))
+
+    def accepted_per_cycle(self) -> dict[int, int]:
+        """Sentences accepted in one key per cycle (latest revisions: a later correction is no longer one),
+        cycles with none included, so that a table can show 0."""
+        out: dict[int, int] = {}
+        for e in self.entries:
+            out[e["cycle"]] = out.get(e["cycle"], 0) + int(bool(e.get("accepted")))
         return dict(sorted(out.items()))
 
     def manual_effort(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from nerloop import paths
 from nerloop.params import Params
 from nerloop.release.gather import ORIGINS, SPLITS
 from nerloop.release.sections import (
+    accepted_text,
     agreement_text,
     cleaning_lines,
     cycles_table,
@@ -170,6 +171,7 @@ def build_card(
         per_cycle_table=per_cycle_table,
         select_table=select_table,
         agreement_text=agreement_text(params, annotation, stats),
+        accepted_text=accepted_text(params, stats),
         speed_table=speed_table(annotation),
         break_s=f"{(annotation.get('agreement') or {}).get('break_s', team_params.break_s):g}",
         figure=figure,

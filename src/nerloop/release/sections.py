@@ -56,6 +56,20 @@ def cycles_table(stats: dict[str, Any], history: list[dict[str, Any]], types: li
     return table(header, rows)
 
 
+def accepted_text(params: Params, stats: dict[str, Any]) -> str:
+    """How many annotated sentences were accepted in one key (sent as "accept or edit" and returned as
+    pre-annotated), per cycle and in total; empty when the mode was never on and nothing was accepted."""
+    per_cycle = {int(c): n for c, n in (stats["provenance"].get("accepted_in_one_key") or {}).items()}
+    total = sum(per_cycle.values())
+    if not total and params.annotation.accept_threshold is None:
+        return ""
+    cycles = "; ".join(f"cycle {c}: {n}" for c, n in sorted(per_cycle.items()))
+    return (f"**Accepted in one key**: {total} of {stats['provenance']['annotated_sentences']} annotated sentences "
+            "were sent as \"accept or edit\" (the model sure of their whole pre-annotation) and submitted exactly as "
+            f"pre-annotated{f' ({cycles})' if cycles else ''}; they are marked `accepted` in the annotation ledger. "
+            "Their labels are the model's, checked by a person rather than corrected.")
+
+
 def agreement_text(params: Params, annotation: dict[str, Any], stats: dict[str, Any]) -> str:
     """What is known about annotation quality, and what is not."""
     a = params.annotation

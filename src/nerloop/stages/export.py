@@ -5,16 +5,20 @@ graph: ``nerloop cycle`` sends the outbox after ``dvc repro`` and records what i
 ``data/export/manifest.json``. This stage makes sure that what would be sent is sound (every
 pre-annotated label in the label set, every span on the sentence's tokens), so a bad batch stops
 here, before anyone is sent anything, and ``dvc exp run`` can show the batch a change would select.
+It also marks each sentence's review mode (``meta["review"]``: "accept" in one key or "edit", by
+``annotation.accept_threshold``; see ``nerloop.annotation.core.accept``), so that the outbox is exactly what is sent.
 """
 
 from __future__ import annotations
 
 from nerloop import paths
+from nerloop.annotation.core import accept
 from nerloop.data.files import read_records, write_records
 from nerloop.data.labelled import entity_types
 from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans
 from nerloop.errors import DataError, TagError
+from nerloop.params import load_params
 from nerloop.stages import run
 
 
@@ -40,9 +44,12 @@ def main() -> None:
     labels = set(entity_types())
     for rec in batch:
         check(rec, labels)
+    a = load_params().annotation
+    n_accept = accept.mark(batch, a.accept_threshold, a.accept_share)
     write_records(paths.OUTBOX, batch)
     cycle = batch[0].meta["cycle"] if batch else None
-    print(f"outbox: {len(batch)} sentences for cycle {cycle}; `nerloop cycle` sends them" if batch
+    mode = f" ({n_accept} to accept in one key)" if a.accept_threshold is not None else ""
+    print(f"outbox: {len(batch)} sentences for cycle {cycle}{mode}; `nerloop cycle` sends them" if batch
           else "outbox: empty (nothing selected)")
 
 

@@ -114,6 +114,7 @@ def main() -> None:
             "gold_sentences": len(gold),
             "include_gold": p.include_gold,
             "cycles": [{"cycle": c, **row} for c, row in ledger.per_cycle().items()],
+            "accepted_in_one_key": {str(c): n for c, n in ledger.accepted_per_cycle().items()},
             "annotators": dict(Counter(e.get("annotator") or "unknown" for e in ledger.entries)),
             "ratios": p.ratios,
             "seed": p.seed,

@@ -42,12 +42,15 @@ def main() -> None:
     write_json(paths.PENDING, {"exported": exported, "waiting": waiting, "problems": result.problems,
                                "in_review": result.in_review})
     per_cycle = ledger.per_cycle()
+    accepted = ledger.accepted_per_cycle()
     write_json(paths.METRICS / "annotation.json", {
         "cycle": ledger.cycle,
         "annotated_sentences": sum(c["sentences"] for c in per_cycle.values()),
         "annotated_tokens": sum(c["tokens"] for c in per_cycle.values()),
         "last_cycle": per_cycle.get(ledger.cycle, {}),
         "manual_effort": ledger.manual_effort(),  # edits from the pre-annotation / edits from nothing
+        # sentences sent as "accept or edit" and returned as pre-annotated (README "Accept in one key")
+        "accepted_in_one_key": {"last_cycle": accepted.get(ledger.cycle, 0), "total": sum(accepted.values())},
         "waiting": len(waiting),
         "held_back": len(held),  # entries of held_back.jsonl: sentences, and backend problems tied to none
         "in_review": len(review),  # disagreements waiting on the lead: waiting, not held back

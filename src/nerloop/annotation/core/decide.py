@@ -100,7 +100,7 @@ class DecisionMixin:
                   "annotators": annotators, self.SOURCE_KEY: self._provenance(v)},  # type: ignore[attr-defined]
         )
         return Annotation(record=record, cycle=int(item.m("cycle", 0)), annotator=v.confirmed_by, pre_tags=pre_tags,
-                          revision=revision)
+                          revision=revision, review=item.m("review"))
 
     def _late_correction(self, sid: str, entry: dict[str, Any], mine: dict[str, Version],
                          reviewed: dict[str, Version], result: TeamFetchResult) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nerloop.annotation.core import accept
 from nerloop.data.files import json_safe
 from nerloop.data.records import Record
 from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
@@ -88,7 +89,14 @@ def item_meta(rec: Record, cycle: int, spans: list[Span], tags: list[str], *, di
         META_PREFIX + "scores": json_safe(dict(rec.meta.get("scores") or {})),
         META_PREFIX + "selection": rec.meta.get("selection"),
         META_PREFIX + "cluster": rec.meta.get("cluster"),
+        META_PREFIX + "review": review_mode(rec),
     }
+
+
+def review_mode(rec: Record) -> str:
+    """How the sentence is to be reviewed: ``accept.ACCEPT`` (in one key) or ``accept.EDIT`` (an outbox made before
+    the mode existed has no ``meta["review"]``: edit)."""
+    return accept.ACCEPT if rec.meta.get(accept.MODE_KEY) == accept.ACCEPT else accept.EDIT
 
 
 def pre_annotation(rec: Record, labels: list[str], error: type[NerloopError]

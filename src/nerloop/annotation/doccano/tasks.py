@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core.protocol import META_PREFIX, Span, item_meta, pre_annotation
+from nerloop.annotation.core import accept
+from nerloop.annotation.core.protocol import META_PREFIX, Span, item_meta, pre_annotation, review_mode
 from nerloop.annotation.doccano.client import DoccanoDataError, DoccanoHTTPError
 from nerloop.annotation.doccano.projects import SHA1_KEY, _Example, _parallel, shown_digest
 from nerloop.data.files import json_safe, text_sha1
@@ -18,6 +19,10 @@ BULK_SPANS = 5000  # span confidences per request to the bulk route
 # Doccano's annotation page lists an example's metadata at the top of its sidebar, in the order uploaded:
 # these keys come first there (and, capitalised, before the nerloop_* keys were the table ever sorted)
 CONFIDENCE_KEY = "Model confidence"  # annotator projects: the model's spans, least confident first
+# an "accept or edit" sentence: what starts its Model confidence row (short: the table does not wrap, so the row's
+# end is cut at the sidebar's edge). Enter is Doccano 1.8.4's shortcut for the check mark (it toggles: Enter again
+# un-marks); Doccano has no "accept the pre-annotation" action of its own
+ACCEPT_HINT = "ACCEPT IN ONE KEY: Enter if every span is right. "
 VERSION_PREFIX = "Version "  # review examples: "Version <annotator>", that annotator's spans marked in the text
 
 
@@ -50,7 +55,9 @@ class DoccanoTasks:
         ``nerloop_qc`` and ``nerloop_assigned`` are filled in once the batch is shared out."""
         spans, confs, tags = pre_annotation(rec, self.labels, DoccanoDataError)
         return {
-            CONFIDENCE_KEY: confidence_line(rec.text, spans, confs),  # first: the top row of Doccano's metadata
+            # first: the top row of Doccano's metadata
+            CONFIDENCE_KEY: (ACCEPT_HINT if review_mode(rec) == accept.ACCEPT else "")
+            + confidence_line(rec.text, spans, confs),
             "text": rec.text,
             "label": [[s, e, label] for s, e, label in spans],
             **item_meta(rec, cycle, spans, tags, digest_key=SHA1_KEY, digest=shown_digest(text_sha1(rec.text)),

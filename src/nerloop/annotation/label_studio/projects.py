@@ -23,6 +23,9 @@ from nerloop.annotation.label_studio import team
 from nerloop.annotation.label_studio.client import Connection, LabelStudioConfigError
 
 FROM_NAME, TO_NAME = "label", "text"  # the <Labels> and <Text> names of the labelling config
+# an annotator project's config shows the task's accept-in-one-key hint (tasks.HINT_KEY); a project made before
+# it lacks this and gets today's config: Label Studio requires no data key for a <Header>, so old tasks still open
+HINT_FIELD = '"$hint"'
 LIST_PAGE = 200  # tasks per listing request, LIST_THREADS requests in flight
 LIST_THREADS = 4
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
@@ -110,7 +113,8 @@ class ProjectsMixin:
 
     def ensure_project(self, who: str) -> int:
         """The project for ``who`` (an annotator, or ``review``), created with the labelling config for the
-        label set; a label the config lacks is added (labels are never removed: annotations may use them)."""
+        label set; a label the config lacks is added (labels are never removed: annotations may use them), and an
+        annotator project's config made before the accept hint existed is brought up to date."""
         name = self.project_name(who)
         review = who == plan.REVIEW_SUFFIX
         project = self._project_list().get(name)
@@ -127,9 +131,10 @@ class ProjectsMixin:
             project = self._project_list(refresh=True)[name]
             self._created.add(int(project["id"]))
         pid = int(project["id"])
-        if not set(self.labels) <= config_labels(project.get("label_config", "")):
-            wanted = sorted(set(self.labels) | config_labels(project.get("label_config", "")))
-            self.conn.request("PATCH", f"projects/{pid}", f"adding labels to project {name!r}",
+        current = project.get("label_config", "")
+        if not set(self.labels) <= config_labels(current) or not (review or HINT_FIELD in current):
+            wanted = sorted(set(self.labels) | config_labels(current))
+            self.conn.request("PATCH", f"projects/{pid}", f"updating the labelling config of project {name!r}",
                               json={"label_config": label_config(wanted, review=review)})
             project["label_config"] = label_config(wanted, review=review)
         return pid

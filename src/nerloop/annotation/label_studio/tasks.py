@@ -7,11 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core.protocol import META_PREFIX, Listing, item_meta, pre_annotation
+from nerloop.annotation.core import accept
+from nerloop.annotation.core.protocol import META_PREFIX, Listing, item_meta, pre_annotation, review_mode
 from nerloop.annotation.label_studio.client import LabelStudioDataError
 from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME
 from nerloop.data.files import json_safe, text_sha1
 from nerloop.data.records import Record
+
+# the task's ``hint`` field, which the labelling config shows above the text (every task has it: an old task
+# without it shows nothing there). Ctrl+Enter is Label Studio's hotkey for Submit (Update once submitted), and
+# Submit on an untouched task submits the pre-filled prediction as the annotation.
+HINT_KEY = "hint"
+HINTS = {
+    accept.ACCEPT: "The model is confident about this sentence: check its suggestions and press Ctrl+Enter (Submit) "
+                   "to accept them all, or fix them first.",
+    accept.EDIT: "",
+}
 
 
 def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
@@ -45,7 +56,8 @@ class LabelStudioTasks:
             "result": [region(rec.text, s, e, lab, c, f"n{i}") for i, ((s, e, lab), c) in
                        enumerate(zip(spans, confs, strict=True))],
         }
-        return {"data": {"text": rec.text}, "meta": meta, "predictions": [prediction]}
+        data = {"text": rec.text, HINT_KEY: HINTS[review_mode(rec)]}
+        return {"data": data, "meta": meta, "predictions": [prediction]}
 
     def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:
         """Make this cycle's predictions the pre-filled ones, carrying older unannotated tasks' over."""
