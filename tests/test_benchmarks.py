@@ -374,3 +374,17 @@ def test_effort_reads_a_ledger_into_imports_and_milestones(tmp_path: Path) -> No
     assert marks["4000"]["cycle"] == 2 and marks["4000"]["verdict"] == "met"
     assert marks["10000"]["cycle"] is None and "| ~10,000 | 30%-40% | not reached |" in proc.stdout
     assert out.with_suffix(".md").read_text().startswith("# Manual effort: tiny")
+
+
+def test_cold_start_skips_clearly_without_bc5cdr_or_scores_the_three_pre_annotations(tmp_path: Path) -> None:
+    """`python benchmarks/cold_start.py` at a tiny size: model, gazetteer and merged scored, with the ratio."""
+    out = tmp_path / "cold_start.json"
+    proc = run_script("cold_start.py", "--seeds", "1", "--pool", "30", "--epochs", "1", "--results", str(out))
+    if "BC5CDR not found" in proc.stdout:
+        pytest.skip("BC5CDR is not in ../shared/data: the script said so and ran nothing")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["pool_sentences"] == 30 and run["gazetteer_names"] > 0
+    for k in ("model", "gazetteer", "merged"):
+        assert 0.0 <= run[k]["precision"] <= 1.0 and 0.0 <= run[k]["recall"] <= 1.0
+    assert "| 1 | 30 |" in out.with_suffix(".md").read_text() and "1 of 3 seeds run" in proc.stdout
