@@ -28,7 +28,7 @@ from typing import Any
 
 import al_setup
 
-from nerloop.data.annotations import manual_effort, summed
+from nerloop.data.annotations import EFFORT_KEYS, manual_effort, summed
 from nerloop.data.files import read_records, write_json
 from nerloop.data.ledger import Ledger
 
@@ -48,8 +48,7 @@ def imports(project: Path) -> list[dict[str, Any]]:
     for cycle, counts in per_cycle.items():
         so_far.append(counts)
         rows.append({"cycle": cycle, "labelled_from": before, "labelled_to": before + counts["sentences"],
-                     "sentences": counts["sentences"], **{k: counts[k] for k in ("kept", "added", "deleted",
-                                                                                  "relabelled")},
+                     "sentences": counts["sentences"], **{k: counts[k] for k in EFFORT_KEYS},
                      "effort": manual_effort(counts), "effort_cumulative": manual_effort(summed(so_far))})
         before += counts["sentences"]
     return rows

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nerloop.data.annotations import Annotation, edit_counts, manual_effort, summed
+from nerloop.data.annotations import EFFORT_KEYS, Annotation, edit_counts, manual_effort, summed
 from nerloop.data.files import _lines, atomic_write
 from nerloop.data.records import Record
 from nerloop.errors import DataError
@@ -124,7 +124,7 @@ class Ledger:
         out: dict[int, dict[str, int]] = {}
         for e in self.entries:
             row = out.setdefault(
-                e["cycle"], {"sentences": 0, "tokens": 0, "kept": 0, "added": 0, "deleted": 0, "relabelled": 0}
+                e["cycle"], {"sentences": 0, "tokens": 0, **dict.fromkeys(EFFORT_KEYS, 0)}
             )
             row["sentences"] += 1
             row["tokens"] += len(e["record"]["tokens"])

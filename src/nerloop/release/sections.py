@@ -105,7 +105,7 @@ def speed_table(annotation: dict[str, Any]) -> dict[str, Any]:
     """Seconds per sentence and per token, and effort, per annotator and cycle (Doccano imports only)."""
     per = (annotation.get("agreement") or {}).get("annotators") or {}
     rows = [[who, int(c), r.get("sentences"), r.get("timed_sentences"), r.get("seconds_per_sentence"),
-             r.get("seconds_per_token"), *(r.get(k) for k in ("kept", "added", "deleted", "relabelled"))]
+             r.get("seconds_per_token"), *(r.get(k) for k in EFFORT_KEYS)]
             for who, cycles in sorted(per.items()) for c, r in sorted(cycles.items(), key=lambda kv: int(kv[0]))]
     return table(["annotator", "cycle", "sentences", "timed", "s / sentence", "s / token", "kept", "added",
                    "deleted", "relabelled"], rows)
