@@ -163,7 +163,7 @@ def test_ray_engine_scores_as_the_local_engine(tiny_project: Path, two_node_clus
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
     assert "Running stage 'score'" in out and "Running stage 'train'" not in out
-    assert "2 actor(s), 1 CPU(s) each, 20 sentences per call" in out
+    assert "2 actor(s), 1 CPU(s) each, 2 shard(s) of up to 20 sentences" in out
     assert "scored on Ray: 2 actor(s); shards scored on 2 node(s)" in out, proc.stdout[-3000:]  # 1 CPU per node
 
     remote = pd.read_parquet(tiny_project / "data/scores/scores.parquet")

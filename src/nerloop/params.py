@@ -111,6 +111,7 @@ class ScoreParams(Section):
     engine: Literal["local", "ray"] = "local"  # ray: an actor pool on the cluster named by RAY_ADDRESS
     ray_actors: conint(ge=0) = 0  # type: ignore[valid-type]  # 0 = one per GPU, else one per ray_cpus_per_actor CPUs
     ray_cpus_per_actor: conint(ge=1) = 1  # type: ignore[valid-type]
+    ray_shards: str | None = None  # pool and score shards: None = .nerloop/ray-shards, a shared folder, or s3://...
     batch_size: conint(ge=1) = 64  # type: ignore[valid-type]
     subsample: conint(ge=0) = 0  # type: ignore[valid-type]  # 0 = score the whole pool
     mc_dropout_passes: conint(ge=0, le=100) = 0  # type: ignore[valid-type]  # 0 = no BALD

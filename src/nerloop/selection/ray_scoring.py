@@ -4,17 +4,18 @@ Why Ray and how it is wired:
 
 * Scoring is the step that outgrows one machine first: it is one forward pass per pool sentence,
   embarrassingly parallel, and a pool mined from a whole corpus has millions of sentences.
-* The pool (what is left after exclusion and subsampling, decided on the driver exactly as the local
-  engine decides it) goes to the cluster as record dicts in shards (``ray.data.from_items`` with one
-  block per map batch), so worker nodes need no shared filesystem and no copy of the project.
-* ``map_batches`` runs :class:`PoolScorer`, a callable class: each actor loads the model once, then
-  scores batch after batch with :func:`nerloop.stages.score.score_records`, the local engine's own
-  code. The model folder is shipped through the object store (``ray.put``) for the same reason.
+* The pool goes to the cluster as data, not as driver memory (``nerloop.selection.shards``): the
+  driver copies the prepared pool file into shards of consecutive lines on a disk or S3 bucket the
+  workers reach (``score.ray_shards``), and hands Ray only the shard names. Ray Data's ``map_batches``
+  gives one shard at a time to :class:`PoolScorer`, a callable class: each actor loads the model once,
+  reads its shard, drops the excluded sentences there (labelled, exported, and with ``score.subsample``
+  those outside the subsample, drawn exactly as the local engine draws it), scores the rest with
+  :func:`nerloop.selection.scoring.score_records` (the local engine's own code) and writes the rows
+  and embeddings back as a shard of the same name. The model folder goes through the object store.
 * An actor takes one GPU when the cluster has GPUs (``num_gpus=1``; ``load_model`` then puts the
   model on it), else ``score.ray_cpus_per_actor`` CPUs (Ray sets the actor's torch threads to that).
-* Every output row carries its index in the pool, so the driver writes ``scores.parquet`` and
-  ``embeddings.npy`` in pool order whatever order the shards finish in, through the same writer as
-  the local engine: same columns, same order, same files.
+* The driver then merges the score shards in pool order, one shard in memory at a time, through the
+  same writer as the local engine: same columns, same order, same files.
 
 The cluster is the one named by ``RAY_ADDRESS`` (``ray start --head`` prints it). Without it the stage
 stops and says what to do: quietly starting a one-machine Ray would only be a slower local engine.
@@ -24,22 +25,32 @@ node needs the same Python environment as the driver (``pip install "nerloop[ray
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
 import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nerloop.data.records import Record
 from nerloop.errors import NerloopError
 from nerloop.params import Params
+from nerloop.selection.shards import (
+    Shard,
+    ShardStore,
+    count_lines,
+    kept_lines,
+    merged_scores,
+    read_pool_shard,
+    shard_store,
+    write_pool_shards,
+    write_score_shard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +61,7 @@ NO_ADDRESS = (
 )
 CONNECT_TIMEOUT_S = 10.0
 ACTORS_START_TIMEOUT_S = 600
-MAX_ROWS_PER_CALL = 16  # x score.batch_size: rows per map_batches call, so length-sorting inside it pays off
+MAX_ROWS_PER_CALL = 16  # x score.batch_size: pool lines per shard (one map_batches call), so length-sorting pays
 
 
 def ray_address() -> str:
@@ -87,8 +98,9 @@ def actor_count(resources: dict[str, float], actors: int, cpus_per_actor: int) -
 
 
 def rows_per_call(n: int, batch_size: int, actors: int) -> int:
-    """Rows handed to an actor per call: up to ``MAX_ROWS_PER_CALL`` model batches, so sentences are
-    length-sorted within a large group (little padding), but small enough that every actor gets work."""
+    """Pool lines per shard, which an actor scores in one call: up to ``MAX_ROWS_PER_CALL`` model batches, so
+    sentences are length-sorted within a large group (little padding), but small enough that every actor
+    gets work."""
     share = math.ceil(n / actors) if actors else n
     return max(1, min(batch_size * MAX_ROWS_PER_CALL, share))
 
@@ -99,14 +111,17 @@ def model_files(model_dir: Path) -> dict[str, bytes]:
 
 
 class PoolScorer:
-    """A Ray Data actor: loads the model once, then scores one batch of pool records per call."""
+    """A Ray Data actor: loads the model once, then scores one pool shard per call, from and to the shard store."""
 
-    def __init__(self, model_ref: list[Any], batch_size: int, max_length: int, mc_passes: int) -> None:
+    def __init__(self, model_ref: list[Any], context_ref: list[Any], batch_size: int, max_length: int,
+                 mc_passes: int) -> None:
         import ray
 
         from nerloop.model.inference import load_model
 
-        files: dict[str, bytes] = ray.get(model_ref[0])  # wrapped in a list so Ray passes the ref, not the value
+        # wrapped in lists so Ray passes the refs, not the values
+        files: dict[str, bytes] = ray.get(model_ref[0])
+        self.store, self.excluded, self.keep, self.columns, self.pool_name = ray.get(context_ref[0])
         folder = Path(tempfile.mkdtemp(prefix="nerloop-ray-model-"))
         try:
             for name, data in files.items():
@@ -121,30 +136,27 @@ class PoolScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from nerloop.selection.scoring import score_records
 
-        records = [Record.from_dict(json.loads(r)) for r in batch["record"]]
-        rows: list[dict[str, Any]] = [{} for _ in records]
-        embeddings: list[np.ndarray] = [np.empty(0)] * len(records)
-        for i, row, emb in score_records(self.model, self.tokenizer, self.labels, records,
-                                         batch_size=self.batch_size, max_length=self.max_length,
-                                         mc_passes=self.mc_passes, progress=False):
-            rows[i], embeddings[i] = row, emb
-        out: dict[str, np.ndarray] = {}
-        for key in rows[0]:  # floats and ints as typed columns, strings (JSON) as Python objects
-            values = [row[key] for row in rows]
-            out[key] = np.array(values, dtype=object if isinstance(values[0], str) else None)
-        out["index"] = np.asarray(batch["index"], dtype=np.int64)
-        out["embedding"] = np.stack(embeddings).astype(np.float32)
-        out["node"] = np.array([self.node] * len(records), dtype=object)
-        return out
+        scored = []
+        for first, lines in zip(batch["first"], batch["lines"], strict=True):
+            shard = Shard(int(first), int(lines))
+            records = read_pool_shard(self.store, shard, self.excluded, self.keep, self.pool_name)
+            rows: list[dict[str, Any]] = [{} for _ in records]
+            embeddings: list[np.ndarray] = [np.empty(0)] * len(records)
+            for i, row, emb in score_records(self.model, self.tokenizer, self.labels, records,
+                                             batch_size=self.batch_size, max_length=self.max_length,
+                                             mc_passes=self.mc_passes, progress=False):
+                rows[i], embeddings[i] = row, emb
+            write_score_shard(self.store, shard, rows, embeddings, self.columns)
+            scored.append(len(records))
+        return {"first": batch["first"], "lines": batch["lines"], "scored": np.asarray(scored, dtype=np.int64),
+                "node": np.array([self.node] * len(scored), dtype=object)}
 
 
-def _python(value: Any) -> Any:
-    """A numpy scalar from a Ray batch back to the Python value the local engine puts in its rows."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def score_on_ray(pool: Sequence[Record], model_dir: Path, params: Params) -> Iterator[tuple[int, dict, np.ndarray]]:
-    """``(index into pool, row, embedding)`` scored on the Ray cluster, as ``score_local`` yields them.
+@contextlib.contextmanager
+def score_on_ray(pool_file: Path, excluded: set[str], subsample_seed: int, model_dir: Path,
+                 params: Params) -> Iterator[tuple[int, Iterator[tuple[int, dict, np.ndarray]]]]:
+    """Score the pool file on the Ray cluster; yields ``(rows scored, their (index, row, embedding) in pool order)``
+    for :func:`nerloop.stages.score.write_scores`, then removes the run's shards.
 
     Checks up front (before any output is touched) that ray is installed and ``RAY_ADDRESS`` is set.
     """
@@ -153,12 +165,21 @@ def score_on_ray(pool: Sequence[Record], model_dir: Path, params: Params) -> Ite
         import ray.data  # noqa: F401
     except ImportError:
         raise NerloopError('score.engine is ray but ray is not installed: pip install -e ".[ray]"') from None
-    return _stream(ray_address(), pool, model_dir, params)
+    address = ray_address()
+    store = shard_store(params.score.ray_shards)
+    try:
+        shards = _score_shards(address, store, pool_file, excluded, subsample_seed, model_dir, params)
+        yield sum(s.lines for s in shards), merged_scores(store, shards)
+    finally:
+        store.remove()
 
 
-def _stream(address: str, pool: Sequence[Record], model_dir: Path, params: Params) -> Iterator[tuple[int, dict,
-                                                                                                      np.ndarray]]:
-    """Connect to the cluster for the duration of the run, then disconnect (the cluster is not ours to stop)."""
+def _score_shards(address: str, store: ShardStore, pool_file: Path, excluded: set[str], subsample_seed: int,
+                  model_dir: Path, params: Params) -> list[Shard]:
+    """Shard the pool, score every shard on the cluster; returns the score shards (``lines`` = rows scored).
+
+    Connects to the cluster for the duration of the run, then disconnects (the cluster is not ours to stop).
+    """
     import ray
     import ray.data
 
@@ -168,39 +189,40 @@ def _stream(address: str, pool: Sequence[Record], model_dir: Path, params: Param
     ray.init(address=address, logging_level=logging.WARNING)
     try:
         actors, use_gpu = actor_count(ray.cluster_resources(), sp.ray_actors, sp.ray_cpus_per_actor)
-        per_call = rows_per_call(len(pool), sp.batch_size, actors)
-        print(f"scoring {len(pool)} sentences on Ray ({address}): {actors} actor(s), "
-              f"{'1 GPU' if use_gpu else f'{sp.ray_cpus_per_actor} CPU(s)'} each, {per_call} sentences per call",
-              flush=True)
+        n_lines = count_lines(pool_file)
+        per_call = rows_per_call(n_lines, sp.batch_size, actors)
+        keep = kept_lines(pool_file, excluded, sp.subsample, subsample_seed)
+        shards = write_pool_shards(pool_file, store, per_call)
+        print(f"scoring {n_lines} pool lines on Ray ({address}): {actors} actor(s), "
+              f"{'1 GPU' if use_gpu else f'{sp.ray_cpus_per_actor} CPU(s)'} each, {len(shards)} shard(s) of up to "
+              f"{per_call} sentences in {store.root}", flush=True)
         ctx = ray.data.DataContext.get_current()
-        # Start every actor (model loaded) before the first batch: the shards then spread over the whole pool
+        # Start every actor (model loaded) before the first shard: the shards then spread over the whole pool
         # instead of queueing on the first actor up, and a pool the cluster cannot hold fails with Ray's message
         # after ACTORS_START_TIMEOUT_S rather than waiting forever.
         ctx.wait_for_min_actors_s = ACTORS_START_TIMEOUT_S
-        # Sentences are a few hundred bytes and scoring them costs milliseconds each: where an actor runs
-        # matters more than where its shard lies, so shards go to any free actor, not the one nearest the data.
+        # A shard is a name; scoring it costs seconds: where an actor runs matters more than where the name lies.
         ctx.execution_options.actor_locality_enabled = False
-        items = [{"index": i, "record": json.dumps(r.to_dict(), ensure_ascii=False)} for i, r in enumerate(pool)]
-        shards = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_call))
-        del items
+        names = ray.data.from_items([{"first": s.first, "lines": s.lines} for s in shards],
+                                    override_num_blocks=len(shards))
+        context_ref = ray.put((store, frozenset(excluded), keep, row_columns(sp.mc_dropout_passes > 0),
+                               str(pool_file)))
         model_ref = ray.put(model_files(Path(model_dir)))
-        scored = shards.map_batches(
+        done = names.map_batches(
             PoolScorer,
-            fn_constructor_kwargs={"model_ref": [model_ref], "batch_size": sp.batch_size,
+            fn_constructor_kwargs={"model_ref": [model_ref], "context_ref": [context_ref], "batch_size": sp.batch_size,
                                    "max_length": params.model.max_length, "mc_passes": sp.mc_dropout_passes},
             compute=ray.data.ActorPoolStrategy(size=actors),
-            batch_size=per_call,
+            batch_size=1,
             batch_format="numpy",
             num_cpus=1 if use_gpu else sp.ray_cpus_per_actor,
             num_gpus=1 if use_gpu else 0,
-            udf_modifying_row_count=False,
         )
-        columns = row_columns(sp.mc_dropout_passes > 0)
-        nodes: set[str] = set()
-        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
-            nodes.update(batch["node"].tolist())
-            for k, index in enumerate(batch["index"]):
-                yield int(index), {c: _python(batch[c][k]) for c in columns}, batch["embedding"][k]
+        scored, nodes = [], set()
+        for row in done.iter_rows():
+            scored.append(Shard(int(row["first"]), int(row["scored"])))
+            nodes.add(row["node"])
         print(f"scored on Ray: {actors} actor(s); shards scored on {len(nodes)} node(s)", flush=True)
+        return scored
     finally:
         ray.shutdown()

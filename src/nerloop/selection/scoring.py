@@ -23,13 +23,21 @@ from nerloop.params import Params
 from nerloop.selection.uncertainty import MEASURES, score_sentence, type_mass
 
 
+def subsample_positions(n_left: int, subsample: int, seed: int) -> np.ndarray | None:
+    """Which of the ``n_left`` candidates (positions, ascending) a seeded ``score.subsample`` keeps; None = all.
+
+    Both engines draw through here, so a subsampled pool is the same sentences wherever it is scored.
+    """
+    if subsample and subsample < n_left:
+        return np.sort(np.random.default_rng(seed).choice(n_left, subsample, replace=False))
+    return None
+
+
 def candidates(pool: list[Record], excluded: set[str], subsample: int, seed: int) -> list[Record]:
     """The pool minus excluded ids, optionally a seeded random subsample of it."""
     left = [r for r in pool if r.id not in excluded]
-    if subsample and subsample < len(left):
-        idx = np.sort(np.random.default_rng(seed).choice(len(left), subsample, replace=False))
-        left = [left[i] for i in idx]
-    return left
+    keep = subsample_positions(len(left), subsample, seed)
+    return left if keep is None else [left[i] for i in keep]
 
 
 def pre_annotation(rec: Record, pred: Prediction, labels: list[str]) -> list[list]:

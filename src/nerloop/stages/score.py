@@ -6,18 +6,22 @@ pre-annotation annotators will correct). Sentences already labelled or exported 
 skipped. Results stream to disk batch by batch, so a 100k pool fits in little memory.
 
 Two engines compute the same rows (``score.engine``): ``local`` runs the model in this
-process; ``ray`` (``nerloop.selection.ray_scoring``) runs it in an actor pool on a Ray cluster.
-Both go through ``nerloop.selection.scoring.score_records``, and both hand ``(index, row, embedding)`` to
-:func:`write_scores`, so the files they write cannot drift apart.
+process; ``ray`` (``nerloop.selection.ray_scoring``) runs it in an actor pool on a Ray cluster,
+which reads the pool in shards and writes its scores back in shards, so this process never holds
+the pool. Both go through ``nerloop.selection.scoring.score_records``, and both hand
+``(index, row, embedding)`` to :func:`write_scores`, so the files they write cannot drift apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from transformers import AutoConfig
 
 from nerloop import paths
@@ -28,26 +32,54 @@ from nerloop.params import load_params
 from nerloop.selection.scoring import candidates, row_columns, score_local
 from nerloop.stages import run
 
+CHUNK_ROWS = 10_000  # rows per parquet row group: rows arriving in pool order leave memory this many at a time
+
 
 def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int, dict, np.ndarray]]) -> int:
     """Write ``scores.parquet`` (rows in pool order) and ``embeddings.npy`` (float16, row i = sentence i).
 
     ``results`` may come in any order (each carries its index), one at a time: embeddings go straight
-    to a memory-mapped file, so only the small rows are held in memory. Both files are replaced
-    only when complete. Returns the number of rows written.
+    to a memory-mapped file, and rows are written to the parquet file as soon as every row before them
+    is there, ``CHUNK_ROWS`` at a time. So rows that come in pool order (the Ray engine's) never pile up,
+    and rows that come sorted by length (the local engine's) are held no longer than they must be. Both
+    files are replaced only when complete. Returns the number of rows written.
     """
     paths.SCORES.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = [{} for _ in range(n)]
+    columns = row_columns(mc_dropout)
     tmp_emb = paths.EMBEDDINGS_FILE.with_suffix(".tmp.npy")
     emb = np.lib.format.open_memmap(tmp_emb, mode="w+", dtype=np.float16, shape=(n, dim))
-    done = 0
+    pending: dict[int, dict] = {}  # rows that came before some row ahead of them in pool order
+    ready: list[dict] = []  # the next rows in pool order, not yet written
+    written = done = 0
     try:
-        for i, row, embedding in results:
-            rows[i] = row
-            emb[i] = embedding
-            done += 1
-        if done != n:
-            raise RuntimeError(f"the scoring engine returned {done} of {n} sentences")
+        with atomic_write(paths.SCORES_FILE, "wb") as fh, contextlib.ExitStack() as stack:
+            writer: pq.ParquetWriter | None = None
+
+            def flush() -> None:
+                nonlocal writer
+                # no pandas index metadata: chunks are parts of one table, read back with a plain RangeIndex
+                table = pa.Table.from_pandas(pd.DataFrame(ready, columns=columns), preserve_index=False)
+                table = table.replace_schema_metadata(None)
+                if writer is None:
+                    writer = stack.enter_context(pq.ParquetWriter(fh, table.schema))
+                writer.write_table(table.cast(writer.schema))
+                ready.clear()
+
+            for i, row, embedding in results:
+                pending[i] = row
+                emb[i] = embedding
+                done += 1
+                while written in pending:
+                    ready.append(pending.pop(written))
+                    written += 1
+                    if len(ready) == CHUNK_ROWS:
+                        flush()
+            if done != n:
+                raise RuntimeError(f"the scoring engine returned {done} of {n} sentences")
+            if ready:
+                flush()
+            if writer is None:  # an empty pool: a table with no rows
+                pd.DataFrame([], columns=["id", "n_tokens"]).to_parquet(fh, index=False)
     except BaseException:
         del emb
         tmp_emb.unlink(missing_ok=True)
@@ -55,9 +87,6 @@ def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int
     emb.flush()
     del emb
     os.replace(tmp_emb, paths.EMBEDDINGS_FILE)
-    table = pd.DataFrame(rows, columns=row_columns(mc_dropout) if rows else ["id", "n_tokens"])
-    with atomic_write(paths.SCORES_FILE, "wb") as fh:
-        table.to_parquet(fh, index=False)
     return done
 
 
@@ -66,21 +95,21 @@ def main() -> None:
     sp = params.score
     ledger = Ledger(paths.LEDGER)
     excluded = ledger.ids | exported_before(ledger.cycle + 1)
-    pool = candidates(read_records(paths.POOL), excluded, sp.subsample, sp.seed + ledger.cycle)
     dim = AutoConfig.from_pretrained(str(paths.MODEL)).hidden_size
-    if sp.engine == "ray" and pool:
+    mc_dropout = sp.mc_dropout_passes > 0
+    if sp.engine == "ray":
         from nerloop.selection.ray_scoring import score_on_ray  # ray is an optional dependency
 
-        results: Iterable[tuple[int, dict, np.ndarray]] = score_on_ray(pool, paths.MODEL, params)
+        with score_on_ray(paths.POOL, excluded, sp.seed + ledger.cycle, paths.MODEL, params) as (n, results):
+            scored = write_scores(n, dim, mc_dropout, results)
     else:
-        results = score_local(pool, paths.MODEL, params)
-    write_scores(len(pool), dim, sp.mc_dropout_passes > 0, results)
+        pool = candidates(read_records(paths.POOL), excluded, sp.subsample, sp.seed + ledger.cycle)
+        scored = write_scores(len(pool), dim, mc_dropout, score_local(pool, paths.MODEL, params))
     # travels with the batch into the ledger (select), so the dataset card knows each cycle's scoring
-    write_json(paths.SCORE_SETTINGS, {"scored": len(pool), "subsample": sp.subsample,
+    write_json(paths.SCORE_SETTINGS, {"scored": scored, "subsample": sp.subsample,
                                       "mc_dropout_passes": sp.mc_dropout_passes})
-    write_json(paths.METRICS / "score.json", {"scored_sentences": len(pool), "excluded": len(excluded)})
-    print(f"scored {len(pool)} pool sentences ({len(excluded)} already labelled or exported were skipped)")
-
+    write_json(paths.METRICS / "score.json", {"scored_sentences": scored, "excluded": len(excluded)})
+    print(f"scored {scored} pool sentences ({len(excluded)} already labelled or exported were skipped)")
 
 if __name__ == "__main__":
     run(main)
