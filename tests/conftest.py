@@ -1,12 +1,18 @@
-"""Shared fixtures: a throw-away nerloop project (git + DVC) with a tiny model and tiny data; a headless browser."""
+"""Shared fixtures: a throw-away nerloop project (git + DVC) with a tiny model and tiny data; a headless browser;
+a real S3-compatible server (moto's ``moto_server`` on 127.0.0.1, credentials only from the environment)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,3 +120,52 @@ def browser(tmp_path: Path):  # selenium is optional: no return annotation that 
         yield driver
     finally:
         driver.quit()
+
+
+SECRET = "nerloop-test-secret-not-for-git"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto_server on 127.0.0.1:<free port>, test credentials in the environment; stopped by pid after."""
+    pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed (pip install -e '.[s3]')")
+    server = Path(sys.executable).parent / "moto_server"
+    if not server.exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nerloop-test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))  # nothing from ~/.aws
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "moto.log").open("w")
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(endpoint, timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start: {(tmp_path / 'moto.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode is not None

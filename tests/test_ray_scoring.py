@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import project_env, run_in
+from conftest import SECRET, project_env, run_in
 from nerloop.errors import NerloopError
 from nerloop.selection.ray_scoring import NO_ADDRESS, actor_count, ray_address, rows_per_call
 
@@ -141,33 +141,10 @@ def _set_score_params(project: Path, **values: object) -> None:
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.mark.slow
-def test_ray_engine_scores_as_the_local_engine(tiny_project: Path, two_node_cluster: str) -> None:
-    _set_score_params(tiny_project, batch_size=8)
-    run_in(tiny_project, "dvc", "repro", "score")  # the local engine (default)
-    local = pd.read_parquet(tiny_project / "data/scores/scores.parquet")
-    local_emb = np.load(tiny_project / "data/scores/embeddings.npy")
-    assert len(local) == 40
-
-    _set_score_params(tiny_project, engine="ray")  # a params change: dvc repro runs score again, nothing else
-    no_address = {k: v for k, v in project_env().items() if k != "RAY_ADDRESS"}
-    proc = subprocess.run([sys.executable, "-m", "nerloop.stages", "score"], cwd=tiny_project, env=no_address,
-                          text=True, capture_output=True, timeout=300)
-    assert proc.returncode == 1 and "RAY_ADDRESS is not set" in proc.stderr and "Traceback" not in proc.stderr
-    assert sorted(p.name for p in (tiny_project / "data/scores").iterdir()) == ["embeddings.npy", "scores.parquet",
-                                                                               "settings.json"]
-
-    env = dict(project_env(), RAY_ADDRESS=two_node_cluster)
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "score"], cwd=tiny_project, env=env, text=True,
-                          capture_output=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    out = proc.stdout + proc.stderr
-    assert "Running stage 'score'" in out and "Running stage 'train'" not in out
-    assert "2 actor(s), 1 CPU(s) each, 2 shard(s) of up to 20 sentences" in out
-    assert "scored on Ray: 2 actor(s); shards scored on 2 node(s)" in out, proc.stdout[-3000:]  # 1 CPU per node
-
-    remote = pd.read_parquet(tiny_project / "data/scores/scores.parquet")
-    remote_emb = np.load(tiny_project / "data/scores/embeddings.npy")
+def _assert_scores_match(project: Path, local: pd.DataFrame, local_emb: np.ndarray) -> None:
+    """The Ray engine's files in ``project`` hold what the local engine wrote: same sentences, order and tags."""
+    remote = pd.read_parquet(project / "data/scores/scores.parquet")
+    remote_emb = np.load(project / "data/scores/embeddings.npy")
     assert list(remote.columns) == list(local.columns)
     assert remote.dtypes.to_dict() == local.dtypes.to_dict()
     assert remote["id"].tolist() == local["id"].tolist()  # same sentences, same order
@@ -183,5 +160,54 @@ def test_ray_engine_scores_as_the_local_engine(tiny_project: Path, two_node_clus
     np.testing.assert_allclose(remote[MEASURES].to_numpy(), local[MEASURES].to_numpy(), rtol=1e-4, atol=1e-5)
     assert remote_emb.dtype == local_emb.dtype == np.float16 and remote_emb.shape == local_emb.shape
     np.testing.assert_allclose(remote_emb.astype(np.float32), local_emb.astype(np.float32), rtol=0, atol=2e-3)
-    assert json.loads((tiny_project / "metrics/score.json").read_text())["scored_sentences"] == 40
+    assert json.loads((project / "metrics/score.json").read_text())["scored_sentences"] == len(local)
 
+
+def _repro_score(project: Path, address: str) -> str:
+    """``dvc repro score`` as a user runs it with RAY_ADDRESS exported; its output."""
+    env = dict(project_env(), RAY_ADDRESS=address)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "score"], cwd=project, env=env, text=True,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "Running stage 'score'" in out and "Running stage 'train'" not in out
+    assert "2 actor(s), 1 CPU(s) each, 2 shard(s) of up to 20 sentences" in out
+    assert "scored on Ray: 2 actor(s); shards scored on 2 node(s)" in out, out[-3000:]  # 1 CPU per node
+    return out
+
+
+@pytest.mark.slow
+def test_ray_engine_scores_as_the_local_engine(tiny_project: Path, two_node_cluster: str, s3_endpoint: str) -> None:
+    """Shards on the project's disk, then in an S3 bucket reached through the DVC remote's settings: both give
+    the local engine's files. The cluster's nodes start before the test's AWS credentials are set, so their
+    workers reach the bucket with what the driver hands them, as nodes without credentials of their own."""
+    import boto3
+
+    _set_score_params(tiny_project, batch_size=8)
+    run_in(tiny_project, "dvc", "repro", "score")  # the local engine (default)
+    local = pd.read_parquet(tiny_project / "data/scores/scores.parquet")
+    local_emb = np.load(tiny_project / "data/scores/embeddings.npy")
+    assert len(local) == 40
+
+    _set_score_params(tiny_project, engine="ray")  # a params change: dvc repro runs score again, nothing else
+    no_address = {k: v for k, v in project_env().items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-m", "nerloop.stages", "score"], cwd=tiny_project, env=no_address,
+                          text=True, capture_output=True, timeout=300)
+    assert proc.returncode == 1 and "RAY_ADDRESS is not set" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (tiny_project / "data/scores").iterdir()) == ["embeddings.npy", "scores.parquet",
+                                                                               "settings.json"]
+
+    out = _repro_score(tiny_project, two_node_cluster)
+    assert str((tiny_project / ".nerloop/ray-shards").resolve()) in out
+    _assert_scores_match(tiny_project, local, local_emb)
+    assert not any((tiny_project / ".nerloop/ray-shards").iterdir())  # the run's shards are removed
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="nerloop-pool")
+    run_in(tiny_project, "dvc", "remote", "add", "-d", "s3", "s3://nerloop-pool/dvc")
+    run_in(tiny_project, "dvc", "remote", "modify", "s3", "endpointurl", s3_endpoint)
+    _set_score_params(tiny_project, ray_shards="s3://nerloop-pool/shards")
+    out = _repro_score(tiny_project, two_node_cluster)
+    assert "in nerloop-pool/shards/" in out and SECRET not in out
+    _assert_scores_match(tiny_project, local, local_emb)
+    assert s3.list_objects_v2(Bucket="nerloop-pool", Prefix="shards/")["KeyCount"] == 0  # removed there too

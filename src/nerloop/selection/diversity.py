@@ -11,13 +11,20 @@ import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
 MINIBATCH_ABOVE = 10_000  # rows; above this full k-means gets slow and mini-batch k-means is nearly as good
+CHUNK_ROWS = 65_536  # rows converted at a time
 
 
 def normalize_rows(embeddings: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (all-zero rows stay zero), so Euclidean k-means follows cosine similarity."""
-    x = np.asarray(embeddings, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
+    """Rows as float32 scaled to unit L2 norm (all-zero rows stay zero), so Euclidean k-means follows cosine
+    similarity. Built ``CHUNK_ROWS`` rows at a time into one new array: a float16 (or memory-mapped) input
+    is never copied whole, so a million 384-d rows take one 1.5 GB array, not three."""
+    out = np.empty(embeddings.shape, dtype=np.float32)
+    for start in range(0, len(embeddings), CHUNK_ROWS):
+        x = out[start : start + CHUNK_ROWS]
+        x[...] = embeddings[start : start + CHUNK_ROWS]
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x /= np.where(norms > 0, norms, 1.0)
+    return out
 
 
 def cluster(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -13,7 +13,7 @@ Where (``score.ray_shards``):
 * a folder: the same, at that path;
 * ``s3://bucket/prefix``: a bucket every node reaches, through the project's DVC remote settings
   (``endpointurl`` and credentials as ``dvc push`` uses them, from ``.dvc/config``, ``.dvc/config.local``
-  or the ``AWS_*`` environment) when the default remote is on S3, else through the environment alone.
+  or the driver's ``AWS_*`` environment) when the default remote is on S3, else through the environment.
 
 Each run writes under its own folder (``<where>/<run id>/``) and removes it when done.
 """
@@ -72,20 +72,27 @@ class ShardStore:
 
 
 def s3_filesystem() -> Any:
-    """The project's default DVC remote's S3 filesystem, so shards travel as ``dvc push`` does; without an S3
-    default remote, s3fs from the environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...)."""
+    """An S3 filesystem set up as the project's default DVC remote is (endpoint, region, and credentials from
+    ``.dvc/config.local``), so shards travel as ``dvc push`` does; without an S3 default remote, from the
+    environment alone (``AWS_*``). Credentials the driver finds in the environment or ``~/.aws`` are resolved
+    here and travel with the filesystem, so worker nodes need none of their own."""
+    import botocore.session
     import s3fs
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    args: dict[str, Any] = {}
     try:
         with Repo(".") as repo:
             remote_fs = repo.cloud.get_remote().fs
-        if remote_fs.protocol in ("s3", "s3a"):
-            return remote_fs.fs
-    except DvcException:  # no DVC repo here or no default remote: the environment alone
+        if isinstance(remote_fs.fs, s3fs.S3FileSystem):
+            args = dict(remote_fs.fs_args)
+    except DvcException:  # no DVC repo here, or no default remote
         pass
-    return s3fs.S3FileSystem()
+    if not args.get("key") and (found := botocore.session.get_session().get_credentials()) is not None:
+        frozen = found.get_frozen_credentials()
+        args.update(key=frozen.access_key, secret=frozen.secret_key, token=frozen.token)
+    return s3fs.S3FileSystem(**args)
 
 
 def shard_store(where: str | None) -> ShardStore:

@@ -11,10 +11,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from nerloop import paths
 from nerloop.data.files import atomic_write, read_records, write_records
@@ -31,6 +33,7 @@ from nerloop.stages import run
 log = logging.getLogger(__name__)
 
 REPORT = paths.SELECTION / "report.md"
+PRE_ANNOTATION = ["pred_tags", "pred_spans"]  # long JSON columns, read only for the chosen rows
 
 
 def rare_types(counts: dict[str, int], share: float) -> set[str]:
@@ -84,9 +87,14 @@ def with_patterns(rec: Record, pred_spans: list[list], matches: list[PatternSpan
 
 
 def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg: SelectConfig) -> pd.DataFrame:
-    """Drop excluded sentences, then run the strategy; an over-large batch takes what is left."""
+    """Drop excluded sentences, then run the strategy; an over-large batch takes what is left.
+
+    ``embeddings`` may be the memory-mapped float16 file: it is copied only when some rows are excluded,
+    and the strategy converts it to float32 a chunk at a time, so a million rows fit in a few GiB.
+    """
     keep = ~table["id"].isin(excluded).to_numpy()
-    cands, emb = table[keep].reset_index(drop=True), embeddings[keep]
+    cands = table[keep].reset_index(drop=True)
+    emb = embeddings if keep.all() else embeddings[keep]
     if cands.empty:
         log.warning("the pool is empty: every sentence is labelled, exported or in the gold set")
         return cands.assign(rank=[], score=[], cluster=[], reason=[])
@@ -96,7 +104,25 @@ def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg:
     if cfg.strategy == "hybrid" and cfg.k > len(cands):
         log.warning("select.k=%d but only %d sentences are left in the pool: using k=%d", cfg.k, len(cands), len(cands))
         cfg = replace(cfg, k=len(cands))
-    return select(cands, emb.astype(np.float32), cfg)
+    return select(cands, emb, cfg)
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """Stage score's table without the pre-annotation columns (``PRE_ANNOTATION``), plus ``row``: each row's
+    position in the file, for :func:`pre_annotations` to fetch the chosen rows' ones."""
+    scores = pq.ParquetFile(path)
+    table = scores.read(columns=[c for c in scores.schema_arrow.names if c not in PRE_ANNOTATION]).to_pandas()
+    return table.assign(row=np.arange(len(table)))
+
+
+def pre_annotations(path: str | Path, rows: Sequence[int]) -> dict[int, dict[str, str]]:
+    """The ``PRE_ANNOTATION`` columns of the given rows of stage score's table, read batch by batch."""
+    wanted, out, start = set(rows), {}, 0
+    for batch in pq.ParquetFile(path).iter_batches(columns=PRE_ANNOTATION, batch_size=65_536):
+        for k in (r - start for r in wanted if start <= r < start + batch.num_rows):
+            out[start + k] = {c: batch.column(c)[k].as_py() for c in PRE_ANNOTATION}
+        start += batch.num_rows
+    return out
 
 
 def _cell(text: str) -> str:
@@ -174,7 +200,7 @@ def main() -> None:
     gold = {r.id for r in read_records(paths.GOLD)}
     excluded = {r.id for r in labelled} | exported_before(cycle) | gold
 
-    table = pd.read_parquet(paths.SCORES_FILE)
+    table = read_scores(paths.SCORES_FILE)
     embeddings = np.load(paths.EMBEDDINGS_FILE, mmap_mode="r")
     counts = type_counts(labelled, entity_types())
     unseen = [t for t, k in counts.items() if k == 0]
@@ -190,7 +216,8 @@ def main() -> None:
                                     params.data.pattern_attr)
         matches = {sid: pattern_set.match(pool[sid].tokens)[1] for sid in table["id"] if sid not in excluded}
         table["pattern"] = [len(matches.get(sid, [])) for sid in table["id"]]
-    chosen = choose(table, np.asarray(embeddings), excluded, cfg)
+    chosen = choose(table, embeddings, excluded, cfg)
+    pre = pre_annotations(paths.SCORES_FILE, chosen["row"].tolist() if len(chosen) else [])
 
     learned = {t for t, k in counts.items() if k > 0}  # a type with no labelled span: the model cannot propose it
     batch = []
@@ -207,8 +234,8 @@ def main() -> None:
             "reason": row["reason"],
             "selection": selection,
             "scores": {m: round(float(row[m]), 5) for m in measures},
-            "pre_tags": json.loads(row["pred_tags"]),
-            "pre_spans": json.loads(row["pred_spans"]),
+            "pre_tags": json.loads(pre[row["row"]]["pred_tags"]),
+            "pre_spans": json.loads(pre[row["row"]]["pred_spans"]),
         }
         if params.data.patterns is not None:
             rec.meta.update(with_patterns(rec, rec.meta["pre_spans"], matches[rec.id], learned,
