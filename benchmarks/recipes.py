@@ -63,22 +63,30 @@ def variant(run: dict[str, Any]) -> str:
     return "refit" if run["recipe"] == "refit" else f"fitted@{run['epoch_scaling']}"
 
 
+def earlier_probe(sample: list, order: np.ndarray, size: int, labels: list[str], mp: Any,
+                  tp: Any) -> tuple[dict, float]:
+    """The probe a cycle of the loop made at ``size`` labelled sentences (the first ``size`` of ``order``, so
+    each cycle's sentences hold the earlier ones'): its record, as stage train keeps it, and its seconds."""
+    from nerloop.model.training import probe_key, probe_record, split_validation, train
+
+    part = [sample[i] for i in sorted(order[:size])]
+    tr, va = split_validation(part, tp.validation_share, tp.seed)
+    summary, seconds = timed(lambda: train(tr, va, labels, mp, tp, None))
+    return probe_record(size, summary, probe_key(mp, tp)), seconds
+
+
 def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int,
              recipes: list[str]) -> list[dict]:
     """The probes, then a cycle at ``n`` under each of ``recipes`` (refit, fitted) for one seed."""
     from nerloop.model.inference import predict_tags, seqeval_scores
-    from nerloop.model.training import fit, probe_key, probe_record, split_validation, train
+    from nerloop.model.training import fit
 
     mp, tp = params.model, params.train.copy(update={"seed": seed})
-    key = probe_key(mp, tp)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)  # nested subsets: the sentences labelled by earlier cycles
+    order = np.random.default_rng(seed).permutation(n)  # nested subsets: the sentences labelled by earlier cycles
     probes, probe_seconds = [], 0.0
     for size in probe_sizes(n, tp.min_probes, tp.probe_growth) if "fitted" in recipes else []:
-        part = [sample[i] for i in sorted(order[:size])]
-        tr, va = split_validation(part, tp.validation_share, tp.seed)
-        summary, seconds = timed(lambda: train(tr, va, labels, mp, tp, None))  # noqa: B023
-        probes.append(probe_record(size, summary, key))
+        probe, seconds = earlier_probe(sample, order, size, labels, mp, tp)
+        probes.append(probe)
         probe_seconds += seconds
     runs = []
     for recipe in recipes:

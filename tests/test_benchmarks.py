@@ -388,3 +388,41 @@ def test_cold_start_skips_clearly_without_bc5cdr_or_scores_the_three_pre_annotat
     for k in ("model", "gazetteer", "merged"):
         assert 0.0 <= run[k]["precision"] <= 1.0 and 0.0 <= run[k]["recall"] <= 1.0
     assert "| 1 | 30 |" in out.with_suffix(".md").read_text() and "1 of 3 seeds run" in proc.stdout
+
+
+def test_ray_pool_skips_clearly_without_bc5cdr_or_scores_a_small_pool_on_ray(tmp_path: Path) -> None:
+    """`python benchmarks/ray_pool.py` at a tiny size: Ray runs per actor count, the local run, the comparison,
+    select, and a verdict per target; run again, it measures nothing twice."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    out = tmp_path / "ray_pool.json"
+    args = ("--sizes", "300", "--actors", "1", "2", "--equal", "120", "--results", str(out), "--work",
+            str(tmp_path / "work"))
+    proc = run_script("ray_pool.py", *args)
+    if "BC5CDR not found" in proc.stdout:
+        pytest.skip("BC5CDR is not in ../shared/data: the script said so and ran nothing")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert sorted(res["ray"]["300"]) == ["1", "2"] and all(r["rows"] == 300 for r in res["ray"]["300"].values())
+    assert res["local"]["rows"] == 300 and res["select"]["rows"] == 300
+    assert res["equal"]["ids_and_order"] and res["equal"]["tags"] and res["equal"]["met"]
+    assert res["verdicts"]["speedup_2_actors"] is not None and res["verdicts"]["driver_met"]
+    table = out.with_suffix(".md").read_text()
+    assert "| ray | 2 | 300 |" in table and "| local | — | 300 |" in table
+    again = run_script("ray_pool.py", *args)
+    assert again.returncode == 0 and "-- stage" not in again.stdout  # everything was kept: nothing measured again
+
+
+def test_reference_skips_clearly_without_conll_or_trains_and_resumes(tmp_path: Path) -> None:
+    """`python benchmarks/reference.py` at a tiny size: the loop's recipe on all (here: 60) sentences, test F1,
+    a verdict line; run again, it keeps the finished seed."""
+    out = tmp_path / "reference.json"
+    args = ("--sentences", "60", "--seeds", "1", "--epochs", "1", "--test-sentences", "50", "--results", str(out))
+    proc = run_script("reference.py", *args)
+    if "CoNLL-2003 not found" in proc.stdout:
+        pytest.skip("CoNLL-2003 is not in ../shared/data: the script said so and ran nothing")
+    state = json.loads(out.read_text())
+    assert state["sentences"] == 60 and 0.0 <= state["seeds"]["1"]["final"]["f1"] <= 1.0
+    assert state["summary"]["verdict"] == "1 of 3 seeds run"
+    assert "| 1 |" in out.with_suffix(".md").read_text()
+    again = run_script("reference.py", *args)
+    assert "test F1" not in again.stdout and json.loads(out.read_text())["seeds"] == state["seeds"]

@@ -112,14 +112,17 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield n, line.rstrip("\r\n").strip("\ufeff")
 
 
-def read_records(path: str | Path) -> list[Record]:
-    """Read canonical JSONL written by ``write_records``."""
+def iter_records(path: str | Path) -> Iterator[Record]:
+    """Canonical JSONL written by ``write_records``, one record at a time (a million-line pool in little memory)."""
     path = Path(path)
-    out = []
     for n, line in _lines(path):
         if line.strip():
             try:
-                out.append(Record.from_dict(json.loads(line)))
+                yield Record.from_dict(json.loads(line))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise DataError(path, n, f"not a canonical record: {exc}") from None
-    return out
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read canonical JSONL written by ``write_records``."""
+    return list(iter_records(path))

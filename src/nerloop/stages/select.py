@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nerloop import paths
-from nerloop.data.files import atomic_write, read_records, write_records
+from nerloop.data.files import atomic_write, iter_records, read_records, write_records
 from nerloop.data.labelled import entity_types, exported_before, labelled_records, type_counts
 from nerloop.data.ledger import Ledger
 from nerloop.data.patterns import PatternSpan, load_patterns, merge_pre_annotation
@@ -209,15 +209,17 @@ def main() -> None:
                     "favours sentences where the model gives them probability", unseen)
     rare = rare_types(counts, params.select.rare_share)
     table["rare"] = rare_mass(table, rare)
-    pool = {r.id: r for r in read_records(paths.POOL)}
     matches: dict[str, list[PatternSpan]] = {}
     if params.data.patterns is not None:
         pattern_set = load_patterns(params.data.patterns, entity_types(), params.data.tokenizer,
                                     params.data.pattern_attr)
-        matches = {sid: pattern_set.match(pool[sid].tokens)[1] for sid in table["id"] if sid not in excluded}
+        scored = set(table["id"]) - excluded
+        matches = {r.id: pattern_set.match(r.tokens)[1] for r in iter_records(paths.POOL) if r.id in scored}
         table["pattern"] = [len(matches.get(sid, [])) for sid in table["id"]]
     chosen = choose(table, embeddings, excluded, cfg)
     pre = pre_annotations(paths.SCORES_FILE, chosen["row"].tolist() if len(chosen) else [])
+    wanted = set(chosen["id"])  # the pool is streamed, never held: it may have millions of sentences
+    pool = {r.id: r for r in iter_records(paths.POOL) if r.id in wanted}
 
     learned = {t for t, k in counts.items() if k > 0}  # a type with no labelled span: the model cannot propose it
     batch = []
