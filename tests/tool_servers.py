@@ -2,7 +2,8 @@
 life, and what /proc shows.
 
 Both tools' servers are ``LocalServer`` recipes, so one helper installs (or finds) either venv, and one
-starts a server on a free loopback port in a temporary home and stops it by pid afterwards.
+starts a server on a free loopback port in a temporary home and stops it by pid afterwards. The tests
+of what both tools do alike are in ``test_annotation_servers``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import os
 import stat
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -39,18 +38,6 @@ def server_venv(server: LocalServer) -> Path:
         pytest.skip(f"the {server.name} server venv cannot be installed here (no PyPI access?): {exc}")
 
 
-@contextmanager
-def running(server: LocalServer, home: Path, venv: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """A real server on a free loopback port in ``home``: (its state, its admin credentials); stopped by pid."""
-    state = server.up(home, free_port(), venv=venv)
-    creds = json.loads((home / "credentials.json").read_text())
-    try:
-        yield state, creds
-    finally:
-        server.down(home)
-    assert not pid_alive(int(state["pid"]))
-
-
 @dataclass
 class Server:
     """A tool's server the tests started: its home, where it listens, its venv, its pid and the admin's login."""
@@ -72,6 +59,20 @@ class Server:
     @property
     def token(self) -> str:  # Label Studio's admin, by API token
         return self.creds["token"]
+
+
+def serve(server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The body of a tool's session server fixture (``yield from serve(...)``): a real server on a free
+    loopback port in a temporary home, with the venv :func:`server_venv` gives; stopped by pid afterwards."""
+    venv = server_venv(server)
+    home = tmp_path_factory.mktemp(f"{server.command}-home")
+    state = server.up(home, free_port(), venv=venv)
+    creds = json.loads((home / "credentials.json").read_text())
+    try:
+        yield Server(home, state["url"], venv, int(state["pid"]), creds)
+    finally:
+        server.down(home)
+    assert not pid_alive(int(state["pid"]))
 
 
 def file_mode(path: Path) -> int:
