@@ -48,6 +48,7 @@ from tool_servers import (
     children,
     make_record,
     project_prefix,
+    sent_to_alice,
     serve,
 )
 
@@ -359,9 +360,7 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
 def test_edited_deleted_and_foreign_examples(
     make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
 ) -> None:
-    be = make_backend(annotators=["alice"])
-    recs = batch(3)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 3)
     lead = people["lead"]
     pid = lead.project(be.project_name("alice"))
     e0, e1, e2 = (lead.examples(pid)[r.id] for r in recs)
@@ -433,9 +432,7 @@ def test_a_deleted_label_type_holds_back_the_examples_that_may_have_lost_spans(
     make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
 ) -> None:
     """Deleting a type deletes its spans, silently, and the example stays marked done: never imported as complete."""
-    be = make_backend(annotators=["alice"])
-    recs = batch(3)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 3)
     alice, lead = people["alice"], people["lead"]
     pid = alice.project(be.project_name("alice"))
     e0, e1, e2 = (alice.examples(pid)[r.id] for r in recs)

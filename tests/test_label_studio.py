@@ -46,6 +46,7 @@ from tool_servers import (
     batch,
     nerloop_as_user,
     project_prefix,
+    sent_to_alice,
     serve,
 )
 
@@ -280,9 +281,7 @@ def test_new_cycle_keeps_waiting_tasks_pre_filled(
 def test_label_outside_the_set_off_boundaries_and_edited_text_are_held_back(
     make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
 ) -> None:
-    be = make_backend(annotators=["alice"])
-    recs = batch(4)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 4)
     pid = people["alice"].project(be.project_name("alice"))
     tasks = people["alice"].tasks(pid)
     a, b, c, d = (tasks[r.id] for r in recs)
@@ -314,9 +313,7 @@ def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_withou
     submitted annotation uses PER; alice submits a task with the PER button gone. The next fetch holds both
     back, naming task, sentence, annotator and label, and puts PER back; an Update by alice or
     `nerloop label-studio accept` lets each in."""
-    be = make_backend(annotators=["alice"])
-    recs = batch(3)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 3)
     pid = be.annotator_projects()["alice"]
     alice = people["alice"]
     tasks = alice.tasks(pid)

@@ -12,18 +12,22 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
 
 from conftest import ROOT, package_index_reachable
+from nerloop.annotation.core.base import ToolBackend
 from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.core.server import LocalServer
 from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
+
+B = TypeVar("B", bound=ToolBackend)  # a tool's backend: DoccanoBackend, LabelStudioBackend
 
 
 def server_venv(server: LocalServer) -> Path:
@@ -116,6 +120,14 @@ def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
 
 def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
     return [make_record(i, cycle) for i in range(start, start + n)]
+
+
+def sent_to_alice(make_backend: Callable[..., B], n: int) -> tuple[B, list[Record], dict[str, str]]:
+    """(backend, records, manifest): alice alone on the team, a batch of ``n`` exported to her project in
+    cycle 1, as the tests of what one person's work in the tool does to an import begin."""
+    be = make_backend(annotators=["alice"])
+    recs = batch(n)
+    return be, recs, be.export(recs, 1)
 
 
 def nerloop_as_user(root: Path, env_prefix: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
