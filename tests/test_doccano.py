@@ -4,7 +4,9 @@ A session fixture installs the server venv if it is missing (``.doccano/venv``, 
 ``$NERLOOP_DOCCANO_VENV``), starts Doccano on a free 127.0.0.1 port in a temporary home, and stops
 it by process id at the end. Two annotator accounts, alice and bob, are made once; each test uses
 its own project prefix, so tests do not see each other's examples. The annotators are played
-through doccano-client, logged in as themselves, as they would work in the browser.
+through doccano-client, logged in as themselves, as they would work in the browser. What Doccano
+does as Label Studio does (credentials, the team, the documented commands, the server's life, an
+unreachable server) is tested once for both, in ``test_annotation_servers``.
 """
 
 from __future__ import annotations
@@ -24,24 +26,19 @@ import yaml
 from sklearn.metrics import cohen_kappa_score
 
 from conftest import ROOT
-from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.doccano import (
     ENV_PASSWORD,
     ENV_URL,
     ENV_USERNAME,
     DoccanoAuthError,
     DoccanoBackend,
-    DoccanoConfigError,
     DoccanoTimeoutError,
-    DoccanoUnreachableError,
-    credentials,
     team,
 )
 from nerloop.annotation.doccano import server as ds
 from nerloop.annotation.doccano.client import Connection
 from nerloop.data.ledger import Ledger
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
-from nerloop.errors import NerloopError
 from nerloop.params import DoccanoParams
 from tool_servers import (
     LABELS,
@@ -49,14 +46,10 @@ from tool_servers import (
     Server,
     batch,
     children,
-    file_mode,
-    listening,
     make_record,
-    nerloop_as_user,
     project_prefix,
-    project_with_server_venv,
-    running,
-    server_venv,
+    sent_to_alice,
+    serve,
 )
 
 
@@ -118,10 +111,7 @@ class Annotator:
 @pytest.fixture(scope="session")
 def doccano_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Doccano on a free loopback port in a temporary home; stopped by pid afterwards."""
-    venv = server_venv(ds.SERVER)
-    home = tmp_path_factory.mktemp("doccano-home")
-    with running(ds.SERVER, home, venv) as (state, creds):
-        yield Server(home, state["url"], venv, int(state["pid"]), creds)
+    yield from serve(ds.SERVER, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -155,112 +145,6 @@ def people(doccano_server: Server, accounts: dict[str, str]) -> dict[str, Annota
     out = {name: Annotator(doccano_server.url, name, pw) for name, pw in accounts.items()}
     out["lead"] = Annotator(doccano_server.url, doccano_server.username, doccano_server.password)
     return out
-
-
-# ---------------------------------------------------------------- no server needed
-
-
-def test_credentials_env_first_then_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (ENV_URL, ENV_USERNAME, ENV_PASSWORD):
-        monkeypatch.delenv(var, raising=False)
-    with pytest.raises(DoccanoConfigError, match="nerloop doccano up"):
-        credentials(tmp_path)
-    (tmp_path / "credentials.json").write_text(
-        json.dumps({"url": "http://127.0.0.1:9", "username": "a", "password": "p"})
-    )
-    assert credentials(tmp_path) == ("http://127.0.0.1:9", "a", "p")
-    monkeypatch.setenv(ENV_URL, "http://doccano.example:8000")
-    assert credentials(tmp_path)[0] == "http://doccano.example:8000"
-    monkeypatch.setenv(ENV_USERNAME, "eve")
-    with pytest.raises(DoccanoConfigError, match=ENV_PASSWORD):
-        credentials(tmp_path)
-    monkeypatch.setenv(ENV_PASSWORD, "s3cret")
-    assert credentials(tmp_path) == ("http://doccano.example:8000", "eve", "s3cret")
-
-
-def test_team_comes_from_params_else_team_file(tmp_path: Path) -> None:
-    be = DoccanoBackend(DoccanoParams(), LABELS, home=tmp_path, creds=("u", "a", "p"))
-    with pytest.raises(DoccanoConfigError, match="nerloop doccano annotator add"):
-        be.team()
-    team.save(tmp_path, {"zoe": {"password": "x"}, "yan": {"password": None}})
-    assert be.team() == ["yan", "zoe"] and file_mode(tmp_path / team.TEAM_FILE) == 0o600
-    named = DoccanoBackend(DoccanoParams(annotators=["bob"]), LABELS, home=tmp_path, creds=("u", "a", "p"))
-    assert named.team() == ["bob"]
-    with pytest.raises(DoccanoConfigError, match="review"):
-        DoccanoBackend(DoccanoParams(annotators=["review"]), LABELS, creds=("u", "a", "p")).team()
-    assert len(team.generate_password()) < 30  # Doccano's login form refuses 30 characters or more
-
-
-# ---------------------------------------------------------------- the documented commands
-
-
-def _nerloop(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    return nerloop_as_user(root, "NERLOOP_DOCCANO", *args, ok=ok)
-
-
-@pytest.mark.doccano
-def test_documented_commands_from_a_project_root(tmp_path: Path, doccano_server: Server) -> None:
-    """`nerloop doccano up|annotator|status|down` run as the README says, from a project root.
-
-    The default home is the relative `.doccano`; its venv is a link to the one already installed
-    (a fresh install is the same code path, two minutes longer).
-    """
-    root = project_with_server_venv(tmp_path, ".doccano", doccano_server.venv)
-    port = free_port()
-    out = _nerloop(root, "doccano", "up", "--port", str(port)).stdout
-    assert f"http://127.0.0.1:{port}" in out
-    home = root / ".doccano"
-    try:
-        assert "running: True" in _nerloop(root, "doccano", "status").stdout
-        creds = json.loads((home / "credentials.json").read_text())
-        assert len(creds["password"]) < 30 and creds["password"] not in out
-        assert file_mode(home) == 0o700
-        for name in ("db.sqlite3", "credentials.json", "secret.json", "server.json", "gunicorn.log", "init.log"):
-            assert file_mode(home / name) == 0o600, name
-        assert file_mode(home / "media") == 0o700
-        assert listening(port) == {f"0100007F:{port:04X}"}  # 127.0.0.1 only
-
-        added = _nerloop(root, "doccano", "annotator", "add", "carol").stdout
-        password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
-        assert f"password: {password}" in added and len(password) < 30 and file_mode(home / "team.json") == 0o600
-        carol = Annotator(f"http://127.0.0.1:{port}", "carol", password)
-        assert carol.projects() == {"nerloop-carol"}  # a member of her project from the start
-        again = _nerloop(root, "doccano", "annotator", "add", "carol", ok=False)
-        assert again.returncode == 1 and "already" in again.stderr and password not in again.stderr
-        listed = _nerloop(root, "doccano", "annotator", "list").stdout
-        assert "carol" in listed and password not in listed
-        _nerloop(root, "doccano", "annotator", "remove", "carol")
-        assert carol.projects() == set() and "carol" not in json.loads((home / "team.json").read_text())["annotators"]
-        for log in ("gunicorn.log", "init.log"):
-            assert creds["password"] not in (home / log).read_text() and password not in (home / log).read_text()
-    finally:
-        assert "stopped" in _nerloop(root, "doccano", "down").stdout
-    assert "running: False" in _nerloop(root, "doccano", "status").stdout
-
-
-@pytest.mark.doccano
-def test_up_down_status_lifecycle(doccano_server: Server, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    port = free_port()
-    state = ds.up(home, port, venv=doccano_server.venv)
-    pid = state["pid"]
-    try:
-        assert ds.probe(state["url"])
-        assert ds.up(home, port, venv=doccano_server.venv)["pid"] == pid  # already running: left alone
-        with pytest.raises(ds.DoccanoServerError, match="already in use"):
-            ds.up(tmp_path / "other", port, venv=doccano_server.venv)
-    finally:
-        assert ds.down(home) is True
-    assert not pid_alive(pid) and not ds.probe(state["url"], timeout_s=0.5)
-    assert ds.status(home)["running"] is False and not (home / "server.json").exists()
-    assert ds.down(home) is False
-    assert (home / "credentials.json").exists()  # kept: the next `up` reuses the same admin password
-    wide = ds.up(home, port, host="0.0.0.0", venv=doccano_server.venv)  # opt-in: annotators on other machines
-    try:
-        assert listening(port) == {f"00000000:{port:04X}"} and ds.status(home)["host"] == "0.0.0.0"
-    finally:
-        ds.down(home)
-    assert not pid_alive(wide["pid"])
 
 
 # ---------------------------------------------------------------- what each annotator sees
@@ -476,9 +360,7 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
 def test_edited_deleted_and_foreign_examples(
     make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
 ) -> None:
-    be = make_backend(annotators=["alice"])
-    recs = batch(3)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 3)
     lead = people["lead"]
     pid = lead.project(be.project_name("alice"))
     e0, e1, e2 = (lead.examples(pid)[r.id] for r in recs)
@@ -502,14 +384,9 @@ def test_edited_deleted_and_foreign_examples(
 
 
 @pytest.mark.doccano
-def test_unreachable_server_and_wrong_password(doccano_server: Server, tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    be = DoccanoBackend(DoccanoParams(project="x", annotators=["a"]), LABELS, creds=(closed, "admin", "pw"))
-    with pytest.raises(DoccanoUnreachableError, match="connection refused") as err:
-        be.export(batch(1), 1)
-    assert closed in str(err.value) and "nerloop doccano up" in str(err.value)
-    assert isinstance(err.value, NerloopError)
-
+def test_wrong_password(doccano_server: Server, tmp_path: Path) -> None:
+    """Refused in Doccano's words, neither password in the message (an unreachable server:
+    ``test_annotation_servers``)."""
     wrong = "not-the-password-" + doccano_server.password[:4]
     be = DoccanoBackend(DoccanoParams(project="x"), LABELS, creds=(doccano_server.url, "admin", wrong))
     with pytest.raises(DoccanoAuthError, match="wrong username or password") as err:
@@ -555,9 +432,7 @@ def test_a_deleted_label_type_holds_back_the_examples_that_may_have_lost_spans(
     make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
 ) -> None:
     """Deleting a type deletes its spans, silently, and the example stays marked done: never imported as complete."""
-    be = make_backend(annotators=["alice"])
-    recs = batch(3)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 3)
     alice, lead = people["alice"], people["lead"]
     pid = alice.project(be.project_name("alice"))
     e0, e1, e2 = (alice.examples(pid)[r.id] for r in recs)

@@ -5,11 +5,12 @@ A session fixture installs the server venv if it is missing (``.label-studio/ven
 and stops it by process id at the end. Two annotators, alice and bob, are signed up once through the
 invite link, as ``nerloop label-studio annotator add`` does; each test uses its own project prefix.
 The annotators are played through the REST API, logged in through the login form as themselves.
+What Label Studio does as Doccano does (credentials, the team, the documented commands, the server's
+life, an unreachable server) is tested once for both, in ``test_annotation_servers``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,16 +26,10 @@ import requests
 import yaml
 
 from conftest import ROOT
-from nerloop.annotation.core.local_server import free_port, port_in_use
 from nerloop.annotation.label_studio import (
-    ENV_TOKEN,
-    ENV_URL,
     LabelStudioAuthError,
     LabelStudioBackend,
-    LabelStudioConfigError,
     LabelStudioTimeoutError,
-    LabelStudioUnreachableError,
-    credentials,
     team,
 )
 from nerloop.annotation.label_studio import server as lss
@@ -49,13 +44,10 @@ from tool_servers import (
     PRE,
     Server,
     batch,
-    file_mode,
-    listening,
     nerloop_as_user,
     project_prefix,
-    project_with_server_venv,
-    running,
-    server_venv,
+    sent_to_alice,
+    serve,
 )
 
 
@@ -78,6 +70,10 @@ class Annotator:
 
     def project(self, title: str) -> int:
         return next(p["id"] for p in self.get("projects", page_size=1000)["results"] if p["title"] == title)
+
+    def projects(self) -> set[str]:
+        """The titles of the projects this person is shown."""
+        return {p["title"] for p in self.get("projects")["results"]}
 
     def tasks(self, pid: int) -> dict[str, dict[str, Any]]:
         """{sentence id: task, as the labelling page gets it (predictions the project pre-fills)}."""
@@ -124,10 +120,7 @@ def spans_of(rec: Record) -> list[tuple[int, int, str]]:
 @pytest.fixture(scope="session")
 def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real Label Studio on a free loopback port in a temporary home; stopped by pid afterwards."""
-    venv = server_venv(lss.SERVER)
-    home = tmp_path_factory.mktemp("label-studio-home")
-    with running(lss.SERVER, home, venv) as (state, creds):
-        yield Server(home, state["url"], venv, int(state["pid"]), creds)
+    yield from serve(lss.SERVER, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -166,72 +159,10 @@ def people(ls_server: Server, accounts: dict[str, str]) -> dict[str, Annotator]:
 # ---------------------------------------------------------------- no server needed
 
 
-def test_credentials_env_first_then_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (ENV_URL, ENV_TOKEN):
-        monkeypatch.delenv(var, raising=False)
-    with pytest.raises(LabelStudioConfigError, match="nerloop label-studio up"):
-        credentials(tmp_path)
-    (tmp_path / "credentials.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "token": "t0k"}))
-    assert credentials(tmp_path) == ("http://127.0.0.1:9", "t0k")
-    monkeypatch.setenv(ENV_TOKEN, "env-token")
-    monkeypatch.setenv(ENV_URL, "http://ls.example:8080")
-    assert credentials(tmp_path) == ("http://ls.example:8080", "env-token")
-
-
 def test_labelling_config_comes_from_the_label_set() -> None:
     config = label_config(["LOC", "ORG", "PER", "A&B"])
     assert config_labels(config) == {"LOC", "ORG", "PER", "A&B"}  # as Label Studio reads them: never "missing"
     assert '<Text name="text" value="$text"/>' in config and 'toName="text"' in config
-
-
-# ---------------------------------------------------------------- the documented commands
-
-
-def _nerloop(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    return nerloop_as_user(root, "NERLOOP_LABEL_STUDIO", *args, ok=ok)
-
-
-@pytest.mark.label_studio
-def test_documented_commands_from_a_project_root(tmp_path: Path, ls_server: Server) -> None:
-    """`nerloop label-studio up|status|annotator|down` exactly as the README prints them, from a project root.
-
-    The default home is the relative `.label-studio`; its venv is a link to the one installed (a fresh
-    install is the same code path, a few minutes longer). `up` takes the README's default port 8080.
-    """
-    if port_in_use(lss.DEFAULT_PORT):
-        pytest.skip(f"port {lss.DEFAULT_PORT} (the README's default) is taken on this machine")
-    root = project_with_server_venv(tmp_path, ".label-studio", ls_server.venv)
-    out = _nerloop(root, "label-studio", "up").stdout
-    url = f"http://127.0.0.1:{lss.DEFAULT_PORT}"
-    assert url in out
-    home = root / ".label-studio"
-    try:
-        assert "running: True" in _nerloop(root, "label-studio", "status").stdout
-        creds = json.loads((home / "credentials.json").read_text())
-        assert creds["password"] not in out and creds["token"] not in out
-        assert file_mode(home) == 0o700
-        for name in ("credentials.json", "server.json", "server.log", "init.log", "data/label_studio.sqlite3"):
-            assert file_mode(home / name) == 0o600, name
-        assert listening(lss.DEFAULT_PORT) == {f"0100007F:{lss.DEFAULT_PORT:04X}"}  # 127.0.0.1 only
-
-        added = _nerloop(root, "label-studio", "annotator", "add", "carol").stdout
-        password = json.loads((home / "team.json").read_text())["annotators"]["carol"]["password"]
-        assert f"password: {password}" in added and file_mode(home / "team.json") == 0o600
-        carol = Annotator(url, "carol@nerloop.local", password)
-        assert "nerloop-carol" in {p["title"] for p in carol.get("projects")["results"]}
-        again = _nerloop(root, "label-studio", "annotator", "add", "carol", ok=False)
-        assert again.returncode == 1 and "already" in again.stderr and password not in again.stderr
-        listed = _nerloop(root, "label-studio", "annotator", "list").stdout
-        assert "carol@nerloop.local" in listed and password not in listed
-        _nerloop(root, "label-studio", "annotator", "remove", "carol")
-        assert "carol" not in json.loads((home / "team.json").read_text())["annotators"]
-        for log in ("server.log", "init.log"):
-            text = (home / log).read_text()
-            assert creds["password"] not in text and creds["token"] not in text and password not in text
-    finally:
-        assert "stopped" in _nerloop(root, "label-studio", "down").stdout
-    assert "running: False" in _nerloop(root, "label-studio", "status").stdout
-    assert not lss.probe(url, timeout_s=0.5)
 
 
 # ---------------------------------------------------------------- the round trip
@@ -350,9 +281,7 @@ def test_new_cycle_keeps_waiting_tasks_pre_filled(
 def test_label_outside_the_set_off_boundaries_and_edited_text_are_held_back(
     make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
 ) -> None:
-    be = make_backend(annotators=["alice"])
-    recs = batch(4)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 4)
     pid = people["alice"].project(be.project_name("alice"))
     tasks = people["alice"].tasks(pid)
     a, b, c, d = (tasks[r.id] for r in recs)
@@ -371,6 +300,11 @@ def test_label_outside_the_set_off_boundaries_and_edited_text_are_held_back(
     assert any(f"task {c['id']}" in p and "text was edited" in p for p in res.problems)
 
 
+def _nerloop(root: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """`nerloop ARGS` as the lead types it in ``root``: Label Studio's own files, none of its variables."""
+    return nerloop_as_user(root, "NERLOOP_LABEL_STUDIO", *args, ok=ok)
+
+
 @pytest.mark.label_studio
 def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_without_it_waits(
     make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
@@ -379,9 +313,7 @@ def test_label_removed_from_the_config_is_put_back_and_what_was_submitted_withou
     submitted annotation uses PER; alice submits a task with the PER button gone. The next fetch holds both
     back, naming task, sentence, annotator and label, and puts PER back; an Update by alice or
     `nerloop label-studio accept` lets each in."""
-    be = make_backend(annotators=["alice"])
-    recs = batch(3)
-    manifest = be.export(recs, 1)
+    be, recs, manifest = sent_to_alice(make_backend, 3)
     pid = be.annotator_projects()["alice"]
     alice = people["alice"]
     tasks = alice.tasks(pid)
@@ -471,13 +403,9 @@ def test_timeout_in_the_middle_of_an_export_then_rerun(
 
 
 @pytest.mark.label_studio
-def test_unreachable_server_and_wrong_token(ls_server: Server, tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    be = LabelStudioBackend(LabelStudioParams(project="x", annotators=["a"]), LABELS, creds=(closed, "tok"))
-    with pytest.raises(LabelStudioUnreachableError, match="connection refused") as err:
-        be.export(batch(1), 1)
-    assert closed in str(err.value) and "nerloop label-studio up" in str(err.value)
-    assert isinstance(err.value, NerloopError)
+def test_wrong_token(ls_server: Server, tmp_path: Path) -> None:
+    """Refused with Label Studio's HTTP 401, neither token in the message (an unreachable server:
+    ``test_annotation_servers``)."""
     wrong = "0" * 40
     be = LabelStudioBackend(LabelStudioParams(project="x"), LABELS, creds=(ls_server.url, wrong))
     with pytest.raises(LabelStudioAuthError, match="HTTP 401") as err:

@@ -2,7 +2,8 @@
 life, and what /proc shows.
 
 Both tools' servers are ``LocalServer`` recipes, so one helper installs (or finds) either venv, and one
-starts a server on a free loopback port in a temporary home and stops it by pid afterwards.
+starts a server on a free loopback port in a temporary home and stops it by pid afterwards. The tests
+of what both tools do alike are in ``test_annotation_servers``.
 """
 
 from __future__ import annotations
@@ -11,20 +12,22 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import pytest
 import yaml
 
 from conftest import ROOT, package_index_reachable
+from nerloop.annotation.core.base import ToolBackend
 from nerloop.annotation.core.local_server import free_port, pid_alive
 from nerloop.annotation.core.server import LocalServer
 from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
+
+B = TypeVar("B", bound=ToolBackend)  # a tool's backend: DoccanoBackend, LabelStudioBackend
 
 
 def server_venv(server: LocalServer) -> Path:
@@ -37,18 +40,6 @@ def server_venv(server: LocalServer) -> Path:
         if package_index_reachable(server.package):
             raise
         pytest.skip(f"the {server.name} server venv cannot be installed here (no PyPI access?): {exc}")
-
-
-@contextmanager
-def running(server: LocalServer, home: Path, venv: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """A real server on a free loopback port in ``home``: (its state, its admin credentials); stopped by pid."""
-    state = server.up(home, free_port(), venv=venv)
-    creds = json.loads((home / "credentials.json").read_text())
-    try:
-        yield state, creds
-    finally:
-        server.down(home)
-    assert not pid_alive(int(state["pid"]))
 
 
 @dataclass
@@ -72,6 +63,20 @@ class Server:
     @property
     def token(self) -> str:  # Label Studio's admin, by API token
         return self.creds["token"]
+
+
+def serve(server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The body of a tool's session server fixture (``yield from serve(...)``): a real server on a free
+    loopback port in a temporary home, with the venv :func:`server_venv` gives; stopped by pid afterwards."""
+    venv = server_venv(server)
+    home = tmp_path_factory.mktemp(f"{server.command}-home")
+    state = server.up(home, free_port(), venv=venv)
+    creds = json.loads((home / "credentials.json").read_text())
+    try:
+        yield Server(home, state["url"], venv, int(state["pid"]), creds)
+    finally:
+        server.down(home)
+    assert not pid_alive(int(state["pid"]))
 
 
 def file_mode(path: Path) -> int:
@@ -115,6 +120,14 @@ def make_record(i: int, cycle: int = 1, conf: float = 0.9) -> Record:
 
 def batch(n: int, start: int = 0, cycle: int = 1) -> list[Record]:
     return [make_record(i, cycle) for i in range(start, start + n)]
+
+
+def sent_to_alice(make_backend: Callable[..., B], n: int) -> tuple[B, list[Record], dict[str, str]]:
+    """(backend, records, manifest): alice alone on the team, a batch of ``n`` exported to her project in
+    cycle 1, as the tests of what one person's work in the tool does to an import begin."""
+    be = make_backend(annotators=["alice"])
+    recs = batch(n)
+    return be, recs, be.export(recs, 1)
 
 
 def nerloop_as_user(root: Path, env_prefix: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
