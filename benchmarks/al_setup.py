@@ -129,6 +129,17 @@ def comparison_options(p: argparse.ArgumentParser, results: Path) -> None:
     p.add_argument("--results", type=Path, default=results)
 
 
+def shipped_params(epochs: int | None = None) -> Any:
+    """The template's params.yaml, as a benchmark trains the way the loop trains; ``epochs`` caps
+    ``train.epochs`` (a quick look)."""
+    from nerloop.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    if epochs:
+        params.train.epochs = epochs
+    return params
+
+
 def shared_corpus() -> Corpus | None:
     """CoNLL-2003 from the shared data folder, or None, said on the console, where it is not there: a benchmark
     then has nothing to run (and exits 0, so that a machine without the data set passes)."""

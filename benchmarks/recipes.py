@@ -170,11 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from nerloop.data.files import write_json
     from nerloop.data.tags import label_list
-    from nerloop.params import load_params
 
-    params = load_params(ROOT / "params.yaml")
-    if args.epochs:
-        params.train.epochs = args.epochs
+    params = al_setup.shipped_params(args.epochs)
     train_all, labels = corpus.train, label_list(corpus.labels)
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     if args.epoch_scaling is not None:

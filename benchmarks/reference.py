@@ -80,15 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from nerloop.data.tags import label_list
     from nerloop.model.inference import predict_tags, seqeval_scores
     from nerloop.model.training import fit
-    from nerloop.params import load_params
 
-    params = load_params(ROOT / "params.yaml")
-    if args.epochs:
-        params.train.epochs = args.epochs
-    test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
+    params, labels = al_setup.shipped_params(args.epochs), label_list(corpus.labels)
     test_ids = {r.id for r in corpus.test}
     sample = [r for r in {r.id: r for r in corpus.train}.values() if r.id not in test_ids][: args.sentences]
-    labels = label_list(corpus.labels)
+    test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed"}), "sentences": len(sample),
               "test_sentences": args.test_sentences, "device": "cuda" if torch.cuda.is_available() else "cpu",
               "torch_threads": torch.get_num_threads()}

@@ -19,17 +19,8 @@ from nerloop import paths
 from nerloop.data.files import read_records, write_records
 from nerloop.data.records import Record
 from nerloop.errors import DataError
+from nerloop.selection import shards as sharding
 from nerloop.selection.scoring import candidates, row_columns
-from nerloop.selection.shards import (
-    Shard,
-    count_lines,
-    kept_lines,
-    merged_scores,
-    read_pool_shard,
-    shard_store,
-    write_pool_shards,
-    write_score_shard,
-)
 from nerloop.stages import score as score_stage
 
 
@@ -44,12 +35,12 @@ def test_shards_yield_what_the_local_engine_scores(tmp_path: Path, subsample: in
     pool_file = _pool(tmp_path, 23)
     pool = read_records(pool_file)
     excluded = {pool[0].id, pool[5].id, pool[22].id}
-    store = shard_store(str(tmp_path / "shards"))
-    shards = write_pool_shards(pool_file, store, 5)
+    store = sharding.shard_store(str(tmp_path / "shards"))
+    shards = sharding.write_pool_shards(pool_file, store, 5)
     assert [(s.first, s.lines) for s in shards] == [(0, 5), (5, 5), (10, 5), (15, 5), (20, 3)]
-    assert count_lines(pool_file) == 23
-    keep = kept_lines(pool_file, excluded, subsample, seed=3)
-    from_shards = [r for s in shards for r in read_pool_shard(store, s, excluded, keep, str(pool_file))]
+    assert sharding.count_lines(pool_file) == 23
+    keep = sharding.kept_lines(pool_file, excluded, subsample, seed=3)
+    from_shards = [r for s in shards for r in sharding.read_pool_shard(store, s, excluded, keep, str(pool_file))]
     assert [r.id for r in from_shards] == [r.id for r in candidates(pool, excluded, subsample, 3)]
     store.remove()
     assert not (tmp_path / "shards").exists() or not any((tmp_path / "shards").iterdir())
@@ -60,10 +51,10 @@ def test_a_bad_pool_line_is_named(tmp_path: Path) -> None:
     lines = pool_file.read_text().splitlines()
     lines[2] = '{"id": "x"'
     pool_file.write_text("\n".join(lines) + "\n")
-    store = shard_store(str(tmp_path / "shards"))
-    shards = write_pool_shards(pool_file, store, 2)
+    store = sharding.shard_store(str(tmp_path / "shards"))
+    shards = sharding.write_pool_shards(pool_file, store, 2)
     with pytest.raises(DataError, match=r"pool.jsonl:3: not a canonical record"):
-        read_pool_shard(store, shards[1], set(), None, str(pool_file))
+        sharding.read_pool_shard(store, shards[1], set(), None, str(pool_file))
 
 
 def _row(i: int) -> dict:
@@ -75,16 +66,16 @@ def _row(i: int) -> dict:
 def test_merged_shards_are_written_in_pool_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Shards finishing in any order, a shard that kept no sentence, several parquet chunks: one table in order."""
     monkeypatch.setattr(score_stage, "CHUNK_ROWS", 4)
-    store = shard_store(str(tmp_path / "shards"))
-    shards = write_pool_shards(_pool(tmp_path, 10), store, 3)  # lines 0-2, 3-5, 6-8, 9
+    store = sharding.shard_store(str(tmp_path / "shards"))
+    shards = sharding.write_pool_shards(_pool(tmp_path, 10), store, 3)  # lines 0-2, 3-5, 6-8, 9
     kept = {0: [0, 1, 2], 3: [], 6: [3, 4, 5], 9: [6]}  # row numbers each shard scored (shard 3-5: all excluded)
     for shard in reversed(shards):
         rows = [_row(i) for i in kept[shard.first]]
-        write_score_shard(store, shard, rows, [np.full(4, i, np.float32) for i in kept[shard.first]],
+        sharding.write_score_shard(store, shard, rows, [np.full(4, i, np.float32) for i in kept[shard.first]],
                           row_columns(False))
-    scored = [Shard(s.first, len(kept[s.first])) for s in reversed(shards)]
+    scored = [sharding.Shard(s.first, len(kept[s.first])) for s in reversed(shards)]
     with contextlib.chdir(tmp_path):
-        assert score_stage.write_scores(7, 4, False, merged_scores(store, scored)) == 7
+        assert score_stage.write_scores(7, 4, False, sharding.merged_scores(store, scored)) == 7
         table = pd.read_parquet(paths.SCORES_FILE)
         emb = np.load(paths.EMBEDDINGS_FILE)
     assert table["id"].tolist() == [f"s{i}" for i in range(7)] and table.index.tolist() == list(range(7))
