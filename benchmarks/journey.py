@@ -38,6 +38,7 @@ from typing import Any
 import al_runs
 import al_setup
 import numpy as np
+from throughput import peak_rss_mib
 
 from nerloop.data.files import write_json
 
@@ -75,14 +76,6 @@ def peak_rss_reset() -> None:
     """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_rss_mib() -> float | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return None
 
 
 def timed(fn: Any) -> dict[str, float]:

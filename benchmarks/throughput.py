@@ -91,7 +91,15 @@ def now() -> str:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
+    """Peak resident memory of this process so far: Linux's VmHWM, the high-water mark of this process's own
+    memory. Not ``getrusage``'s ``ru_maxrss``: a worker started by ``subprocess`` inherits its parent's peak
+    there (the kernel carries it across fork and exec), so a worker started by a parent that had just held a
+    million-row pool reported that pool's memory as its own (cost.md's 8.28 GiB for select at 1,000,000 rows
+    was mostly the parent's; measured again: 3.6 GiB). ``ru_maxrss`` where /proc is missing."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

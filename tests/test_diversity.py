@@ -75,3 +75,13 @@ def test_diversity_scores_favour_small_clusters():
     assert d.tolist() == pytest.approx([0, 0, 0, 0, 0.75, 0.5, 0.5])
     assert ((d >= 0) & (d <= 1)).all()
     assert diversity.diversity_scores(np.array([], dtype=int)).shape == (0,)
+
+
+def test_a_row_subset_clusters_as_the_copied_rows() -> None:
+    """What select hands k-means when some rows are excluded: read a chunk at a time, same clusters."""
+    x = np.random.default_rng(0).normal(size=(300, 8)).astype(np.float16)
+    rows = np.flatnonzero(np.arange(300) % 7 != 3)
+    subset = diversity.RowSubset(x, rows)
+    assert len(subset) == len(rows) and subset.shape == (len(rows), 8)
+    np.testing.assert_array_equal(diversity.normalize_rows(subset), diversity.normalize_rows(x[rows]))
+    np.testing.assert_array_equal(diversity.cluster(subset, 5, 1), diversity.cluster(x[rows], 5, 1))

@@ -14,7 +14,23 @@ MINIBATCH_ABOVE = 10_000  # rows; above this full k-means gets slow and mini-bat
 CHUNK_ROWS = 65_536  # rows converted at a time
 
 
-def normalize_rows(embeddings: np.ndarray) -> np.ndarray:
+class RowSubset:
+    """Some rows of an array (``rows``: their positions), sliced like an array. :func:`normalize_rows` reads
+    it a chunk at a time, so a subset of a memory-mapped million-row file is never copied whole (numpy's
+    ``array[rows]`` would copy it at once)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray) -> None:
+        self.array, self.rows = array, rows
+        self.shape = (len(rows), *array.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        return self.array[self.rows[index]]
+
+
+def normalize_rows(embeddings: np.ndarray | RowSubset) -> np.ndarray:
     """Rows as float32 scaled to unit L2 norm (all-zero rows stay zero), so Euclidean k-means follows cosine
     similarity. Built ``CHUNK_ROWS`` rows at a time into one new array: a float16 (or memory-mapped) input
     is never copied whole, so a million 384-d rows take one 1.5 GB array, not three."""
@@ -27,16 +43,17 @@ def normalize_rows(embeddings: np.ndarray) -> np.ndarray:
     return out
 
 
-def cluster(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
+def cluster(embeddings: np.ndarray | RowSubset, k: int, seed: int) -> np.ndarray:
     """Cluster id (0..k-1) for each row of ``embeddings`` (n, d), by k-means in cosine geometry.
 
     Sentence encoders are trained for cosine similarity, hence the row normalisation. Deterministic
     for a given seed.
     """
-    x = np.asarray(embeddings)
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must have shape (n, d), got shape {x.shape}")
-    x = normalize_rows(x)
+    if not isinstance(embeddings, RowSubset):
+        embeddings = np.asarray(embeddings)
+    if len(embeddings.shape) != 2:
+        raise ValueError(f"embeddings must have shape (n, d), got shape {embeddings.shape}")
+    x = normalize_rows(embeddings)
     n = len(x)
     if not 1 <= k <= n:
         raise ValueError(f"k must be between 1 and the number of rows ({n}), got {k}")

@@ -27,6 +27,7 @@ from nerloop.data.records import Record
 from nerloop.data.tags import char_to_token_spans, spans_to_tags, token_to_char_spans
 from nerloop.errors import ParamsError
 from nerloop.params import MEASURE_NAMES, SelectParams, load_params
+from nerloop.selection.diversity import RowSubset
 from nerloop.selection.strategies import SelectConfig, select, validate_config
 from nerloop.stages import run
 
@@ -89,12 +90,13 @@ def with_patterns(rec: Record, pred_spans: list[list], matches: list[PatternSpan
 def choose(table: pd.DataFrame, embeddings: np.ndarray, excluded: set[str], cfg: SelectConfig) -> pd.DataFrame:
     """Drop excluded sentences, then run the strategy; an over-large batch takes what is left.
 
-    ``embeddings`` may be the memory-mapped float16 file: it is copied only when some rows are excluded,
-    and the strategy converts it to float32 a chunk at a time, so a million rows fit in a few GiB.
+    ``embeddings`` may be the memory-mapped float16 file: the candidates' rows are never copied out of it
+    at once (a :class:`~nerloop.selection.diversity.RowSubset`), and the strategy converts them to float32 a
+    chunk at a time, so a million rows fit in a few GiB.
     """
     keep = ~table["id"].isin(excluded).to_numpy()
     cands = table[keep].reset_index(drop=True)
-    emb = embeddings if keep.all() else embeddings[keep]
+    emb = embeddings if keep.all() else RowSubset(embeddings, np.flatnonzero(keep))
     if cands.empty:
         log.warning("the pool is empty: every sentence is labelled, exported or in the gold set")
         return cands.assign(rank=[], score=[], cluster=[], reason=[])
