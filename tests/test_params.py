@@ -100,6 +100,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d.update(score={"engine": "spark"}), "score.engine", "permitted"),
         (lambda d: d.update(score={"ray_actors": 1.5}), "score.ray_actors", "whole number"),
         (lambda d: d.update(score={"ray_cpus_per_actor": 0}), "score.ray_cpus_per_actor", "greater than or equal"),
+        (lambda d: d.update(select={"measure": "vote_entropy"}), "select",
+         "measure 'vote_entropy' needs score.mc_dropout_passes > 0"),
     ],
 )
 def test_bad_values_name_their_key(

@@ -4,13 +4,13 @@ import pytest
 
 from nerloop.params import MEASURE_NAMES, STRATEGY_NAMES
 from nerloop.selection.strategies import OUTPUT_COLUMNS, STRATEGIES, SelectConfig, select, validate_config
-from nerloop.selection.uncertainty import MEASURES
+from nerloop.selection.uncertainty import MC_MEASURES, MEASURES
 
 
 def test_params_accepts_exactly_the_registered_names() -> None:
     """params.yaml is checked against names spelt in nerloop.params (the lower layer); they must be the registries'."""
     assert tuple(STRATEGIES) == STRATEGY_NAMES
-    assert (*MEASURES, "bald") == MEASURE_NAMES
+    assert (*MEASURES, *MC_MEASURES) == MEASURE_NAMES
 
 
 def pool(n_per_blob: int = 10, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -113,10 +113,11 @@ def test_empty_pool_gives_empty_frame_with_the_output_columns():
     assert list(batch.columns) == ["id", "n_tokens", "mnlp", *OUTPUT_COLUMNS]
 
 
-def test_missing_measure_column_names_the_key():
+@pytest.mark.parametrize("measure", list(MC_MEASURES))
+def test_missing_measure_column_names_the_key(measure):
     candidates, embeddings = pool()
-    with pytest.raises(ValueError, match=r"select\.measure 'bald' has no column"):
-        select(candidates, embeddings, SelectConfig(strategy="uncertainty", measure="bald"))
+    with pytest.raises(ValueError, match=rf"select\.measure '{measure}' has no column .*MC-dropout passes"):
+        select(candidates, embeddings, SelectConfig(strategy="uncertainty", measure=measure))
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,11 @@ PARAMS_FILE = Path("params.yaml")
 
 # The names select.strategy and select.measure accept. They are spelt out here, not read from the registries in
 # nerloop.selection (whose scoring imports this module), so that the params layer needs nothing above it and a
-# typo still fails at load time; tests/test_strategies.py holds them equal to STRATEGIES and MEASURES + "bald".
+# typo still fails at load time; tests/test_strategies.py holds them equal to STRATEGIES, MEASURES and MC_MEASURES.
 STRATEGY_NAMES = ("random", "uncertainty", "hybrid")
-MEASURE_NAMES = ("entropy_mean", "entropy_max", "least_confidence", "margin", "mnlp", "boundary", "entity", "bald")
+MC_MEASURE_NAMES = ("bald", "vote_entropy")  # committee measures: scored only with score.mc_dropout_passes > 0
+MEASURE_NAMES = ("entropy_mean", "entropy_max", "least_confidence", "margin", "mnlp", "boundary", "entity",
+                 *MC_MEASURE_NAMES)
 
 
 def _strict(value: Any, kind: type) -> Any:
@@ -265,8 +267,8 @@ class Params(Section):
     @validator("select")  # declared after score, so score's values are known here
     def _bald_needs_passes(cls, select: SelectParams, values: dict[str, Any]) -> SelectParams:  # noqa: N805
         score = values.get("score")
-        if select.measure == "bald" and score is not None and score.mc_dropout_passes == 0:
-            raise ValueError("measure 'bald' needs score.mc_dropout_passes > 0 (e.g. 10)")
+        if select.measure in MC_MEASURE_NAMES and score is not None and score.mc_dropout_passes == 0:
+            raise ValueError(f"measure {select.measure!r} needs score.mc_dropout_passes > 0 (e.g. 10)")
         data = values.get("data")
         if select.pattern_bonus > 0 and data is not None and data.patterns is None:
             raise ValueError("pattern_bonus > 0 favours sentences with pattern matches, but data.patterns names no "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nerloop.params import MEASURE_NAMES
+from nerloop.params import MC_MEASURE_NAMES, MEASURE_NAMES
 from nerloop.selection import diversity
 
 OUTPUT_COLUMNS = ["rank", "score", "cluster", "reason"]
@@ -27,7 +27,7 @@ class SelectConfig:
     """The ``select`` section of params.yaml."""
 
     strategy: str = "hybrid"  # random | uncertainty | hybrid
-    measure: str = "mnlp"  # a name from params.MEASURE_NAMES: uncertainty.MEASURES, or "bald"
+    measure: str = "mnlp"  # a name from params.MEASURE_NAMES: uncertainty.MEASURES or MC_MEASURES
     alpha: float = 0.7  # hybrid: weight of uncertainty against diversity
     batch_size: int = 100  # sentences per batch
     token_budget: int | None = None  # max total n_tokens per batch (annotation cost), None = no limit
@@ -95,7 +95,7 @@ def validate_config(config: SelectConfig, n_candidates: int | None = None) -> No
 def _measure_values(candidates: pd.DataFrame, measure: str) -> np.ndarray:
     """The measure column as floats; a missing column or NaN is an error, not a silent zero."""
     if measure not in candidates.columns:
-        hint = " (bald needs MC-dropout passes at scoring time)" if measure == "bald" else ""
+        hint = f" ({measure} needs MC-dropout passes at scoring time)" if measure in MC_MEASURE_NAMES else ""
         raise ValueError(f"select.measure {measure!r} has no column in the candidates table{hint}")
     values = candidates[measure].to_numpy(dtype=np.float64)
     if np.isnan(values).any():
