@@ -102,6 +102,7 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d.update(score={"ray_cpus_per_actor": 0}), "score.ray_cpus_per_actor", "greater than or equal"),
         (lambda d: d.update(select={"measure": "vote_entropy"}), "select",
          "measure 'vote_entropy' needs score.mc_dropout_passes > 0"),
+        (lambda d: d.update(select={"balance_types": "yes"}), "select.balance_types", "must be true or false"),
     ],
 )
 def test_bad_values_name_their_key(

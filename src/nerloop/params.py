@@ -131,6 +131,7 @@ class SelectParams(Section):
     rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
     pattern_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]  # for sentences with a data.patterns match
     seed: int = 42
+    balance_types: bool = False  # spread the batch round-robin over the sentences' predicted entity types
 
     @validator("strategy")  # names checked here, so a typo fails before any training, not at select
     def _known_strategy(cls, name: str) -> str:  # noqa: N805
