@@ -103,6 +103,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d.update(select={"measure": "vote_entropy"}), "select",
          "measure 'vote_entropy' needs score.mc_dropout_passes > 0"),
         (lambda d: d.update(select={"balance_types": "yes"}), "select.balance_types", "must be true or false"),
+        (lambda d: d.update(train={"entity_swap": -0.1}), "train.entity_swap", "greater than or equal to 0"),
+        (lambda d: d.update(train={"entity_swap": 1.5}), "train.entity_swap", "less than or equal to 1"),
     ],
 )
 def test_bad_values_name_their_key(

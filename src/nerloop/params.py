@@ -101,6 +101,8 @@ class TrainParams(Section):
     weight_decay: confloat(ge=0, lt=1) = 0.01  # type: ignore[valid-type]
     warmup_ratio: confloat(ge=0, lt=1) = 0.1  # type: ignore[valid-type]
     class_weighting: Literal["none", "inverse_sqrt", "inverse"] = "inverse_sqrt"
+    # add this share of the training sentences again as entity-swapped copies (README "Training recipe"); 0 = off
+    entity_swap: confloat(ge=0, le=1) = 0.0  # type: ignore[valid-type]
 
 
 class EvaluateParams(Section):
