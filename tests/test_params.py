@@ -173,3 +173,13 @@ def test_select_batch_size_takes_a_schedule_per_cycle(tmp_path: Path) -> None:
         with pytest.raises(ParamsError, match=message) as err:
             _load(tmp_path, lambda d, bad=bad: d.update(select={"batch_size": bad}))
         assert "select.batch_size" in str(err.value)
+
+
+def test_options_added_later_stay_out_of_dict_while_off(tmp_path: Path) -> None:
+    """A benchmark's config (and the card's select table) is made from dict(): an option added later must not
+    change it for a project that leaves the option off, or earlier runs would no longer be resumed."""
+    off = _load(tmp_path)
+    assert "entity_swap" not in off.train.dict() and "balance_types" not in off.dict()["select"]
+    assert off.train.entity_swap == 0.0 and off.select.balance_types is False
+    on = _load(tmp_path, lambda d: d.update(train={"entity_swap": 0.5}, select={"balance_types": True}))
+    assert on.train.dict()["entity_swap"] == 0.5 and on.dict()["select"]["balance_types"] is True

@@ -8,7 +8,7 @@ touched. The schema is written with pydantic models (``extra = forbid``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, validator
@@ -44,9 +44,18 @@ def _strict(value: Any, kind: type) -> Any:
 
 
 class Section(BaseModel):
+    # Options added after results were recorded, with their off value: dict() leaves them out while they are off,
+    # so that what is written or compared from it (a benchmark's config, which decides whether its earlier runs are
+    # resumed; the dataset card's select table) stays as it was for a project that does not use them.
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {}
+
     class Config:
         extra = "forbid"
         validate_assignment = True
+
+    def dict(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        out = super().dict(**kwargs)
+        return {k: v for k, v in out.items() if k not in self.OFF_BY_DEFAULT or v != self.OFF_BY_DEFAULT[k]}
 
     @validator("*", pre=True)
     def _no_coercion(cls, value: Any, field: ModelField) -> Any:  # noqa: N805
@@ -86,6 +95,8 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"entity_swap": 0.0}
+
     seed: int = 42
     # fitted: one run on all labels for the epoch count earlier probes agree on | refit | holdout (README)
     recipe: Literal["fitted", "refit", "holdout"] = "fitted"
@@ -123,6 +134,8 @@ class ScoreParams(Section):
 
 
 class SelectParams(Section):
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"balance_types": False}
+
     strategy: str = "hybrid"
     measure: str = "mnlp"
     alpha: confloat(ge=0, le=1) = 0.7  # type: ignore[valid-type]

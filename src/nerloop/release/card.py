@@ -110,8 +110,7 @@ def build_card(
         [s, f"{r:.0%}", *(f"{v['entity_share'][t]:.1%}" for t in types)]
         for (s, v), r in zip(splits.items(), prov["ratios"], strict=True)
     ])
-    # select.balance_types (added later) is listed only when on, so that a card made without it stays as it was
-    sel = params.select.dict(exclude=None if params.select.balance_types else {"balance_types"})
+    sel = params.select.dict()
     select_table = table(["parameter", "value"], [[f"`{k}`", f"`{v}`"] for k, v in sel.items()])
     per_cycle = [(h["cycle"], h["selection"]) for h in history if h.get("selection")]
     per_cycle_table = table(
