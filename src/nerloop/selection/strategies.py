@@ -3,9 +3,9 @@
 Every strategy is one function with the same signature, ``(candidates, embeddings, config) -> Ranking``,
 listed in ``STRATEGIES``: it orders ALL candidates best first and explains each one. ``select`` then
 applies what all strategies share (balancing over entity types, batch size, token budget, output
-columns). Adding a strategy is
-one function plus one registry entry, in the spirit of small-text's query strategies, and its name in
-``nerloop.params.STRATEGY_NAMES``, where params.yaml is checked before any selection code is loaded.
+columns). Adding a strategy is one function plus one registry entry, in the spirit of small-text's
+query strategies, and its name in ``nerloop.params.STRATEGY_NAMES``, where params.yaml is checked
+before any selection code is loaded.
 """
 
 from __future__ import annotations
