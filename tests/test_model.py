@@ -154,6 +154,11 @@ def test_predicted_epochs_is_the_median_of_the_probes_best_epochs_scaled_to_the_
     old = {k: v for k, v in key.items() if k not in ("word_shape", "head")}
     assert same_probe_params({"params": old}, key)
     assert not same_probe_params({"params": old}, probe_key(ModelParams(head="crf"), TrainParams()))
+    # train.entity_swap joins the key only when on: a probe made without it is not reused with it
+    assert "entity_swap" not in key
+    swapped = probe_key(ModelParams(), TrainParams(entity_swap=0.5))
+    assert swapped["entity_swap"] == 0.5 and same_probe_params({"params": swapped}, swapped)
+    assert not same_probe_params({"params": key}, swapped) and not same_probe_params({"params": swapped}, key)
 
 
 def test_head_only_mc_dropout_is_seeded_and_varies_between_passes(tiny: Path, tmp_path: Path) -> None:

@@ -100,6 +100,11 @@ def test_values_are_read(tmp_path: Path) -> None:
         (lambda d: d.update(score={"engine": "spark"}), "score.engine", "permitted"),
         (lambda d: d.update(score={"ray_actors": 1.5}), "score.ray_actors", "whole number"),
         (lambda d: d.update(score={"ray_cpus_per_actor": 0}), "score.ray_cpus_per_actor", "greater than or equal"),
+        (lambda d: d.update(select={"measure": "vote_entropy"}), "select",
+         "measure 'vote_entropy' needs score.mc_dropout_passes > 0"),
+        (lambda d: d.update(select={"balance_types": "yes"}), "select.balance_types", "must be true or false"),
+        (lambda d: d.update(train={"entity_swap": -0.1}), "train.entity_swap", "greater than or equal to 0"),
+        (lambda d: d.update(train={"entity_swap": 1.5}), "train.entity_swap", "less than or equal to 1"),
     ],
 )
 def test_bad_values_name_their_key(
@@ -168,3 +173,13 @@ def test_select_batch_size_takes_a_schedule_per_cycle(tmp_path: Path) -> None:
         with pytest.raises(ParamsError, match=message) as err:
             _load(tmp_path, lambda d, bad=bad: d.update(select={"batch_size": bad}))
         assert "select.batch_size" in str(err.value)
+
+
+def test_options_added_later_stay_out_of_dict_while_off(tmp_path: Path) -> None:
+    """A benchmark's config (and the card's select table) is made from dict(): an option added later must not
+    change it for a project that leaves the option off, or earlier runs would no longer be resumed."""
+    off = _load(tmp_path)
+    assert "entity_swap" not in off.train.dict() and "balance_types" not in off.dict()["select"]
+    assert off.train.entity_swap == 0.0 and off.select.balance_types is False
+    on = _load(tmp_path, lambda d: d.update(train={"entity_swap": 0.5}, select={"balance_types": True}))
+    assert on.train.dict()["entity_swap"] == 0.5 and on.dict()["select"]["balance_types"] is True

@@ -54,7 +54,7 @@ def test_log_of_zero_is_guarded():
 def test_empty_sentence_scores_zero():
     empty = np.zeros((0, len(LABELS)))
     assert u.score_sentence(empty, LABELS, mc_probs=np.zeros((3, 0, len(LABELS)))) == {
-        name: 0.0 for name in [*u.MEASURES, "bald"]
+        name: 0.0 for name in [*u.MEASURES, *u.MC_MEASURES]
     }
     assert u.mnlp(np.array([])) == 0.0
 
@@ -94,10 +94,44 @@ def test_bald_when_passes_disagree():
     assert u.bald(mc) == pytest.approx(math.log(2) / 2)
 
 
-def test_score_sentence_includes_bald_only_with_mc_passes():
+def test_vote_entropy_by_hand():
+    # Four passes, three labels. Word 0: votes 0, 0, 1, 2 -> shares 1/2, 1/4, 1/4 -> entropy 1.5 ln 2.
+    # Word 1: all four vote 0 -> 0. Sentence mean = 0.75 ln 2.
+    votes = [[0, 0], [0, 0], [1, 0], [2, 0]]
+    mc = np.stack([one_hot(v, n_labels=3, confidence=0.6) for v in votes])
+    assert u.vote_entropy(mc) == pytest.approx(0.75 * math.log(2))
+
+
+def test_vote_entropy_counts_votes_not_confidence():
+    # Every pass votes label 0 on both words, each with a different confidence: the committee agrees
+    # (vote entropy 0), though the soft probabilities differ (BALD > 0).
+    mc = np.stack([one_hot([0, 0], n_labels=3, confidence=c) for c in (0.9, 0.6, 0.4)])
+    assert u.vote_entropy(mc) == 0.0
+    assert u.bald(mc) > 0.0
+    # Two passes that split on every word: each word's entropy is ln 2, the maximum for T = 2.
+    split = np.stack([one_hot([0, 1], n_labels=3), one_hot([1, 0], n_labels=3)])
+    assert u.vote_entropy(split) == pytest.approx(math.log(2))
+
+
+def test_vote_entropy_checks_the_shape():
+    with pytest.raises(ValueError, match="T, n_words, n_labels"):
+        u.vote_entropy(one_hot([0, 1]))
+
+
+def test_score_sentence_includes_the_committee_measures_only_with_mc_passes():
     probs = one_hot([0, 1], confidence=0.8)
     assert set(u.score_sentence(probs, LABELS)) == set(u.MEASURES)
-    assert "bald" in u.score_sentence(probs, LABELS, mc_probs=np.stack([probs, probs]))
+    scores = u.score_sentence(probs, LABELS, mc_probs=np.stack([probs, probs]))
+    assert set(scores) == {*u.MEASURES, "bald", "vote_entropy"}
+    assert scores["vote_entropy"] == 0.0  # two identical passes agree on every word
+
+
+def test_score_sentences_adds_the_committee_columns_with_mc_passes():
+    sentences = [one_hot([0, 1], confidence=0.7), one_hot([3], confidence=0.4)]
+    mc = [np.stack([one_hot([0, 1]), one_hot([1, 1])]), np.stack([one_hot([3]), one_hot([3])])]
+    batch = u.score_sentences(sentences, LABELS, mc)
+    assert list(batch) == [*u.MEASURES, "bald", "vote_entropy"]
+    assert batch["vote_entropy"].tolist() == pytest.approx([math.log(2) / 2, 0.0])
 
 
 def test_score_sentences_matches_score_sentence():

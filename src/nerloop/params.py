@@ -8,7 +8,7 @@ touched. The schema is written with pydantic models (``extra = forbid``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic.v1 import BaseModel, Field, ValidationError, confloat, conint, validator
@@ -21,9 +21,11 @@ PARAMS_FILE = Path("params.yaml")
 
 # The names select.strategy and select.measure accept. They are spelt out here, not read from the registries in
 # nerloop.selection (whose scoring imports this module), so that the params layer needs nothing above it and a
-# typo still fails at load time; tests/test_strategies.py holds them equal to STRATEGIES and MEASURES + "bald".
+# typo still fails at load time; tests/test_strategies.py holds them equal to STRATEGIES, MEASURES and MC_MEASURES.
 STRATEGY_NAMES = ("random", "uncertainty", "hybrid")
-MEASURE_NAMES = ("entropy_mean", "entropy_max", "least_confidence", "margin", "mnlp", "boundary", "entity", "bald")
+MC_MEASURE_NAMES = ("bald", "vote_entropy")  # committee measures: scored only with score.mc_dropout_passes > 0
+MEASURE_NAMES = ("entropy_mean", "entropy_max", "least_confidence", "margin", "mnlp", "boundary", "entity",
+                 *MC_MEASURE_NAMES)
 
 
 def _strict(value: Any, kind: type) -> Any:
@@ -42,9 +44,18 @@ def _strict(value: Any, kind: type) -> Any:
 
 
 class Section(BaseModel):
+    # Options added after results were recorded, with their off value: dict() leaves them out while they are off,
+    # so that what is written or compared from it (a benchmark's config, which decides whether its earlier runs are
+    # resumed; the dataset card's select table) stays as it was for a project that does not use them.
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {}
+
     class Config:
         extra = "forbid"
         validate_assignment = True
+
+    def dict(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        out = super().dict(**kwargs)
+        return {k: v for k, v in out.items() if k not in self.OFF_BY_DEFAULT or v != self.OFF_BY_DEFAULT[k]}
 
     @validator("*", pre=True)
     def _no_coercion(cls, value: Any, field: ModelField) -> Any:  # noqa: N805
@@ -84,6 +95,8 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"entity_swap": 0.0}
+
     seed: int = 42
     # fitted: one run on all labels for the epoch count earlier probes agree on | refit | holdout (README)
     recipe: Literal["fitted", "refit", "holdout"] = "fitted"
@@ -99,6 +112,8 @@ class TrainParams(Section):
     weight_decay: confloat(ge=0, lt=1) = 0.01  # type: ignore[valid-type]
     warmup_ratio: confloat(ge=0, lt=1) = 0.1  # type: ignore[valid-type]
     class_weighting: Literal["none", "inverse_sqrt", "inverse"] = "inverse_sqrt"
+    # add this share of the training sentences again as entity-swapped copies (README "Training recipe"); 0 = off
+    entity_swap: confloat(ge=0, le=1) = 0.0  # type: ignore[valid-type]
 
 
 class EvaluateParams(Section):
@@ -119,6 +134,8 @@ class ScoreParams(Section):
 
 
 class SelectParams(Section):
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"balance_types": False}
+
     strategy: str = "hybrid"
     measure: str = "mnlp"
     alpha: confloat(ge=0, le=1) = 0.7  # type: ignore[valid-type]
@@ -129,6 +146,7 @@ class SelectParams(Section):
     rare_share: confloat(gt=0, le=1) = 0.1  # type: ignore[valid-type]  # types under this share of seed entities are rare
     pattern_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]  # for sentences with a data.patterns match
     seed: int = 42
+    balance_types: bool = False  # spread the batch round-robin over the sentences' predicted entity types
 
     @validator("strategy")  # names checked here, so a typo fails before any training, not at select
     def _known_strategy(cls, name: str) -> str:  # noqa: N805
@@ -265,8 +283,8 @@ class Params(Section):
     @validator("select")  # declared after score, so score's values are known here
     def _bald_needs_passes(cls, select: SelectParams, values: dict[str, Any]) -> SelectParams:  # noqa: N805
         score = values.get("score")
-        if select.measure == "bald" and score is not None and score.mc_dropout_passes == 0:
-            raise ValueError("measure 'bald' needs score.mc_dropout_passes > 0 (e.g. 10)")
+        if select.measure in MC_MEASURE_NAMES and score is not None and score.mc_dropout_passes == 0:
+            raise ValueError(f"measure {select.measure!r} needs score.mc_dropout_passes > 0 (e.g. 10)")
         data = values.get("data")
         if select.pattern_bonus > 0 and data is not None and data.patterns is None:
             raise ValueError("pattern_bonus > 0 favours sentences with pattern matches, but data.patterns names no "

@@ -34,6 +34,7 @@ from transformers import (
 
 from nerloop.data.records import Record
 from nerloop.data.tags import iob1_to_iob2
+from nerloop.model.augment import entity_swap
 from nerloop.model.base import add_word_shape, device, encode, half_precision, load_tokenizer, resolve_base
 from nerloop.model.crf import word_emissions
 from nerloop.model.inference import attach_crf
@@ -97,12 +98,16 @@ def train(
     train_params: TrainParams,
     out_dir: str | Path | None,
     base_path: str | None = None,
+    *,
+    augmented: Sequence[Record] = (),
 ) -> dict[str, Any]:
     """Fine-tune the base model; save the best epoch (by validation F1) with save_pretrained.
 
     With no validation records it trains exactly ``train_params.epochs`` epochs and keeps the
     last (the refit of ``fit``). ``out_dir=None`` saves nothing: a probe run is only asked which
-    epoch was best. Returns a summary: sizes, epochs run, best epoch and its validation F1,
+    epoch was best. ``augmented`` sentences (``train.entity_swap``, made by ``fit`` from
+    ``train_records``) are trained on with them but counted apart: ``train_sentences`` stays the
+    labelled ones. Returns a summary: sizes, epochs run, best epoch and its validation F1,
     seconds and sentences/s.
     """
     set_seed(train_params.seed)
@@ -117,12 +122,13 @@ def train(
         add_word_shape(model)
     if model_params.head == "crf":
         attach_crf(model, labels)
-    train_features = encode(train_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
+    fed = [*train_records, *augmented]  # what the model trains on; validation stays the real sentences only
+    train_features = encode(fed, tokenizer, model_params.max_length, label2id, model_params.word_shape)
     val_features = encode(val_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
     for f in train_features + val_features:
         f.pop("first")
 
-    weights = class_weights(train_records, labels, train_params.class_weighting)
+    weights = class_weights(fed, labels, train_params.class_weighting)
 
     def weighted_loss(outputs: Any, target: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
@@ -195,13 +201,15 @@ def train(
     runtime = result.metrics.get("train_runtime", 0.0)
     return {
         "train_sentences": len(train_records),
+        # only with train.entity_swap on, so that a summary made without it stays as it was
+        **({"augmented_sentences": len(augmented)} if train_params.entity_swap else {}),
         "validation_sentences": len(val_records),
         "epochs_run": epochs_run,
         "best_epoch": keep_best.best_epoch if val_records else epochs_run,
         "best_validation_f1": round(keep_best.best, 4) if val_records else None,
         "validation_f1_per_epoch": [round(h["eval_f1"], 4) for h in history],
         "train_seconds": round(runtime, 1),
-        "train_sentences_per_second": round(len(train_records) * epochs_run / runtime, 1) if runtime else 0.0,
+        "train_sentences_per_second": round(len(fed) * epochs_run / runtime, 1) if runtime else 0.0,
         "device": str(device()),
     }
 
@@ -219,7 +227,10 @@ def save_model(trainer: Trainer, out_dir: Path) -> None:
 
 
 def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str, Any]:
-    """The params a probe's best epoch depends on: probes made under other values are not reused."""
+    """The params a probe's best epoch depends on: probes made under other values are not reused.
+
+    ``train.entity_swap`` is in the key only when on, so that probes.json made without it stays as it was.
+    """
     return {
         "base": model_params.base,
         "max_length": model_params.max_length,
@@ -228,16 +239,18 @@ def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str,
         **{k: getattr(train_params, k) for k in (
             "learning_rate", "epochs", "batch_size", "validation_share", "early_stopping_patience",
             "weight_decay", "warmup_ratio", "class_weighting")},
+        **({"entity_swap": train_params.entity_swap} if train_params.entity_swap else {}),
     }
 
 
-PROBE_KEY_DEFAULTS = {"word_shape": False, "head": "softmax"}  # options added later: absent means these
+# options added later: absent from a probe's params (or from the key) means these
+PROBE_KEY_DEFAULTS = {"word_shape": False, "head": "softmax", "entity_swap": 0.0}
 
 
 def same_probe_params(probe: dict[str, Any], key: dict[str, Any]) -> bool:
     """Whether ``probe`` was made under the params ``key`` (a probe saved before an option existed counts
     as made with the option's default)."""
-    return {**PROBE_KEY_DEFAULTS, **probe.get("params", {})} == key
+    return {**PROBE_KEY_DEFAULTS, **probe.get("params", {})} == {**PROBE_KEY_DEFAULTS, **key}
 
 
 def needs_probe(n_labelled: int, probes: Sequence[dict[str, Any]], train_params: TrainParams) -> bool:
@@ -294,7 +307,14 @@ def fit(
     ``refit``: a probe every cycle, then the model from the base on all labels for its best epoch.
     ``holdout``: the probe's model is the model (the held-out share is never trained on).
     The gold set plays no part in any of these choices.
+
+    With ``train.entity_swap`` each run also trains on entity-swapped copies of its own training
+    sentences (``augment.entity_swap``), never of a probe's validation side.
     """
+
+    def swapped(recs: Sequence[Record]) -> list[Record]:
+        return entity_swap(recs, train_params.entity_swap, train_params.seed)
+
     key = probe_key(model_params, train_params)
     probes = [p for p in probes if same_probe_params(p, key)]
     recipe = train_params.recipe
@@ -302,15 +322,17 @@ def fit(
     if recipe != "fitted" or needs_probe(len(records), probes, train_params):
         train_recs, val_recs = split_validation(records, train_params.validation_share, train_params.seed)
         if recipe == "holdout":
-            summary = train(train_recs, val_recs, labels, model_params, train_params, out_dir)
+            summary = train(train_recs, val_recs, labels, model_params, train_params, out_dir,
+                            augmented=swapped(train_recs))
             return {**summary, "recipe": "holdout"}, probes
-        probe = train(train_recs, val_recs, labels, model_params, train_params, None)
+        probe = train(train_recs, val_recs, labels, model_params, train_params, None, augmented=swapped(train_recs))
         probes = [*probes, probe_record(len(records), probe, key)]
     if recipe == "refit" and probe:
         epochs = max(1, probe["best_epoch"])
     else:
         epochs = predicted_epochs(probes, len(records), train_params.epochs, train_params.epoch_scaling)
-    final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir)
+    final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir,
+                  augmented=swapped(records))
     summary = {**final, "recipe": recipe, "probed": probe is not None,
                "epochs_from": "this cycle's probe" if recipe == "refit" else
                f"median best epoch of {len(probes)} probe(s) at {', '.join(str(p['labelled']) for p in probes)} "

@@ -20,7 +20,7 @@ from nerloop.data.records import Record
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.model.inference import Prediction, load_model, predict
 from nerloop.params import Params
-from nerloop.selection.uncertainty import MEASURES, score_sentence, type_mass
+from nerloop.selection.uncertainty import MC_MEASURES, MEASURES, score_sentence, type_mass
 
 
 def subsample_positions(n_left: int, subsample: int, seed: int) -> np.ndarray | None:
@@ -52,9 +52,9 @@ def pre_annotation(rec: Record, pred: Prediction, labels: list[str]) -> list[lis
 
 
 def row_columns(mc_dropout: bool) -> list[str]:
-    """The columns of ``scores.parquet``, in order (``bald`` only with MC-dropout passes)."""
-    return ["id", "n_tokens", *MEASURES, *(["bald"] if mc_dropout else []), "pred_tags", "pred_spans", "pred_types",
-            "type_mass"]
+    """The columns of ``scores.parquet``, in order (``MC_MEASURES``: bald, vote_entropy only with MC-dropout passes)."""
+    return ["id", "n_tokens", *MEASURES, *(MC_MEASURES if mc_dropout else []), "pred_tags", "pred_spans",
+            "pred_types", "type_mass"]
 
 
 def score_row(rec: Record, pred: Prediction, labels: list[str]) -> dict[str, Any]:

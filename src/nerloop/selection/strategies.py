@@ -2,24 +2,28 @@
 
 Every strategy is one function with the same signature, ``(candidates, embeddings, config) -> Ranking``,
 listed in ``STRATEGIES``: it orders ALL candidates best first and explains each one. ``select`` then
-applies what all strategies share (batch size, token budget, output columns). Adding a strategy is
-one function plus one registry entry, in the spirit of small-text's query strategies, and its name in
-``nerloop.params.STRATEGY_NAMES``, where params.yaml is checked before any selection code is loaded.
+applies what all strategies share (balancing over entity types, batch size, token budget, output
+columns). Adding a strategy is one function plus one registry entry, in the spirit of small-text's
+query strategies, and its name in ``nerloop.params.STRATEGY_NAMES``, where params.yaml is checked
+before any selection code is loaded.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from nerloop.params import MEASURE_NAMES
+from nerloop.params import MC_MEASURE_NAMES, MEASURE_NAMES
 from nerloop.selection import diversity
 
 OUTPUT_COLUMNS = ["rank", "score", "cluster", "reason"]
+NO_ENTITY = "(no entity)"  # balance_types: the group of sentences with no predicted entity
 
 
 @dataclass
@@ -27,7 +31,7 @@ class SelectConfig:
     """The ``select`` section of params.yaml."""
 
     strategy: str = "hybrid"  # random | uncertainty | hybrid
-    measure: str = "mnlp"  # a name from params.MEASURE_NAMES: uncertainty.MEASURES, or "bald"
+    measure: str = "mnlp"  # a name from params.MEASURE_NAMES: uncertainty.MEASURES or MC_MEASURES
     alpha: float = 0.7  # hybrid: weight of uncertainty against diversity
     batch_size: int = 100  # sentences per batch
     token_budget: int | None = None  # max total n_tokens per batch (annotation cost), None = no limit
@@ -35,6 +39,7 @@ class SelectConfig:
     rare_bonus: float = 0.0  # added as rare_bonus * rare, to favour sentences with rare entity types
     pattern_bonus: float = 0.0  # added as pattern_bonus * pattern, to favour sentences with data.patterns matches
     seed: int = 42
+    balance_types: bool = False  # spread the batch round-robin over each sentence's rarest predicted type
 
 
 @dataclass
@@ -85,6 +90,8 @@ def validate_config(config: SelectConfig, n_candidates: int | None = None) -> No
         raise ValueError(f"select.pattern_bonus must be a number >= 0, got {config.pattern_bonus!r}")
     if not _is_int(config.seed):
         raise ValueError(f"select.seed must be an integer, got {config.seed!r}")
+    if not isinstance(config.balance_types, bool):
+        raise ValueError(f"select.balance_types must be true or false, got {config.balance_types!r}")
     if config.strategy == "hybrid" and n_candidates and config.k > n_candidates:
         raise ValueError(f"select.k ({config.k}) is larger than the number of candidate sentences ({n_candidates})")
 
@@ -95,7 +102,7 @@ def validate_config(config: SelectConfig, n_candidates: int | None = None) -> No
 def _measure_values(candidates: pd.DataFrame, measure: str) -> np.ndarray:
     """The measure column as floats; a missing column or NaN is an error, not a silent zero."""
     if measure not in candidates.columns:
-        hint = " (bald needs MC-dropout passes at scoring time)" if measure == "bald" else ""
+        hint = f" ({measure} needs MC-dropout passes at scoring time)" if measure in MC_MEASURE_NAMES else ""
         raise ValueError(f"select.measure {measure!r} has no column in the candidates table{hint}")
     values = candidates[measure].to_numpy(dtype=np.float64)
     if np.isnan(values).any():
@@ -214,6 +221,34 @@ STRATEGIES: dict[str, Strategy] = {
 # --- the entry point ------------------------------------------------------------------------------
 
 
+def type_groups(candidates: pd.DataFrame) -> list[str]:
+    """Each row's entity-type group for ``select.balance_types``: the rarest of its predicted types.
+
+    Stage score's ``pred_types`` lists the types a sentence has predicted spans of, without counts, so
+    a sentence with several types has no "main" one by count; it goes to the type that the fewest
+    candidate sentences predict (ties by name), since the point of balancing is that a rare type gets
+    its share of the batch. Sentences with no predicted entity form a group of their own, ``NO_ENTITY``.
+    """
+    if "pred_types" not in candidates.columns:
+        raise ValueError("select.balance_types needs the pred_types column of stage score's table")
+    types = [json.loads(cell) for cell in candidates["pred_types"]]
+    sentences_with = Counter(t for ts in types for t in ts)
+    return [min(ts, key=lambda t: (sentences_with[t], t)) if ts else NO_ENTITY for ts in types]
+
+
+def balance_by_type(order: np.ndarray, groups: list[str]) -> np.ndarray:
+    """The ranking re-ordered round-robin over ``groups``, keeping the strategy's order within each group.
+
+    Round r takes the r-th best sentence of every group that still has one; within a round, groups
+    take turns in the order their best sentence has in the ranking, so the strategy's first pick stays
+    first. This is ``diversity.spread`` with groups in place of clusters and rank in place of score.
+    """
+    position = np.empty(len(order), dtype=np.float64)
+    position[order] = np.arange(len(order))
+    codes, _ = pd.factorize(pd.Series(groups))
+    return np.asarray(diversity.spread(-position, codes, len(order)), dtype=np.int64)
+
+
 def _take(order: np.ndarray, n_tokens: np.ndarray, batch_size: int, token_budget: int | None) -> list[int]:
     """Walk the ranking, keeping rows until the batch is full; rows that would overshoot the token
     budget are skipped so that a shorter sentence further down can still fill the batch."""
@@ -244,12 +279,14 @@ def select(candidates: pd.DataFrame, embeddings: np.ndarray | None, config: Sele
         return pd.DataFrame(columns=[*columns, *OUTPUT_COLUMNS])
 
     ranking = STRATEGIES[config.strategy](candidates, embeddings, config)
+    groups = type_groups(candidates) if config.balance_types else None
+    order = ranking.order if groups is None else balance_by_type(ranking.order, groups)
     n_tokens = candidates["n_tokens"].to_numpy(dtype=np.int64)
-    chosen = _take(ranking.order, n_tokens, config.batch_size, config.token_budget)
+    chosen = _take(order, n_tokens, config.batch_size, config.token_budget)
 
     batch = candidates.iloc[chosen].reset_index(drop=True)
     batch["rank"] = np.arange(1, len(chosen) + 1)
     batch["score"] = ranking.score[chosen]
     batch["cluster"] = ranking.cluster[chosen]
-    batch["reason"] = [ranking.reason[i] for i in chosen]
+    batch["reason"] = [ranking.reason[i] + (f", type group {groups[i]}" if groups is not None else "") for i in chosen]
     return batch

@@ -140,6 +140,30 @@ def bald(mc_probs: np.ndarray) -> float:
     return float(np.clip(entropy_of_mean - mean_of_entropy, 0.0, None).mean())
 
 
+def vote_entropy(mc_probs: np.ndarray) -> float:
+    """Vote entropy of a query-by-committee: mean over words of the entropy of the passes' votes.
+
+    ``mc_probs`` has shape (T, n_words, n_labels); each of the T MC-dropout passes is one committee
+    member and votes for its argmax label on each word (Dagan & Engelson 1995). A word's vote entropy
+    is -sum over labels of V/T * log(V/T), V being the votes a label got: 0 when the committee agrees,
+    log(T) when every member votes differently. Unlike BALD it looks only at the votes, not at how
+    sure each member is, so it is the hard-vote counterpart of BALD's soft disagreement.
+
+    Averaged over words (Settles & Craven 2008's token-level variant) rather than taken over whole
+    predicted sequences: with T passes a long sentence almost always has some word where two passes
+    differ, so the sequence-level entropy saturates at log(T) and would rank by length; the word mean
+    is comparable across lengths, as BALD and mnlp are.
+    """
+    mc_probs = np.asarray(mc_probs, dtype=np.float64)
+    if mc_probs.ndim != 3:
+        raise ValueError(f"mc_probs must have shape (T, n_words, n_labels), got shape {mc_probs.shape}")
+    _, n_words, n_labels = mc_probs.shape
+    if n_words == 0:
+        return 0.0
+    votes = np.eye(n_labels)[mc_probs.argmax(axis=2)]  # (T, n_words, n_labels): one-hot vote of each member
+    return float(token_entropy(votes.mean(axis=0)).mean())
+
+
 def type_mass(probs: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
     """Per entity type, the largest probability any word gives to that type (its B- plus I- column).
 
@@ -171,7 +195,7 @@ def _ignore_labels(measure: Callable[[np.ndarray], float]) -> Measure:
     return wrapped
 
 
-# name -> measure(probs, labels). BALD is not here: it needs MC-dropout passes, see score_sentence.
+# name -> measure(probs, labels). BALD and vote entropy are not here: they need MC-dropout passes (MC_MEASURES).
 MEASURES: dict[str, Measure] = {
     "entropy_mean": _ignore_labels(entropy_mean),
     "entropy_max": _ignore_labels(entropy_max),
@@ -183,11 +207,18 @@ MEASURES: dict[str, Measure] = {
 }
 
 
+# name -> measure(mc_probs): the committee measures, computed only when score.mc_dropout_passes > 0.
+MC_MEASURES: dict[str, Callable[[np.ndarray], float]] = {
+    "bald": bald,
+    "vote_entropy": vote_entropy,
+}
+
+
 def score_sentence(probs: np.ndarray, labels: Sequence[str], mc_probs: np.ndarray | None = None) -> dict[str, float]:
-    """All measures for one sentence, keyed by name; "bald" only when MC-dropout passes are given."""
+    """All measures for one sentence, keyed by name; MC_MEASURES only when MC-dropout passes are given."""
     scores = {name: measure(probs, labels) for name, measure in MEASURES.items()}
     if mc_probs is not None:
-        scores["bald"] = bald(mc_probs)
+        scores |= {name: measure(mc_probs) for name, measure in MC_MEASURES.items()}
     return scores
 
 
@@ -199,7 +230,7 @@ def score_sentences(
     """Score many sentences: name -> array with one value per sentence (ready for a DataFrame)."""
     if mc_probs_list is not None and len(mc_probs_list) != len(probs_list):
         raise ValueError(f"got {len(mc_probs_list)} MC-dropout arrays for {len(probs_list)} sentences")
-    names = list(MEASURES) + (["bald"] if mc_probs_list is not None else [])
+    names = list(MEASURES) + (list(MC_MEASURES) if mc_probs_list is not None else [])
     out = {name: np.zeros(len(probs_list)) for name in names}
     for i, probs in enumerate(probs_list):
         mc = mc_probs_list[i] if mc_probs_list is not None else None

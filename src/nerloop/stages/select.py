@@ -57,7 +57,7 @@ def rare_mass(table: pd.DataFrame, rare: set[str]) -> list[float]:
 def config_from(p: SelectParams, cycle: int = 1) -> SelectConfig:
     """The strategy's settings for ``cycle``, whose batch size may come from a schedule."""
     cfg = SelectConfig(p.strategy, p.measure, p.alpha, p.batch_size_for(cycle), p.token_budget, p.k, p.rare_bonus,
-                       p.pattern_bonus, p.seed)
+                       p.pattern_bonus, p.seed, p.balance_types)
     try:
         validate_config(cfg)
     except ValueError as exc:
@@ -167,7 +167,7 @@ def write_report(
         f"# Batch for cycle {cycle}",
         "",
         f"Strategy `{cfg.strategy}`, measure `{cfg.measure}`, alpha {cfg.alpha}, k {cfg.k}, "
-        f"rare-type bonus {cfg.rare_bonus}: "
+        f"rare-type bonus {cfg.rare_bonus}{', balanced over predicted entity types' if cfg.balance_types else ''}: "
         f"{len(chosen)} of {n_candidates} candidate sentences, {int(chosen['n_tokens'].sum())} tokens.",
         "",
         *pattern_lines,
@@ -227,6 +227,8 @@ def main() -> None:
     batch = []
     measures = [c for c in chosen.columns if c in MEASURE_NAMES]
     selection = asdict(cfg)  # travels with each sentence into the ledger: how it was chosen
+    if not cfg.balance_types:  # recorded only when on, so that ledgers made without it stay as they were
+        del selection["balance_types"]
     if paths.SCORE_SETTINGS.exists():  # ... and from how much of the pool
         selection["score"] = json.loads(paths.SCORE_SETTINGS.read_text(encoding="utf-8"))
     for row in chosen.to_dict("records"):

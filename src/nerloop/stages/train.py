@@ -4,7 +4,8 @@ Always from the base model (never from the previous cycle's), on seed + ledger, 
 recipe of ``train.recipe`` (``model.fit``): by default one run on every labelled sentence for
 the epoch count earlier cycles' probes agree on (``metrics/probes.json``, this stage's own
 persisted output, versioned with the model); a probe is made only while that history is too
-thin or the labelled set has outgrown it. The gold set is never seen here.
+thin or the labelled set has outgrown it. With ``train.entity_swap`` each run also trains on
+entity-swapped copies of its training sentences (``model.augment``). The gold set is never seen here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def main() -> None:
     write_json(paths.METRICS / "train.json", summary)
     val_f1 = summary.get("best_validation_f1")
     how = f"best validation F1 {val_f1:.3f}" if val_f1 is not None else f"epochs: {summary['epochs_from']}"
-    print(f"trained on {summary['train_sentences']} sentences for {summary['epochs_run']} epochs "
+    swapped = f" (+{summary['augmented_sentences']} entity-swapped)" if "augmented_sentences" in summary else ""
+    print(f"trained on {summary['train_sentences']} sentences{swapped} for {summary['epochs_run']} epochs "
           f"({summary['recipe']}; {how}), {summary['train_sentences_per_second']} sentences/s")
 
 
