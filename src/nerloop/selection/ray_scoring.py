@@ -193,6 +193,8 @@ def _score_shards(address: str, store: ShardStore, pool_file: Path, excluded: se
         per_call = rows_per_call(n_lines, sp.batch_size, actors)
         keep = kept_lines(pool_file, excluded, sp.subsample, subsample_seed)
         shards = write_pool_shards(pool_file, store, per_call)
+        if not shards:  # an empty pool file: nothing for the cluster to do
+            return []
         print(f"scoring {n_lines} pool lines on Ray ({address}): {actors} actor(s), "
               f"{'1 GPU' if use_gpu else f'{sp.ray_cpus_per_actor} CPU(s)'} each, {len(shards)} shard(s) of up to "
               f"{per_call} sentences in {store.root}", flush=True)
