@@ -112,15 +112,20 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield n, line.rstrip("\r\n").strip("\ufeff")
 
 
+def parse_record(line: str | bytes, path: str | Path, n: int) -> Record:
+    """One line of canonical JSONL as a record; a line that is not one fails naming ``path`` and line ``n``."""
+    try:
+        return Record.from_dict(json.loads(line))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(path, n, f"not a canonical record: {exc}") from None
+
+
 def iter_records(path: str | Path) -> Iterator[Record]:
     """Canonical JSONL written by ``write_records``, one record at a time (a million-line pool in little memory)."""
     path = Path(path)
     for n, line in _lines(path):
         if line.strip():
-            try:
-                yield Record.from_dict(json.loads(line))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(path, n, f"not a canonical record: {exc}") from None
+            yield parse_record(line, path, n)
 
 
 def read_records(path: str | Path) -> list[Record]:

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nerloop.data.files import parse_record
 from nerloop.data.records import Record
-from nerloop.errors import DataError, NerloopError
+from nerloop.errors import NerloopError
 
 DEFAULT_FOLDER = Path(".nerloop/ray-shards")  # git-ignored, like the rest of .nerloop/
 
@@ -137,8 +138,9 @@ def kept_lines(pool_file: Path, excluded: set[str], subsample: int, seed: int) -
         for n, line in enumerate(fh):
             if line.strip() and json.loads(line)["id"] not in excluded:
                 left.append(n)
-    keep = subsample_positions(len(left), subsample, seed)
-    return np.asarray(left if keep is None else [left[i] for i in keep], dtype=np.int64)
+    lines = np.asarray(left, dtype=np.int64)
+    keep = subsample_positions(len(lines), subsample, seed)
+    return lines if keep is None else lines[keep]
 
 
 def read_pool_shard(store: ShardStore, shard: Shard, excluded: set[str] | frozenset[str],
@@ -154,10 +156,7 @@ def read_pool_shard(store: ShardStore, shard: Shard, excluded: set[str] | frozen
     for k, line in enumerate(lines):
         if not line.strip() or (wanted is not None and shard.first + k not in wanted):
             continue
-        try:
-            rec = Record.from_dict(json.loads(line))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(pool_name, shard.first + k + 1, f"not a canonical record: {exc}") from None
+        rec = parse_record(line, pool_name, shard.first + k + 1)
         if rec.id not in excluded:
             out.append(rec)
     return out
