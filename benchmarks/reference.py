@@ -86,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     sample = [r for r in {r.id: r for r in corpus.train}.values() if r.id not in test_ids][: args.sentences]
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed"}), "sentences": len(sample),
-              "test_sentences": args.test_sentences, "device": "cuda" if torch.cuda.is_available() else "cpu",
-              "torch_threads": torch.get_num_threads()}
+              "test_sentences": args.test_sentences, "device": "cuda" if torch.cuda.is_available() else "cpu"}
     state: dict[str, Any] = json.loads(args.results.read_text()) if args.results.exists() else {}
+    old_threads = state.get("config", {}).pop("torch_threads", None)  # the first runs' one figure: now per step
+    for st in state.get("seeds", {}).values() if old_threads else ():
+        for step in [*st["probes"], *([st["final"]] if "final" in st else [])]:
+            step.setdefault("torch_threads", old_threads)
     if state.get("config") != config:  # other params or sizes: nothing there applies
         state = {"config": config, "seeds": {}}
     state.update(sentences=len(sample), test_sentences=len(test))
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         order = np.random.default_rng(seed).permutation(len(sample))  # as recipes.py draws the nested subsets
         for size in probe_sizes(len(sample), tp.min_probes, tp.probe_growth)[len(st["probes"]):]:
             record, seconds = earlier_probe(sample, order, size, labels, mp, tp)
-            st["probes"].append({"record": record, "seconds": seconds})
+            st["probes"].append({"record": record, "seconds": seconds, "torch_threads": torch.get_num_threads()})
             print(f"seed {seed}: probe at {size:,}: best epoch {record['best_epoch']} ({seconds:.0f} s)", flush=True)
             save()
         if "final" not in st:
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                                                          Path(out) / "m", [p["record"] for p in st["probes"]]))  # noqa: B023
                 pred = predict_tags(Path(out) / "m", test, 64, mp.max_length)
             st["final"] = {"epochs": result["epochs_run"], "probed": result["probed"], "train_seconds": seconds,
+                           "torch_threads": torch.get_num_threads(),
                            "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4)}
             print(f"seed {seed}: {len(sample):,} sentences, {st['final']['epochs']} epochs, test F1 "
                   f"{st['final']['f1']}", flush=True)
