@@ -99,8 +99,11 @@ class DecisionMixin:
             meta={"cycle": int(item.m("cycle", 0)), "scores": item.m("scores") or {}, "selection": item.m("selection"),
                   "annotators": annotators, self.SOURCE_KEY: self._provenance(v)},  # type: ignore[attr-defined]
         )
+        # the words the annotator was asked about (select.unit: window): the ledger keeps the pre-annotation elsewhere
+        window = item.m("window")
         return Annotation(record=record, cycle=int(item.m("cycle", 0)), annotator=v.confirmed_by, pre_tags=pre_tags,
-                          revision=revision, review=item.m("review"))
+                          revision=revision, review=item.m("review"),
+                          window=[int(x) for x in window] if window is not None else None)
 
     def _late_correction(self, sid: str, entry: dict[str, Any], mine: dict[str, Version],
                          reviewed: dict[str, Version], result: TeamFetchResult) -> None:
