@@ -158,6 +158,15 @@ class Ledger:
         """The partly labelled sentences: latest revisions with a window (a later whole revision completes one)."""
         return [e for e in self.entries if WINDOW_KEY in e]
 
+    def partial_counts(self) -> dict[str, int] | None:
+        """Partly labelled sentences and the words of their windows (what was asked), or None when there are
+        none, so that a summary made without windows stays as it was."""
+        partial = self.partial()
+        if not partial:
+            return None
+        return {"sentences": len(partial),
+                "window_tokens": sum(labelled_tokens(e[WINDOW_KEY], len(e["record"]["tokens"])) for e in partial)}
+
     @property
     def cycle(self) -> int:
         """The last cycle that brought annotations (0 when only the seed set is labelled)."""
