@@ -84,3 +84,33 @@ def test_the_window_travels_in_the_item_meta_and_back_into_the_ledger(tmp_path: 
     entry, = Ledger(tmp_path / "ledger.jsonl").append([ann])
     assert entry["window"] == [2, 5] and entry["record"]["tags"] == PRE  # the window's answer agrees with PRE
     assert entry["effort"] == {"kept": 1, "added": 0, "deleted": 0, "relabelled": 0}  # Paris alone was asked
+
+
+def test_two_annotators_of_a_window_agree_when_only_their_words_outside_it_differ(tmp_path: Path) -> None:
+    """A QC pair of a partly labelled sentence is judged on the window (outside it the pre-annotation stands), and
+    a change outside the window after import is no late correction."""
+    from nerloop.annotation.core.decide import TeamFetchResult, Version
+    from nerloop.annotation.core.protocol import Item
+    from nerloop.annotation.label_studio import LabelStudioBackend
+    from nerloop.params import LabelStudioParams
+    from tool_servers import LABELS, PRE, make_record
+
+    ls = LabelStudioBackend(LabelStudioParams(annotators=["a", "b"]), LABELS, home=tmp_path / "ls",
+                            creds=("http://127.0.0.1:9", "t"))
+    rec = make_record(1)
+    rec.meta["window"] = [2, 5]
+    item = Item(example_id=7, text=rec.text, meta=ls._task(rec, 1)["meta"])
+    wiped = ["O", "O", "O", "B-LOC", "O", "O", "O", "O"]  # b also removed PER and ORG, outside the window
+    mine = {"a": Version("nerloop-a", item, "a", "t1", list(PRE), []),
+            "b": Version("nerloop-b", item, "b", "t2", wiped, [])}
+    result = TeamFetchResult()
+    ann = ls._decide(rec.id, ["a", "b"], mine, {}, {}, result)
+    assert ann is not None and result.disagreements == [] and ann.window == [2, 5]
+    entry = {"id": rec.id, "pre_tags": PRE, "window": [2, 5],
+             "record": {**rec.to_dict(), "tags": PRE, "meta": {ls.SOURCE_KEY: {"project": "nerloop-b"}}}}
+    later = TeamFetchResult()
+    ls._late_correction(rec.id, entry, mine, {}, later)
+    assert later.done == [] and later.revisions == []
+    mine["b"].tags = ["O", "O", "O", "O", "O", "O", "O", "O"]  # Paris, inside the window, deleted: a correction
+    ls._late_correction(rec.id, entry, mine, {}, later)
+    assert later.revisions == [rec.id]
