@@ -73,3 +73,22 @@ def test_word_emissions_keep_first_subwords_left_packed() -> None:
     first = torch.tensor([[False, True, False, True, False], [False, True, True, True, False]])
     em, mask = word_emissions(logits, first)
     assert em[..., 0].tolist() == [[1.0, 3.0, 0.0], [6.0, 7.0, 8.0]] and mask.tolist() == [[1, 1, 0], [1, 1, 1]]
+
+
+def test_unobserved_words_are_marginalised_out_of_the_likelihood() -> None:
+    """train.partial: mask with the CRF head: a word outside the window is summed over (brute force agrees),
+    so its tag does not matter, and with every word observed the likelihood is the plain one."""
+    crf = random_crf(2)
+    torch.manual_seed(3)
+    em = torch.randn(1, 4, len(LABELS))
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    tags = torch.tensor([[1, 2, 0, 3]])
+    observed = torch.tensor([[True, True, False, False]])
+    scores = brute(crf, em[0])
+    log_z = torch.logsumexp(torch.tensor(list(scores.values())), 0)
+    log_num = torch.logsumexp(torch.tensor([v for s, v in scores.items() if s[:2] == (1, 2)]), 0)
+    assert abs(float(crf.nll(em, tags, mask, observed)) - float(log_z - log_num)) < 1e-4
+    other = torch.tensor([[1, 2, 3, 4]])  # other tags outside the window: the same loss
+    assert abs(float(crf.nll(em, other, mask, observed)) - float(crf.nll(em, tags, mask, observed))) < 1e-6
+    every = torch.ones(1, 4, dtype=torch.bool)
+    assert abs(float(crf.nll(em, tags, mask, every)) - float(crf.nll(em, tags, mask))) < 1e-4

@@ -196,3 +196,14 @@ def test_card_records_each_cycles_selection_and_scoring_as_they_were() -> None:
     text = str(build_card(make_params(), **data))
     assert "| pool sentences scored |" in text
     assert "4,000 (subsample) |" in text and "9,970 (all) |" in text
+
+
+def test_card_counts_the_partly_labelled_sentences_kept_out_and_says_nothing_without_them():
+    data = inputs(include_gold=True)
+    text = str(build_card(make_params(), **data))
+    assert "partly labelled" not in text.lower()
+    data["stats"]["provenance"]["partly_labelled_kept_out"] = ["a" * 16, "b" * 16, "c" * 16]
+    text = str(build_card(make_params(), **data))
+    assert "**Partly labelled, kept out**: 3 of 60 annotated sentences were asked about only a window" in text
+    assert "are **not** in any split" in text
+    assert "3 partly labelled sentence(s) (asked about a window only) kept out of the splits." in text

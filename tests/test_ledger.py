@@ -182,3 +182,52 @@ def test_entry_with_wrong_shape_is_rejected_when_loaded(tmp_path: Path) -> None:
         with pytest.raises(DataError) as info:
             Ledger(path)
         assert f"{path}:4:" in str(info.value) and "corrupt ledger entry" in str(info.value)
+
+
+# --------------------------------------------------------------------------- partly labelled (select.unit: window)
+
+
+def _windowed(win: list[int] | None, tags: list[str], cycle: int = 1, revision: bool = False) -> Annotation:
+    rec = Record.from_tokens(["Ada", "met", "Bob", "in", "Rome"], tags)
+    return Annotation(record=rec, cycle=cycle, annotator="tester", pre_tags=["B-PER", "O", "O", "O", "B-PER"],
+                      revision=revision, window=win)
+
+
+def test_a_window_round_trips_with_the_pre_annotation_outside_it(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    # the annotator also "changed" word 4, outside the window: nobody asked, the shown tag stands
+    entry, = Ledger(path).append([_windowed([1, 3], ["B-PER", "O", "B-PER", "O", "B-LOC"])])
+    assert entry["window"] == [1, 3]
+    assert entry["record"]["tags"] == ["B-PER", "O", "B-PER", "O", "B-PER"]
+    assert entry["effort"] == {"kept": 0, "added": 1, "deleted": 0, "relabelled": 0}  # the window's spans only
+    ledger = Ledger(path)
+    assert ledger.entries[0]["window"] == [1, 3]
+    assert ledger.records()[0].meta["window"] == [1, 3]
+    assert ledger.per_cycle()[1]["tokens"] == 2  # the words asked, not the sentence's 5
+    assert ledger.partial_counts() == {"sentences": 1, "window_tokens": 2}
+
+
+def test_a_whole_sentence_has_no_window_key_and_a_later_whole_revision_completes_a_partial_one(
+        tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    ledger.append([_windowed([1, 3], ["B-PER", "O", "B-PER", "O", "B-PER"])])
+    new, = ledger.append([_windowed(None, ["B-PER", "O", "B-PER", "O", "B-LOC"], cycle=2, revision=True)])
+    assert "window" not in new and new["revision"] == 2
+    assert Ledger(path).partial() == [] and Ledger(path).partial_counts() is None
+    assert "window" not in Ledger(path).records()[0].meta
+
+
+@pytest.mark.parametrize(("window", "why"), [
+    ([3, 1], "is not a span"), ([0, 9], "is not a span"), ([1], "two integers"), ("1-3", "two integers"),
+    ([1.0, 3], "two integers"),
+])
+def test_a_bad_window_names_the_line(tmp_path: Path, window: object, why: str) -> None:
+    path = tmp_path / "ledger.jsonl"
+    Ledger(path).append([A, B])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad = json.loads(lines[1]) | {"window": window}
+    path.write_text("\n".join([lines[0], json.dumps(bad)]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        Ledger(path)
+    assert f"{path}:2:" in str(info.value) and "'window'" in str(info.value) and why in str(info.value)

@@ -267,3 +267,41 @@ def test_crf_head_trains_saves_loads_and_predicts_marginals(tiny: Path, tmp_path
         assert np.allclose(p.probs.sum(1), 1.0, atol=1e-4)  # marginals of the whole-sequence model
         assert all(not t.startswith("I-") or (j and p.tags[j - 1][2:] == t[2:]) for j, t in enumerate(p.tags))
         assert len(p.tags) == len(RECORDS[i].tokens)
+
+
+def _partial_records(outside: list[str]) -> list[Record]:
+    """RECORDS with the first sentence partly labelled: words 0-1 asked (window [0, 2)), ``outside`` after them."""
+    first = Record.from_tokens(["aspirin", "causes", "ulcers", "."], ["B-CHEM", "O", *outside],
+                               meta={"window": [0, 2]})
+    return [first, *RECORDS[1:]]
+
+
+def _trained_weights(tiny: Path, out: Path, records: list[Record], head: str, partial: str) -> bytes:
+    train(records, [], LABELS, ModelParams(base=str(tiny), max_length=32, head=head),
+          TrainParams(epochs=1, batch_size=4, partial=partial), out)
+    return (out / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+def test_partial_mask_ignores_the_tags_outside_the_window(tiny: Path, tmp_path: Path, head: str) -> None:
+    """train.partial: mask: what a partly labelled sentence holds outside its window changes nothing trained."""
+    a = _trained_weights(tiny, tmp_path / "a", _partial_records(["B-DIS", "O"]), head, "mask")
+    b = _trained_weights(tiny, tmp_path / "b", _partial_records(["O", "B-CHEM"]), head, "mask")
+    assert a == b
+
+
+def test_partial_fill_trains_on_the_tags_outside_the_window(tiny: Path, tmp_path: Path) -> None:
+    a = _trained_weights(tiny, tmp_path / "a", _partial_records(["B-DIS", "O"]), "softmax", "fill")
+    b = _trained_weights(tiny, tmp_path / "b", _partial_records(["O", "B-CHEM"]), "softmax", "fill")
+    assert a != b
+
+
+def test_class_weights_count_only_the_tags_trained_on() -> None:
+    from nerloop.model.training import trained_tags
+
+    rec = _partial_records(["B-DIS", "O"])[0]
+    assert trained_tags(rec, "mask") == ["B-CHEM", "O"] and trained_tags(rec, "fill") == rec.tags
+    other = _partial_records(["O", "B-CHEM"])[0]
+    assert class_weights([rec], LABELS, "inverse").tolist() == class_weights([other], LABELS, "inverse").tolist()
+    assert class_weights([rec], LABELS, "inverse", "fill").tolist() != class_weights([other], LABELS, "inverse",
+                                                                                     "fill").tolist()

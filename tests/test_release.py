@@ -241,3 +241,14 @@ def test_jsonl_rows_read_back_with_nerloop(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in jsonl_rows(recs)), encoding="utf-8")
     back = read_jsonl(path)
     assert back[0].tokens == recs[0].tokens and back[0].tags == recs[0].tags
+
+
+def test_partly_labelled_sentences_are_kept_out_unless_a_later_revision_is_whole():
+    from nerloop.release.gather import split_partial
+
+    whole = {"id": "a", "cycle": 1}
+    partial = {"id": "b", "cycle": 1, "window": [0, 2]}
+    completed = {"id": "c", "cycle": 2, "revision": 2}  # the latest revision of a once-windowed sentence
+    kept, out = split_partial([whole, partial, completed])
+    assert kept == [whole, completed] and out == ["b"]
+    assert split_partial([]) == ([], [])

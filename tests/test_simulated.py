@@ -204,3 +204,17 @@ def test_missing_answers_file(tmp_path: Path) -> None:
     backend.export([ADA], cycle=1)
     with pytest.raises(DataError, match=r"nope\.conll"):
         backend.fetch(_ledger(backend))
+
+
+def test_a_windowed_sentence_is_answered_inside_the_window_only(backend: SimulatedBackend, tmp_path: Path) -> None:
+    """select.unit: window: the true tags inside the window, the pre-annotation as shown outside it; the window
+    travels into the ledger entry, whose effort and tokens count the window's words."""
+    rec = _pool(["in", "New", "York"], pre=["B-LOC", "O", "O"])
+    rec.meta["window"] = [1, 3]
+    backend.export([rec], cycle=1)
+    ann, = backend.fetch(_ledger(backend)).done
+    assert ann.window == [1, 3]
+    assert ann.record.tags == ["B-LOC", "B-LOC", "I-LOC"]  # word 0 wrongly pre-annotated, not asked: kept
+    entry, = Ledger(tmp_path / "ledger.jsonl").append([ann])
+    assert entry["window"] == [1, 3] and entry["record"]["tags"] == ann.record.tags
+    assert entry["effort"] == {"kept": 0, "added": 1, "deleted": 0, "relabelled": 0}

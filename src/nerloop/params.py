@@ -95,7 +95,7 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"entity_swap": 0.0}
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"entity_swap": 0.0, "partial": "mask"}
 
     seed: int = 42
     # fitted: one run on all labels for the epoch count earlier probes agree on | refit | holdout (README)
@@ -114,6 +114,9 @@ class TrainParams(Section):
     class_weighting: Literal["none", "inverse_sqrt", "inverse"] = "inverse_sqrt"
     # add this share of the training sentences again as entity-swapped copies (README "Training recipe"); 0 = off
     entity_swap: confloat(ge=0, le=1) = 0.0  # type: ignore[valid-type]
+    # partly labelled sentences (select.unit: window): mask = words outside the window are not trained on (-100),
+    # fill = trained on the pre-annotation kept there (README "Subsequence selection")
+    partial: Literal["mask", "fill"] = "mask"
 
 
 class EvaluateParams(Section):
@@ -134,7 +137,7 @@ class ScoreParams(Section):
 
 
 class SelectParams(Section):
-    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"balance_types": False}
+    OFF_BY_DEFAULT: ClassVar[dict[str, Any]] = {"balance_types": False, "unit": "sentence", "window_tokens": 8}
 
     strategy: str = "hybrid"
     measure: str = "mnlp"
@@ -147,6 +150,9 @@ class SelectParams(Section):
     pattern_bonus: confloat(ge=0) = 0.0  # type: ignore[valid-type]  # for sentences with a data.patterns match
     seed: int = 42
     balance_types: bool = False  # spread the batch round-robin over the sentences' predicted entity types
+    # window: ask only for each chosen sentence's most uncertain words (README "Subsequence selection")
+    unit: Literal["sentence", "window"] = "sentence"
+    window_tokens: conint(ge=1) = 8  # type: ignore[valid-type]  # window: its length in words before widening
 
     @validator("strategy")  # names checked here, so a typo fails before any training, not at select
     def _known_strategy(cls, name: str) -> str:  # noqa: N805

@@ -3,7 +3,8 @@
 It stands in for humans in the demo, the tests and the benchmarks, so the whole loop
 runs unattended. Its "server" is a JSONL file of exported examples under ``state_dir``
 (committed with each cycle, like a Doccano database would persist); it answers every
-exported sentence at the next import, as an annotator who confirms everything would.
+exported sentence at the next import, as an annotator who confirms everything would. A sentence sent with a
+window (``select.unit: window``) is answered inside the window only; outside it the pre-annotation stays.
 
 It answers by characters, not tokens: the answer to a pool sentence is found by the
 sentence's character key (its text without whitespace), and its entities are carried
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from nerloop.annotation.core.base import AnnotationBackend, FetchResult
 from nerloop.data.align import AlignError, char_key, project_tags
-from nerloop.data.annotations import Annotation
+from nerloop.data.annotations import Annotation, merge_window, window_of
 from nerloop.data.files import _lines, atomic_write
 from nerloop.data.formats import read_any
 from nerloop.data.ledger import Ledger
@@ -104,10 +105,11 @@ class SimulatedBackend(AnnotationBackend):
                 result.pending.append(rec.id)
                 result.problems.append(f"sentence {rec.id}: {problem}; stays pending")
                 continue
-            pre_tags, review = rec.meta.get("pre_tags"), rec.meta.get("review")
-            rec.tags = tags
+            pre_tags, review, window = rec.meta.get("pre_tags"), rec.meta.get("review"), window_of(rec.meta)
+            # asked about a window only, it answers there and leaves what it was shown elsewhere, as a person would
+            rec.tags = merge_window(pre_tags, tags, window)
             # keep only how the sentence was chosen; pre-annotation and scores are not part of the annotation
             rec.meta = {"selection": rec.meta["selection"]} if "selection" in rec.meta else {}
             result.done.append(Annotation(record=rec, cycle=e["cycle"], annotator="simulated", pre_tags=pre_tags,
-                                          review=review))
+                                          review=review, window=window))
         return result

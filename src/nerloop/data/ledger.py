@@ -13,6 +13,12 @@ sentence, so the latest wins in training and in the final dataset.
 
 A sentence sent as "accept or edit" and returned exactly as pre-annotated (accepted in one key) is marked
 ``"accepted": true``; other entries have no such key, so ledgers written before it load unchanged.
+
+A sentence asked only in part (``select.unit: window``, README "Subsequence selection") is *partly labelled*:
+its entry carries ``"window": [start, end]`` (the words asked about, end exclusive), and its tags hold the
+whole sentence, the annotator's answer inside the window and the pre-annotation as shown outside it. Its
+effort and token counts cover the window only; :meth:`Ledger.records` puts the window on the record's
+``meta["window"]`` so that training can leave the other words out. Whole sentences have no ``"window"``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nerloop.data.annotations import EFFORT_KEYS, Annotation, edit_counts, manual_effort, summed
+from nerloop.data.annotations import (
+    EFFORT_KEYS,
+    WINDOW_KEY,
+    Annotation,
+    edit_counts,
+    labelled_tokens,
+    manual_effort,
+    merge_window,
+    summed,
+)
 from nerloop.data.files import _lines, atomic_write
 from nerloop.data.records import Record
 from nerloop.errors import DataError
@@ -30,6 +45,16 @@ from nerloop.errors import DataError
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_window(win: Any, n_tokens: int) -> None:
+    """A window is ``[start, end]`` with ``0 <= start < end <= n_tokens``; anything else is a TypeError or
+    ValueError that says what it should be."""
+    if not isinstance(win, list) or len(win) != 2 or not all(_is_int(v) for v in win):
+        raise TypeError(f"'window' must be [start, end], two integers, got {win!r}")
+    if not 0 <= win[0] < win[1] <= n_tokens:
+        raise ValueError(f"'window' {win} is not a span of the sentence's {n_tokens} words (0 <= start < end <= "
+                         f"{n_tokens})")
 
 
 class Ledger:
@@ -63,8 +88,11 @@ class Ledger:
                     raise TypeError("'effort' must map counts to integers")
                 if not isinstance(entry.get("accepted", False), bool):
                     raise TypeError("'accepted' must be true or false")
-                if Record.from_dict(entry["record"]).id != entry["id"]:
+                record = Record.from_dict(entry["record"])
+                if record.id != entry["id"]:
                     raise ValueError("'id' differs from the record's id")
+                if WINDOW_KEY in entry:
+                    check_window(entry[WINDOW_KEY], len(record.tokens))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise DataError(self.path, n, f"corrupt ledger entry: {type(exc).__name__}: {exc}") from None
             entries.append(entry)
@@ -86,6 +114,9 @@ class Ledger:
         for ann in annotations:
             if ann.record.tags is None:
                 continue
+            if ann.window is not None:  # outside the window, what was shown stands: nobody was asked about it
+                check_window(ann.window, len(ann.record.tokens))
+                ann.record.tags = merge_window(ann.pre_tags, ann.record.tags, ann.window)
             before = latest.get(ann.record.id)
             if before is not None and (not ann.revision or before["record"]["tags"] == ann.record.tags):
                 continue
@@ -93,12 +124,14 @@ class Ledger:
                 "id": ann.record.id,
                 "cycle": ann.cycle,
                 "annotator": ann.annotator,
-                "effort": edit_counts(ann.pre_tags, ann.record.tags),
+                "effort": edit_counts(ann.pre_tags, ann.record.tags, ann.window),
                 "pre_tags": ann.pre_tags,
                 "record": ann.record.to_dict(),
             }
             if ann.accepted:
                 entry["accepted"] = True
+            if ann.window is not None:
+                entry[WINDOW_KEY] = list(ann.window)
             if before is not None:
                 entry["revision"] = int(before.get("revision", 1)) + 1
             latest[ann.record.id] = entry
@@ -111,8 +144,28 @@ class Ledger:
         return new
 
     def records(self) -> list[Record]:
-        """The annotated sentences (latest revision of each), in ledger order."""
-        return [Record.from_dict(e["record"]) for e in self.entries]
+        """The annotated sentences (latest revision of each), in ledger order; a partly labelled one carries
+        its window as ``meta["window"]`` (what training may learn from)."""
+        out = []
+        for e in self.entries:
+            rec = Record.from_dict(e["record"])
+            if WINDOW_KEY in e:
+                rec.meta = {**rec.meta, WINDOW_KEY: list(e[WINDOW_KEY])}
+            out.append(rec)
+        return out
+
+    def partial(self) -> list[dict[str, Any]]:
+        """The partly labelled sentences: latest revisions with a window (a later whole revision completes one)."""
+        return [e for e in self.entries if WINDOW_KEY in e]
+
+    def partial_counts(self) -> dict[str, int] | None:
+        """Partly labelled sentences and the words of their windows (what was asked), or None when there are
+        none, so that a summary made without windows stays as it was."""
+        partial = self.partial()
+        if not partial:
+            return None
+        return {"sentences": len(partial),
+                "window_tokens": sum(labelled_tokens(e[WINDOW_KEY], len(e["record"]["tokens"])) for e in partial)}
 
     @property
     def cycle(self) -> int:
@@ -127,7 +180,7 @@ class Ledger:
                 e["cycle"], {"sentences": 0, "tokens": 0, **dict.fromkeys(EFFORT_KEYS, 0)}
             )
             row["sentences"] += 1
-            row["tokens"] += len(e["record"]["tokens"])
+            row["tokens"] += labelled_tokens(e.get(WINDOW_KEY), len(e["record"]["tokens"]))
             for k, v in e["effort"].items():
                 row[k] += v
         return dict(sorted(out.items()))

@@ -31,8 +31,10 @@ EMPTY: dict[str, Any] = {"exported": {}, "done": [], "pending": [], "problems": 
 
 
 def annotation_to_dict(ann: Annotation) -> dict[str, Any]:
-    """Every field of the annotation, the record as its canonical dict."""
-    out = {f.name: getattr(ann, f.name) for f in dataclasses.fields(ann)}
+    """Every field of the annotation, the record as its canonical dict (``window`` only when there is one, so
+    that an inbox of whole sentences reads as before the field existed)."""
+    out = {f.name: getattr(ann, f.name) for f in dataclasses.fields(ann)
+           if not (f.name == "window" and ann.window is None)}
     out["record"] = ann.record.to_dict()
     return out
 

@@ -72,6 +72,9 @@ def status() -> dict[str, Any]:
         "uncommitted": repo.uncommitted(cycle.committed_paths(params)),
         "forecast": read_json(paths.METRICS / "forecast.json", None),  # written by evaluate: stop or continue
     }
+    partial = ledger.partial_counts()  # select.unit: window; the key only when there are some
+    if partial:
+        out["partly_labelled"] = partial
     out["next"] = next_step(out)
     return out
 
@@ -122,6 +125,9 @@ def render(s: dict[str, Any]) -> str:
         f"gold F1:             {f1}",
         f"held back:           {len(s['held_back'])}",
     ]
+    if s.get("partly_labelled"):
+        lines.insert(3, f"partly labelled:     {s['partly_labelled']['sentences']} of them asked about a window only "
+                        f"({s['partly_labelled']['window_tokens']} tokens; kept out of the final splits)")
     lines += [f"  - {p}" for p in s["held_back"][:5]]
     if len(s["held_back"]) > 5:
         lines.append(f"  ... and {len(s['held_back']) - 5} more ({held_back.HELD_BACK})")

@@ -65,9 +65,24 @@ class CRF(nn.Module):
             out.append(alpha)
         return torch.stack(out, 1)
 
-    def nll(self, em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood of the gold ``tags`` (batch, words) over the batch."""
+    def nll(self, em: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor,
+            observed: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood of the gold ``tags`` (batch, words) over the batch.
+
+        ``observed`` (batch, words; None = every word) marks the words whose tag is known: a word outside a
+        partly labelled sentence's window (``train.partial: mask``) is not. Its tag is then marginalised
+        out, as in training a CRF on partial annotation (Tsuboi et al., 2008): the numerator sums over every
+        path that agrees with the observed tags (a forward pass with the other tags' emissions at
+        ``FORBIDDEN`` on observed words), so an unknown word is still a position in the chain, its
+        neighbours' transitions still count, and no tag of it is favoured or penalised.
+        """
         em = em.float()
+        if observed is not None:
+            log_z = torch.logsumexp(self._alphas(em, mask)[:, -1] + self.end, dim=1)
+            pinned = torch.nn.functional.one_hot(tags, em.size(2)).bool() | ~observed.unsqueeze(2)
+            clamped = torch.where(pinned, em, torch.full_like(em, FORBIDDEN))
+            log_num = torch.logsumexp(self._alphas(clamped, mask)[:, -1] + self.end, dim=1)
+            return (log_z - log_num).mean()
         trans, start = self._scores()
         batch = torch.arange(em.size(0), device=em.device)
         score = start[tags[:, 0]] + em[batch, 0, tags[:, 0]]

@@ -32,6 +32,7 @@ from transformers import (
     set_seed,
 )
 
+from nerloop.data.annotations import inside, window_of
 from nerloop.data.records import Record
 from nerloop.data.tags import iob1_to_iob2
 from nerloop.model.augment import entity_swap
@@ -40,12 +41,38 @@ from nerloop.model.crf import word_emissions
 from nerloop.model.inference import attach_crf
 from nerloop.params import ModelParams, TrainParams
 
+UNLABELLED = -99  # a word's label outside a partly labelled sentence's window (train.partial: mask): not trained on
 
-def class_weights(records: Sequence[Record], labels: list[str], how: str) -> torch.Tensor | None:
-    """Loss weights per label so that rare entity types are not drowned by O and common types."""
+
+def trained_tags(rec: Record, partial: str) -> list[str]:
+    """The tags of ``rec`` that training learns from: all of them, or with ``train.partial: mask`` only those
+    inside the record's window (``meta["window"]``, a partly labelled sentence)."""
+    win = window_of(rec.meta) if partial == "mask" else None
+    return [t for i, t in enumerate(rec.tags or []) if inside(win, i)]
+
+
+def mask_outside_windows(features: list[dict[str, Any]], records: Sequence[Record], partial: str) -> None:
+    """With ``train.partial: mask``, give the words outside each record's window the label ``UNLABELLED``
+    (their first subword's; the other subwords are -100 already). The softmax loss ignores them like -100 (the
+    transformers recipe); the CRF still sees the word and sums over its tags (``CRF.nll``'s ``observed``)."""
+    if partial != "mask":
+        return
+    for feat, rec in zip(features, records, strict=True):
+        win = window_of(rec.meta)
+        if win is None or "labels" not in feat:
+            continue
+        for word, j in enumerate(feat["first"]):
+            if not inside(win, word):
+                feat["labels"][j] = UNLABELLED
+
+
+def class_weights(records: Sequence[Record], labels: list[str], how: str, partial: str = "mask"
+                  ) -> torch.Tensor | None:
+    """Loss weights per label so that rare entity types are not drowned by O and common types (counted over the
+    tags trained on: with ``train.partial: mask`` not those outside a window)."""
     if how == "none":
         return None
-    counts = Counter(t for r in records for t in r.tags or [])
+    counts = Counter(t for r in records for t in trained_tags(r, partial))
     freq = np.array([max(counts.get(lab, 0), 1) for lab in labels], dtype=np.float64)
     w = (freq.sum() / freq) ** (0.5 if how == "inverse_sqrt" else 1.0)
     return torch.tensor(w / w.mean(), dtype=torch.float32)
@@ -125,18 +152,22 @@ def train(
     fed = [*train_records, *augmented]  # what the model trains on; validation stays the real sentences only
     train_features = encode(fed, tokenizer, model_params.max_length, label2id, model_params.word_shape)
     val_features = encode(val_records, tokenizer, model_params.max_length, label2id, model_params.word_shape)
+    mask_outside_windows(train_features, fed, train_params.partial)
     for f in train_features + val_features:
         f.pop("first")
 
-    weights = class_weights(fed, labels, train_params.class_weighting)
+    weights = class_weights(fed, labels, train_params.class_weighting, train_params.partial)
 
     def weighted_loss(outputs: Any, target: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
         if model_params.head == "crf":  # the sequence's likelihood; class weights do not apply to it
             em, mask = word_emissions(logits.float(), target != -100)
-            tags, _ = word_emissions(target.unsqueeze(-1).clamp(min=0), target != -100)
-            return model.crf.nll(em, tags.squeeze(-1).long(), mask)
+            tags, _ = word_emissions(target.unsqueeze(-1), target != -100)
+            tags = tags.squeeze(-1).long()
+            observed = (tags >= 0) | ~mask
+            return model.crf.nll(em, tags.clamp(min=0), mask, None if bool(observed.all()) else observed)
         w = weights.to(logits.device) if weights is not None else None
+        target = target.masked_fill(target == UNLABELLED, -100)
         return torch.nn.functional.cross_entropy(
             logits.view(-1, logits.size(-1)).float(), target.view(-1), weight=w, ignore_index=-100
         )
@@ -240,11 +271,12 @@ def probe_key(model_params: ModelParams, train_params: TrainParams) -> dict[str,
             "learning_rate", "epochs", "batch_size", "validation_share", "early_stopping_patience",
             "weight_decay", "warmup_ratio", "class_weighting")},
         **({"entity_swap": train_params.entity_swap} if train_params.entity_swap else {}),
+        **({"partial": train_params.partial} if train_params.partial != "mask" else {}),
     }
 
 
 # options added later: absent from a probe's params (or from the key) means these
-PROBE_KEY_DEFAULTS = {"word_shape": False, "head": "softmax", "entity_swap": 0.0}
+PROBE_KEY_DEFAULTS = {"word_shape": False, "head": "softmax", "entity_swap": 0.0, "partial": "mask"}
 
 
 def same_probe_params(probe: dict[str, Any], key: dict[str, Any]) -> bool:
@@ -310,9 +342,15 @@ def fit(
 
     With ``train.entity_swap`` each run also trains on entity-swapped copies of its own training
     sentences (``augment.entity_swap``), never of a probe's validation side.
+
+    Partly labelled sentences (``select.unit: window``; ``meta["window"]``) go to the training side of a probe,
+    never to its validation side, and with ``train.partial: mask`` only their window is learned from
+    (:func:`mask_outside_windows`) and they are not entity-swapped.
     """
 
     def swapped(recs: Sequence[Record]) -> list[Record]:
+        if train_params.partial == "mask":  # a copy has new word positions: its window would not fit it
+            recs = [r for r in recs if window_of(r.meta) is None]
         return entity_swap(recs, train_params.entity_swap, train_params.seed)
 
     key = probe_key(model_params, train_params)
@@ -320,7 +358,12 @@ def fit(
     recipe = train_params.recipe
     probe: dict[str, Any] | None = None
     if recipe != "fitted" or needs_probe(len(records), probes, train_params):
-        train_recs, val_recs = split_validation(records, train_params.validation_share, train_params.seed)
+        # partly labelled sentences are trained on, never validated on: early stopping judges whole answers
+        whole = [r for r in records if window_of(r.meta) is None]
+        partly = [r for r in records if window_of(r.meta) is not None] if len(whole) >= 2 else []
+        train_recs, val_recs = split_validation(whole if partly else records, train_params.validation_share,
+                                                train_params.seed)
+        train_recs += partly
         if recipe == "holdout":
             summary = train(train_recs, val_recs, labels, model_params, train_params, out_dir,
                             augmented=swapped(train_recs))

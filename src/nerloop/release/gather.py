@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from nerloop.data.annotations import WINDOW_KEY
 from nerloop.data.records import Record
 from nerloop.errors import NerloopError
 
@@ -35,6 +36,20 @@ def gather(
     if unlabelled:
         raise FinalizeError(f"{len(unlabelled)} sentence(s) have no tags, e.g. {unlabelled[0]}")
     return out
+
+
+def split_partial(ledger_entries: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The release rule for partly labelled sentences (``select.unit: window``): (the entries released, the ids
+    kept out).
+
+    A sentence whose latest ledger revision has a ``window`` was labelled by a person only inside it; the rest
+    is the model's pre-annotation, which nobody checked. Published as if whole, its unchecked words would pass
+    for human labels, and training on them would teach the model its own mistakes; so it is kept out of every
+    split, counted and listed in ``stats.json`` and the card. A later revision of the sentence without a window
+    (annotated whole after all) completes it, and it is released like any other.
+    """
+    kept = [e for e in ledger_entries if WINDOW_KEY not in e]
+    return kept, [str(e["id"]) for e in ledger_entries if WINDOW_KEY in e]
 
 
 def _tagged(rec: Record, origin: str, cycle: int | None, annotator: str | None = None) -> Record:

@@ -70,6 +70,19 @@ def accepted_text(params: Params, stats: dict[str, Any]) -> str:
             "Their labels are the model's, checked by a person rather than corrected.")
 
 
+def partial_text(stats: dict[str, Any]) -> str:
+    """How many annotated sentences were labelled only in part (``select.unit: window``) and so kept out of the
+    splits; empty when there were none."""
+    partial = stats["provenance"].get("partly_labelled_kept_out") or []
+    if not partial:
+        return ""
+    return (f"**Partly labelled, kept out**: {len(partial)} of {stats['provenance']['annotated_sentences']} annotated "
+            "sentences were asked about only a window of their words (subsequence selection, `select.unit: window`); "
+            "the rest of each is the model's unchecked pre-annotation. They are marked with a `window` in the "
+            "annotation ledger and are **not** in any split (listed in `stats.json` under "
+            "`partly_labelled_kept_out`); a sentence annotated whole later is released like any other.")
+
+
 def agreement_text(params: Params, annotation: dict[str, Any], stats: dict[str, Any]) -> str:
     """What is known about annotation quality, and what is not."""
     a = params.annotation
@@ -162,6 +175,9 @@ def cleaning_lines(stats: dict[str, Any], incons: dict[str, Any]) -> list[str]:
     ]
     if s.get("near_gold_removed"):
         lines.append(f"{s['near_gold_removed']} sentence(s) removed as near-copies of gold-set sentences.")
+    partial = stats["provenance"].get("partly_labelled_kept_out") or []
+    if partial:
+        lines.append(f"{len(partial)} partly labelled sentence(s) (asked about a window only) kept out of the splits.")
     return lines
 
 

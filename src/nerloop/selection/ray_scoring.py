@@ -144,7 +144,8 @@ class PoolScorer:
             embeddings: list[np.ndarray] = [np.empty(0)] * len(records)
             for i, row, emb in score_records(self.model, self.tokenizer, self.labels, records,
                                              batch_size=self.batch_size, max_length=self.max_length,
-                                             mc_passes=self.mc_passes, progress=False):
+                                             mc_passes=self.mc_passes, progress=False,
+                                             word_conf="word_conf" in self.columns):
                 rows[i], embeddings[i] = row, emb
             write_score_shard(self.store, shard, rows, embeddings, self.columns)
             scored.append(len(records))
@@ -207,7 +208,8 @@ def _score_shards(address: str, store: ShardStore, pool_file: Path, excluded: se
         ctx.execution_options.actor_locality_enabled = False
         names = ray.data.from_items([{"first": s.first, "lines": s.lines} for s in shards],
                                     override_num_blocks=len(shards))
-        context_ref = ray.put((store, frozenset(excluded), keep, row_columns(sp.mc_dropout_passes > 0),
+        context_ref = ray.put((store, frozenset(excluded), keep, row_columns(sp.mc_dropout_passes > 0,
+                                                                            params.select.unit == "window"),
                                str(pool_file)))
         model_ref = ray.put(model_files(Path(model_dir)))
         done = names.map_batches(

@@ -51,13 +51,19 @@ def pre_annotation(rec: Record, pred: Prediction, labels: list[str]) -> list[lis
     return out
 
 
-def row_columns(mc_dropout: bool) -> list[str]:
-    """The columns of ``scores.parquet``, in order (``MC_MEASURES``: bald, vote_entropy only with MC-dropout passes)."""
+def row_columns(mc_dropout: bool, word_conf: bool = False) -> list[str]:
+    """The columns of ``scores.parquet``, in order (``MC_MEASURES``: bald, vote_entropy only with MC-dropout passes;
+    ``word_conf`` only for ``select.unit: window``, so that a sentence-level table stays as it was)."""
     return ["id", "n_tokens", *MEASURES, *(MC_MEASURES if mc_dropout else []), "pred_tags", "pred_spans",
-            "pred_types", "type_mass"]
+            "pred_types", "type_mass", *(["word_conf"] if word_conf else [])]
 
 
-def score_row(rec: Record, pred: Prediction, labels: list[str]) -> dict[str, Any]:
+def word_confidences(pred: Prediction) -> list[float]:
+    """Each word's top-tag probability, 4 decimals: what ``selection.windows`` reads each word's uncertainty from."""
+    return [round(float(p), 4) for p in pred.probs.max(axis=1)] if len(pred.probs) else []
+
+
+def score_row(rec: Record, pred: Prediction, labels: list[str], word_conf: bool = False) -> dict[str, Any]:
     """One sentence's row of ``scores.parquet``: every measure and the pre-annotation (the per-sentence step)."""
     spans = pre_annotation(rec, pred, labels)
     return {
@@ -68,6 +74,7 @@ def score_row(rec: Record, pred: Prediction, labels: list[str]) -> dict[str, Any
         "pred_spans": json.dumps(spans),
         "pred_types": json.dumps(sorted({s[2] for s in spans})),
         "type_mass": json.dumps(type_mass(pred.probs, labels)),
+        **({"word_conf": json.dumps(word_confidences(pred))} if word_conf else {}),
     }
 
 
@@ -81,19 +88,22 @@ def score_records(
     max_length: int,
     mc_passes: int,
     progress: bool = True,
+    word_conf: bool = False,
 ) -> Iterator[tuple[int, dict[str, Any], np.ndarray]]:
     """Yield ``(index into records, row, embedding)`` for every record, batch by batch.
 
     The one scoring path: the local engine runs it over the whole pool, each Ray actor over its
-    shard, so the two engines differ only in where the model runs.
+    shard, so the two engines differ only in where the model runs. ``word_conf`` adds each word's
+    confidence (``select.unit: window``), from the same forward pass.
     """
     for i, pred in predict(model, tokenizer, labels, records, batch_size=batch_size, max_length=max_length,
                            embeddings=True, mc_passes=mc_passes, progress=progress):
-        yield i, score_row(records[i], pred, labels), pred.embedding
+        yield i, score_row(records[i], pred, labels, word_conf), pred.embedding
 
 
 def score_local(pool: Sequence[Record], model_dir: Path, params: Params) -> Iterator[tuple[int, dict, np.ndarray]]:
     """``score.engine: local``: the model in this process (on its GPU if it has one)."""
     model, tokenizer, labels = load_model(model_dir)
     yield from score_records(model, tokenizer, labels, pool, batch_size=params.score.batch_size,
-                             max_length=params.model.max_length, mc_passes=params.score.mc_dropout_passes)
+                             max_length=params.model.max_length, mc_passes=params.score.mc_dropout_passes,
+                             word_conf=params.select.unit == "window")

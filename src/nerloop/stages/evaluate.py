@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nerloop import paths
-from nerloop.data.annotations import EFFORT_KEYS
+from nerloop.data.annotations import EFFORT_KEYS, labelled_tokens, window_of
 from nerloop.data.files import read_records, write_json
 from nerloop.data.labelled import labelled_records
 from nerloop.data.ledger import Ledger
@@ -156,7 +156,8 @@ def main() -> None:
     row = {
         "cycle": ledger.cycle,
         "labelled_sentences": len(labelled),
-        "labelled_tokens": sum(len(r.tokens) for r in labelled),
+        # tokens a person labelled: a partly labelled sentence counts its window (README "Subsequence selection")
+        "labelled_tokens": sum(labelled_tokens(window_of(r.meta), len(r.tokens)) for r in labelled),
         "f1": round(scores["f1"], 4),
         "precision": round(scores["precision"], 4),
         "recall": round(scores["recall"], 4),

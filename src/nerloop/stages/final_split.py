@@ -5,7 +5,8 @@ gold set; the steps and their reasons are in ``nerloop.release``. Writes to data
 
 - ``dataset/``: a ``datasets.DatasetDict`` (``save_to_disk``; ``load_from_disk`` works offline)
 - ``{train,validation,test}.conll`` and ``.jsonl``: the same splits for other tools
-- ``stats.json``: sentences, tokens and entities per type per split, and where the data came from
+- ``stats.json``: sentences, tokens and entities per type per split, and where the data came from (with the
+  partly labelled sentences, ``select.unit: window``, that are kept out of the splits: ``gather.split_partial``)
 - ``inconsistencies.json``: duplicates, conflicting labels and what was done about each
 
 and a DVC metric summary to metrics/final.json. Nothing inconsistent is fixed silently:
@@ -56,7 +57,8 @@ def main() -> None:
     seed, gold = read_records(paths.SEED), read_records(paths.GOLD)
     history = json.loads(HISTORY.read_text(encoding="utf-8")) if HISTORY.exists() else []
 
-    records = gather.gather(seed, ledger.entries, gold if p.include_gold else None)
+    released, partial = gather.split_partial(ledger.entries)  # partly labelled sentences are kept out
+    records = gather.gather(seed, released, gold if p.include_gold else None)
     gather.check_label_set(records, types)
     gather.check_label_history(history, types, types_in(r.tags or [] for r in gold))
 
@@ -115,6 +117,8 @@ def main() -> None:
             "include_gold": p.include_gold,
             "cycles": [{"cycle": c, **row} for c, row in ledger.per_cycle().items()],
             "accepted_in_one_key": {str(c): n for c, n in ledger.accepted_per_cycle().items()},
+            # only when there are some (select.unit: window), so that stats made without them stay as they were
+            **({"partly_labelled_kept_out": partial} if partial else {}),
             "annotators": dict(Counter(e.get("annotator") or "unknown" for e in ledger.entries)),
             "ratios": p.ratios,
             "seed": p.seed,
@@ -128,6 +132,7 @@ def main() -> None:
         **{f"entities_{t}": n for t, n in stats["all"]["entities"].items()},
         **summary,
         "gold_included": p.include_gold,
+        **({"partly_labelled_kept_out": len(partial)} if partial else {}),
     })
 
     if summary["held_for_review"]:
@@ -138,6 +143,9 @@ def main() -> None:
                     len(conflicts), len(changes), REPORT)
     if never_seen:
         log.warning("entity type(s) %s never occur in the data", never_seen)
+    if partial:
+        log.warning("%d partly labelled sentence(s) (asked about a window only) kept out of the splits: see %s",
+                    len(partial), STATS)
     print(", ".join(f"{name} {len(recs)}" for name, recs in splits.items())
           + f" sentences -> {paths.FINAL}/ ({summary['duplicates_removed']} duplicates removed, "
           f"{summary['same_text_conflicts']} same-text conflicts, {len(conflicts)} surface-type conflicts)")

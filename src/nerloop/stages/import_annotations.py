@@ -51,6 +51,8 @@ def main() -> None:
         "manual_effort": ledger.manual_effort(),  # edits from the pre-annotation / edits from nothing
         # sentences sent as "accept or edit" and returned as pre-annotated (README "Accept in one key")
         "accepted_in_one_key": {"last_cycle": accepted.get(ledger.cycle, 0), "total": sum(accepted.values())},
+        # select.unit: window (README "Subsequence selection"); annotated_tokens counts their windows only
+        **({"partly_labelled": partial} if (partial := ledger.partial_counts()) else {}),
         "waiting": len(waiting),
         "held_back": len(held),  # entries of held_back.jsonl: sentences, and backend problems tied to none
         "in_review": len(review),  # disagreements waiting on the lead: waiting, not held back

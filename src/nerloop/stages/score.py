@@ -35,7 +35,8 @@ from nerloop.stages import run
 CHUNK_ROWS = 10_000  # rows per parquet row group: rows arriving in pool order leave memory this many at a time
 
 
-def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int, dict, np.ndarray]]) -> int:
+def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int, dict, np.ndarray]],
+                 word_conf: bool = False) -> int:
     """Write ``scores.parquet`` (rows in pool order) and ``embeddings.npy`` (float16, row i = sentence i).
 
     ``results`` may come in any order (each carries its index), one at a time: embeddings go straight
@@ -45,7 +46,7 @@ def write_scores(n: int, dim: int, mc_dropout: bool, results: Iterable[tuple[int
     files are replaced only when complete. Returns the number of rows written.
     """
     paths.SCORES.mkdir(parents=True, exist_ok=True)
-    columns = row_columns(mc_dropout)
+    columns = row_columns(mc_dropout, word_conf)
     tmp_emb = paths.EMBEDDINGS_FILE.with_suffix(".tmp.npy")
     emb = np.lib.format.open_memmap(tmp_emb, mode="w+", dtype=np.float16, shape=(n, dim))
     pending: dict[int, dict] = {}  # rows that came before some row ahead of them in pool order
@@ -97,14 +98,15 @@ def main() -> None:
     excluded = ledger.ids | exported_before(ledger.cycle + 1)
     dim = AutoConfig.from_pretrained(str(paths.MODEL)).hidden_size
     mc_dropout = sp.mc_dropout_passes > 0
+    windows = params.select.unit == "window"  # select then needs each word's confidence
     if sp.engine == "ray":
         from nerloop.selection.ray_scoring import score_on_ray  # ray is an optional dependency
 
         with score_on_ray(paths.POOL, excluded, sp.seed + ledger.cycle, paths.MODEL, params) as (n, results):
-            scored = write_scores(n, dim, mc_dropout, results)
+            scored = write_scores(n, dim, mc_dropout, results, windows)
     else:
         pool = candidates(read_records(paths.POOL), excluded, sp.subsample, sp.seed + ledger.cycle)
-        scored = write_scores(len(pool), dim, mc_dropout, score_local(pool, paths.MODEL, params))
+        scored = write_scores(len(pool), dim, mc_dropout, score_local(pool, paths.MODEL, params), windows)
     # travels with the batch into the ledger (select), so the dataset card knows each cycle's scoring
     write_json(paths.SCORE_SETTINGS, {"scored": scored, "subsample": sp.subsample,
                                       "mc_dropout_passes": sp.mc_dropout_passes})

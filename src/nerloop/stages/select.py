@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nerloop import paths
+from nerloop.data.annotations import WINDOW_KEY, labelled_tokens
 from nerloop.data.files import atomic_write, iter_records, read_records, write_records
 from nerloop.data.labelled import entity_types, exported_before, labelled_records, type_counts
 from nerloop.data.ledger import Ledger
@@ -27,6 +28,7 @@ from nerloop.data.records import Record
 from nerloop.data.tags import char_to_token_spans, spans_to_tags, token_to_char_spans
 from nerloop.errors import ParamsError
 from nerloop.params import MEASURE_NAMES, SelectParams, load_params
+from nerloop.selection import windows
 from nerloop.selection.diversity import RowSubset
 from nerloop.selection.strategies import SelectConfig, select, validate_config
 from nerloop.stages import run
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 REPORT = paths.SELECTION / "report.md"
 PRE_ANNOTATION = ["pred_tags", "pred_spans"]  # long JSON columns, read only for the chosen rows
+WORD_CONF = "word_conf"  # another, there only when scored for select.unit: window
 
 
 def rare_types(counts: dict[str, int], share: float) -> set[str]:
@@ -113,18 +116,30 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     """Stage score's table without the pre-annotation columns (``PRE_ANNOTATION``), plus ``row``: each row's
     position in the file, for :func:`pre_annotations` to fetch the chosen rows' ones."""
     scores = pq.ParquetFile(path)
-    table = scores.read(columns=[c for c in scores.schema_arrow.names if c not in PRE_ANNOTATION]).to_pandas()
+    long = {*PRE_ANNOTATION, WORD_CONF}
+    table = scores.read(columns=[c for c in scores.schema_arrow.names if c not in long]).to_pandas()
     return table.assign(row=np.arange(len(table)))
 
 
-def pre_annotations(path: str | Path, rows: Sequence[int]) -> dict[int, dict[str, str]]:
-    """The ``PRE_ANNOTATION`` columns of the given rows of stage score's table, read batch by batch."""
+def pre_annotations(path: str | Path, rows: Sequence[int], columns: Sequence[str] = PRE_ANNOTATION
+                    ) -> dict[int, dict[str, str]]:
+    """The ``columns`` (``PRE_ANNOTATION`` and, for windows, ``WORD_CONF``) of the given rows of stage score's
+    table, read batch by batch."""
     wanted, out, start = set(rows), {}, 0
-    for batch in pq.ParquetFile(path).iter_batches(columns=PRE_ANNOTATION, batch_size=65_536):
+    for batch in pq.ParquetFile(path).iter_batches(columns=list(columns), batch_size=65_536):
         for k in (r - start for r in wanted if start <= r < start + batch.num_rows):
-            out[start + k] = {c: batch.column(c)[k].as_py() for c in PRE_ANNOTATION}
+            out[start + k] = {c: batch.column(c)[k].as_py() for c in columns}
         start += batch.num_rows
     return out
+
+
+def window_columns(path: str | Path) -> list[str]:
+    """The columns :func:`pre_annotations` reads for ``select.unit: window``: the pre-annotation and each word's
+    confidence, which a table scored for whole sentences lacks (then re-run score, which ``dvc repro`` does)."""
+    if WORD_CONF not in pq.ParquetFile(path).schema_arrow.names:
+        raise ParamsError("select.unit", f"window needs each word's confidence, which {path} does not hold (scored "
+                          "before select.unit was window): re-run the score stage (`dvc repro` does)")
+    return [*PRE_ANNOTATION, WORD_CONF]
 
 
 def _cell(text: str) -> str:
@@ -219,7 +234,9 @@ def main() -> None:
         matches = {r.id: pattern_set.match(r.tokens)[1] for r in iter_records(paths.POOL) if r.id in scored}
         table["pattern"] = [len(matches.get(sid, [])) for sid in table["id"]]
     chosen = choose(table, embeddings, excluded, cfg)
-    pre = pre_annotations(paths.SCORES_FILE, chosen["row"].tolist() if len(chosen) else [])
+    windowed = params.select.unit == "window"
+    columns = window_columns(paths.SCORES_FILE) if windowed and len(chosen) else PRE_ANNOTATION
+    pre = pre_annotations(paths.SCORES_FILE, chosen["row"].tolist() if len(chosen) else [], columns)
     wanted = set(chosen["id"])  # the pool is streamed, never held: it may have millions of sentences
     pool = {r.id: r for r in iter_records(paths.POOL) if r.id in wanted}
 
@@ -246,13 +263,20 @@ def main() -> None:
         if params.data.patterns is not None:
             rec.meta.update(with_patterns(rec, rec.meta["pre_spans"], matches[rec.id], learned,
                                           params.data.pattern_confidence))
+        if windowed:  # after the patterns: the window must not cut any span that is shown
+            win = windows.window(json.loads(pre[row["row"]][WORD_CONF]), rec.meta["pre_tags"],
+                                 params.select.window_tokens)
+            if win is not None:
+                rec.meta[WINDOW_KEY] = list(win)
         batch.append(rec)
     write_records(paths.BATCH, batch)
     n_candidates = int((~table["id"].isin(excluded)).sum()) if len(table) else 0
     pattern_lines = ([] if params.data.patterns is None
                      else pattern_summary(params.data.patterns, matches, batch, learned, cfg.pattern_bonus))
     write_report(chosen, cfg, cycle, n_candidates, counts, rare, {r.id: r.text for r in batch}, pattern_lines)
-    print(f"cycle {cycle}: selected {len(batch)} sentences ({sum(len(r.tokens) for r in batch)} tokens) "
+    asked = (f", {sum(labelled_tokens(r.meta.get(WINDOW_KEY), len(r.tokens)) for r in batch)} of them "
+             f"asked ({sum(WINDOW_KEY in r.meta for r in batch)} sentences windowed)" if windowed else "")
+    print(f"cycle {cycle}: selected {len(batch)} sentences ({sum(len(r.tokens) for r in batch)} tokens{asked}) "
           f"with strategy {cfg.strategy}; report in {REPORT}")
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from nerloop.annotation.core import plan, quality
 from nerloop.annotation.core.base import FetchResult
-from nerloop.data.annotations import Annotation, edit_counts
+from nerloop.data.annotations import WINDOW_KEY, Annotation, edit_counts, merge_window
 from nerloop.data.records import Record
 from nerloop.data.tags import spans_to_tags, tags_to_spans, token_to_char_spans
 
@@ -99,8 +99,11 @@ class DecisionMixin:
             meta={"cycle": int(item.m("cycle", 0)), "scores": item.m("scores") or {}, "selection": item.m("selection"),
                   "annotators": annotators, self.SOURCE_KEY: self._provenance(v)},  # type: ignore[attr-defined]
         )
+        # the words the annotator was asked about (select.unit: window): the ledger keeps the pre-annotation elsewhere
+        window = item.m("window")
         return Annotation(record=record, cycle=int(item.m("cycle", 0)), annotator=v.confirmed_by, pre_tags=pre_tags,
-                          revision=revision, review=item.m("review"))
+                          revision=revision, review=item.m("review"),
+                          window=[int(x) for x in window] if window is not None else None)
 
     def _late_correction(self, sid: str, entry: dict[str, Any], mine: dict[str, Version],
                          reviewed: dict[str, Version], result: TeamFetchResult) -> None:
@@ -117,7 +120,9 @@ class DecisionMixin:
                     f"is imported once you {self.FINISH} again (until then the imported version stays)"
                 )
             return
-        if v.tags == entry["record"]["tags"]:
+        # a partly labelled entry keeps the pre-annotation outside its window: a change there is none
+        if v.tags is not None and merge_window(entry.get("pre_tags"), v.tags, entry.get(WINDOW_KEY)) == \
+                entry["record"]["tags"]:
             return
         if v.tags is None or v.doubt:
             result.problems.extend(p + " (a correction after import; the imported version stays)"
@@ -161,7 +166,8 @@ class DecisionMixin:
         if len(assigned) == 1:
             return self._annotation(mine[assigned[0]], assigned, pre)
         a, b = assigned
-        if mine[a].tags == mine[b].tags:
+        win = mine[a].example.m(WINDOW_KEY)  # a partly labelled sentence: only the window's answers can differ
+        if merge_window(pre, mine[a].tags, win) == merge_window(pre, mine[b].tags, win):  # type: ignore[arg-type]
             return self._annotation(mine[a], assigned, pre)
         ex = mine[a].example
         offsets = ex.m("offsets")

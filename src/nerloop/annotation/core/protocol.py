@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nerloop.annotation.core import accept
+from nerloop.data.annotations import WINDOW_KEY, window_of
 from nerloop.data.files import json_safe
 from nerloop.data.records import Record
 from nerloop.data.tags import char_to_token_spans, spans_to_tags, tags_to_spans, token_to_char_spans
@@ -90,6 +91,8 @@ def item_meta(rec: Record, cycle: int, spans: list[Span], tags: list[str], *, di
         META_PREFIX + "selection": rec.meta.get("selection"),
         META_PREFIX + "cluster": rec.meta.get("cluster"),
         META_PREFIX + "review": review_mode(rec),
+        # only for a sentence asked in part (select.unit: window), so that other items' meta stays as it was
+        **({META_PREFIX + WINDOW_KEY: window_of(rec.meta)} if window_of(rec.meta) is not None else {}),
     }
 
 
