@@ -37,6 +37,7 @@ from nerloop.annotation.doccano import (
 )
 from nerloop.annotation.doccano import server as ds
 from nerloop.annotation.doccano.client import Connection
+from nerloop.annotation.doccano.tasks import WINDOW_ROW
 from nerloop.data.ledger import Ledger
 from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.params import DoccanoParams
@@ -183,6 +184,34 @@ def test_each_annotator_sees_their_share_with_the_models_spans_and_confidences(
 
 
 # ---------------------------------------------------------------- import
+
+
+@pytest.mark.doccano
+def test_a_sentence_asked_about_a_window_names_it_first_and_imports_the_entities(
+    make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    """Subsequence selection (issue #28): a record with ``meta["window"]`` shows a ``Label only`` row first in the
+    sidebar, naming its words; whole sentences around it upload as before (an upload of mixed keys would fail
+    whole), and each confirmed unchanged imports exactly the model's entities."""
+    be = make_backend(annotators=["alice"])
+    recs = batch(3)
+    recs[1].meta["window"] = [3, 7]  # 'Paris with Acme Corp': its LOC and ORG are the annotator's to check
+    manifest = be.export(recs, 1)
+    alice = people["alice"]
+    pid = alice.project(be.project_name("alice"))
+    eids = alice.examples(pid)
+    assert set(eids) == {r.id for r in recs}  # every line uploaded, though their keys differ
+    metas = [alice.c.find_example_by_id(pid, eids[r.id]).meta for r in recs]
+    assert list(metas[1])[:2] == [WINDOW_ROW, "Model confidence"]
+    assert metas[1][WINDOW_ROW] == "«Paris with Acme Corp» (words 4-7); the rest is pre-filled by the model"
+    assert metas[1]["nerloop_window"] == [3, 7]
+    for meta in (metas[0], metas[2]):  # whole sentences: as before windows existed
+        assert next(iter(meta)) == "Model confidence" and WINDOW_ROW not in meta and "nerloop_window" not in meta
+    assert all(len(alice.spans(pid, eids[r.id])) == 3 for r in recs)  # the whole pre-annotation, window or not
+    for r in recs:
+        alice.confirm(pid, eids[r.id])
+    res = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest)
+    assert res.problems == [] and {a.record.id: a.record.tags for a in res.done} == {r.id: PRE for r in recs}
 
 
 @pytest.mark.doccano

@@ -127,21 +127,25 @@ def test_annotator_logs_in_through_the_form_and_sees_the_spans_and_their_confide
     make_backend: Callable[..., DoccanoBackend], tmp_path: Path,  # noqa: F811
 ) -> None:
     """The model proposes 'Acme Corp' as PER (0.41): alice sees the spans, and at the top of the sidebar
-    their confidences, least confident first. (Her correction by clicking, and what the next `nerloop
-    cycle` imports of it: ``test_doccano_cycle``.)"""
+    their confidences, least confident first. The sentence is asked about a window (issue #28, subsequence
+    selection), words 4-7: the row above names them, both rows whole on her screen (Doccano cannot highlight
+    them in the text). (Her correction by clicking, and what the next `nerloop cycle` imports of it:
+    ``test_doccano_cycle``.)"""
     be = make_backend(annotators=["alice"])
     rec = wrong_record()
+    rec.meta["window"] = [3, 7]
     be.export([rec], 1)
     browser.set_window_size(1920, 1080)  # an annotator's screen
     log_in(browser, doccano_server.url, "alice", accounts["alice"])
     try:
         start_annotation(browser, doccano_server.url, be.annotator_projects()["alice"], be.project_name("alice"),
                          min_spans=3)
-        (confidence,) = visible_meta_rows(browser, 1)
+        window, confidence = visible_meta_rows(browser, 2)
     finally:  # what a person would see, also when the spans do not show
         browser.save_screenshot(str(tmp_path / "alice-annotation-page.png"))
     assert rec.text in browser.page_source
-    assert span_labels(browser) == ["PER", "LOC", "PER"]  # the model's, 'Acme Corp' wrongly a person
+    assert window == "Label only «Paris with Acme Corp» (words 4-7); the rest is pre-filled by the model"
+    assert span_labels(browser) == ["PER", "LOC", "PER"]  # the model's (all of them), 'Acme Corp' wrongly a person
     assert confidence == ("Model confidence lowest first: 'Acme Corp' PER 0.41; 'Paris' LOC 0.80; "
                           "'Alice0 Smith' PER 0.90")
     print(f"\nalice's annotation page shows {rec.text!r} with spans {span_labels(browser)} and first {confidence!r} "

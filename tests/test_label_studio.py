@@ -12,6 +12,7 @@ life, an unreachable server) is tested once for both, in ``test_annotation_serve
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,14 @@ from nerloop.annotation.label_studio import (
 )
 from nerloop.annotation.label_studio import server as lss
 from nerloop.annotation.label_studio.client import Connection
-from nerloop.annotation.label_studio.projects import config_labels, label_config
+from nerloop.annotation.label_studio.projects import (
+    WINDOW_CONTROL,
+    WINDOW_LABEL,
+    WINDOW_NAME,
+    config_labels,
+    label_config,
+)
+from nerloop.annotation.label_studio.tasks import HINT_KEY, PRE_FILLED, WINDOW_ID
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.errors import NerloopError
@@ -44,6 +52,7 @@ from tool_servers import (
     PRE,
     Server,
     batch,
+    make_record,
     nerloop_as_user,
     project_prefix,
     sent_to_alice,
@@ -163,6 +172,8 @@ def test_labelling_config_comes_from_the_label_set() -> None:
     config = label_config(["LOC", "ORG", "PER", "A&B"])
     assert config_labels(config) == {"LOC", "ORG", "PER", "A&B"}  # as Label Studio reads them: never "missing"
     assert '<Text name="text" value="$text"/>' in config and 'toName="text"' in config
+    assert WINDOW_CONTROL in config  # the window marker's label is not an entity label: never added to the set
+    assert label_config(sorted(config_labels(config))).count(WINDOW_CONTROL) == 1
 
 
 # ---------------------------------------------------------------- the round trip
@@ -272,6 +283,102 @@ def test_new_cycle_keeps_waiting_tasks_pre_filled(
     assert nxt["meta"]["nerloop_cycle"] == 1
     assert [p["model_version"] for p in nxt["predictions"]] == [be.model_version(2)]
     assert len(nxt["predictions"][0]["result"]) == 3
+
+
+# ---------------------------------------------------------------- a sentence asked about a window of its words
+
+WINDOW_SHOWN = ("Label only the highlighted words: «Paris with Acme Corp» (words 4-7); the rest is pre-filled by the "
+                "model.")
+
+
+def windowed(i: int) -> Record:
+    """Sentence ``i`` asked about words 4-7, 'Paris with Acme Corp' (its LOC and ORG); 'Alice Smith' lies outside."""
+    rec = make_record(i)
+    rec.meta["window"] = [3, 7]
+    return rec
+
+
+@pytest.mark.label_studio
+def test_a_window_is_named_and_highlighted_and_import_reads_only_the_entities(
+    make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    """Subsequence selection (issue #28): a windowed task names the words in its hint, highlights them with a region
+    of the hidden window control and marks the region outside as pre-filled; whole sentences are sent as before;
+    submitted unchanged, or with the window region deleted, each imports exactly the model's entities. A project
+    made before the window control gets it."""
+    alice = people["alice"]
+    pid = make_backend(annotators=["alice"]).ensure_project("alice")
+    config = alice.get(f"projects/{pid}")["label_config"]
+    old = re.sub(r'  <Labels name="window".*?</Labels>\n', "", config, flags=re.S)
+    assert WINDOW_CONTROL in config and WINDOW_CONTROL not in old
+    make_backend(annotators=["alice"]).conn.request("PATCH", f"projects/{pid}", "t", json={"label_config": old})
+
+    be = make_backend(annotators=["alice"])
+    recs = [make_record(0), windowed(1), windowed(2)]
+    manifest = be.export(recs, 1)
+    assert alice.get(f"projects/{pid}")["label_config"] == config  # brought up to date
+    tasks = alice.tasks(pid)
+    whole, win, win2 = (tasks[r.id] for r in recs)
+    assert whole["data"][HINT_KEY] == "" and "nerloop_window" not in whole["meta"]
+    assert all(r["from_name"] == "label" and "meta" not in r for r in whole["predictions"][0]["result"])
+    assert win["data"][HINT_KEY] == WINDOW_SHOWN and win["meta"]["nerloop_window"] == [3, 7]
+    result = {r["id"]: r for r in win["predictions"][0]["result"]}
+    assert result[WINDOW_ID]["from_name"] == WINDOW_NAME and result[WINDOW_ID]["value"]["labels"] == [WINDOW_LABEL]
+    assert result[WINDOW_ID]["value"]["text"] == "Paris with Acme Corp"
+    assert result["n0"]["meta"] == {"text": [PRE_FILLED]}  # 'Alice1 Smith', outside the window
+    assert "meta" not in result["n1"] and "meta" not in result["n2"]  # 'Paris', 'Acme Corp': the annotator's
+
+    alice.submit(whole)
+    alice.submit(win)  # as pre-filled, the window region with it
+    alice.s.post(f"{alice.url}/api/tasks/{win2['id']}/annotations/", params={"project": pid}, timeout=30, json={
+        "result": [r for r in win2["predictions"][0]["result"] if r["from_name"] != WINDOW_NAME]}).raise_for_status()
+    res = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest)
+    assert res.problems == [] and {a.record.id: a.record.tags for a in res.done} == {r.id: PRE for r in recs}
+
+
+@pytest.mark.label_studio
+def test_an_annotator_sees_the_window_highlighted_and_corrects_a_word_in_it(
+    browser, make_backend: Callable[..., LabelStudioBackend], people: dict[str, Annotator],
+    accounts: dict[str, str], tmp_path: Path,
+) -> None:
+    """alice opens a windowed task in the labelling page: the hint names the words, the window is highlighted in
+    its own colour around the model's regions; she clicks 'Paris' (LOC), presses PER's hotkey and Submit, and the
+    fetch returns exactly her tags."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from test_label_studio_cycle import REGIONS, SUBMIT, log_in
+
+    be = make_backend(annotators=["alice"])
+    rec = windowed(0)
+    manifest = be.export([rec], 1)
+    alice = people["alice"]
+    pid = alice.project(be.project_name("alice"))
+    (task,) = alice.tasks(pid).values()
+    wait = WebDriverWait(browser, 90)
+
+    def region(text: str) -> Any:
+        found = [e for e in browser.find_elements(By.CSS_SELECTOR, REGIONS) if e.text.strip() == text]
+        return found[0] if found else None
+
+    log_in(browser, alice, accounts["alice"])
+    browser.get(f"{alice.url}/projects/{pid}/data?labeling=1")
+    try:
+        wait.until(lambda d: WINDOW_SHOWN in d.find_element(By.TAG_NAME, "body").text
+                   and region("Paris with Acme Corp") and region("Paris") and region("Acme Corp"))
+        colour = region("Paris with Acme Corp").value_of_css_property("background-color")
+        assert colour.startswith("rgba(255, 212, 0"), colour  # the window label's colour, #FFD400
+        region("Paris").click()
+        ActionChains(browser).send_keys(str(LABELS.index("PER") + 1)).perform()  # hotkeys 1, 2, 3: LOC, ORG, PER
+        wait.until(lambda d: "PER\nParis" in d.find_element(By.TAG_NAME, "body").text)
+    finally:  # what alice saw
+        browser.save_screenshot(str(tmp_path / "window-page.png"))
+    browser.find_element(By.CSS_SELECTOR, SUBMIT).click()
+    wait.until(lambda d: alice.get(f"tasks/{task['id']}")["annotations"])
+    (ann,) = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest).done
+    assert ann.record.tags == ["B-PER", "I-PER", "O", "B-PER", "O", "B-ORG", "I-ORG", "O"]
+    print(f"\nalice's windowed task, corrected in the page: {ann.record.tags} (screenshot {tmp_path})")
 
 
 # ---------------------------------------------------------------- what is held back, faults

@@ -23,6 +23,9 @@ Design, and the Doccano 1.8.4 facts behind it:
   ``nerloop_*`` keys (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assigned
   annotators), so fetch does not depend on local files. The prefix keeps them clear of Doccano's
   own columns, and every uploaded line carries the same keys (a missing key fails an upload).
+* A sentence asked about a window of its words (``meta["window"]``, issue #28) has a ``Label only`` row first in
+  its metadata, naming them (``tasks``): the only place Doccano 1.8.4 can show it. Its line has keys a whole
+  sentence's lacks, so uploads are cut where the keys change (``upload_chunks``), the lines kept in order.
 * How projects are named, created and joined is in ``projects`` (``ProjectsMixin``), the uploaded
   lines and the confidences in ``tasks`` (``DoccanoTasks``); who gets which
   sentence in ``plan``; the figures in ``quality``.
@@ -75,6 +78,19 @@ SPAN_WORDS = SpanWords("span", "Doccano", relabel="in Doccano and mark the examp
 DoccanoFetchResult = TeamFetchResult  # the name callers and tests know
 
 
+def upload_chunks(lines: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """The lines in order, in uploads of at most ``UPLOAD_CHUNK`` lines that all have the same keys: Doccano fails a
+    whole upload where one line lacks a key that others have (a windowed sentence's ``Label only`` row, say)."""
+    chunk: list[dict[str, Any]] = []
+    for line in lines:
+        if chunk and (len(chunk) == UPLOAD_CHUNK or line.keys() != chunk[0].keys()):
+            yield chunk
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        yield chunk
+
+
 class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, ToolBackend):
     """Annotation by a team in Doccano 1.8.4 (see the module docstring for the design)."""
 
@@ -119,8 +135,8 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, ToolBackend):
             for sid, people in assignment.items():
                 if who in people:
                     todo.append({**lines[sid], META_PREFIX + "qc": len(people) > 1, META_PREFIX + "assigned": people})
-            for start in range(0, len(todo), UPLOAD_CHUNK):
-                self.conn.upload(pids[who], todo[start : start + UPLOAD_CHUNK])
+            for chunk in upload_chunks(todo):
+                self.conn.upload(pids[who], chunk)
         if new:
             where = self.where()
         missing = [sid for sid in lines if sid not in where]

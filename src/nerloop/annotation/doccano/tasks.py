@@ -1,13 +1,20 @@
 """Doccano's task format: the uploaded line with its ``nerloop_*`` meta, the model's confidences (in
 Doccano's own ``prob``, and as the ``Model confidence`` row annotators read first), and the marked
 versions a review example shows. The backend (``backend``) decides what is sent where; this is how.
+
+A sentence asked about only a window of its words (``core.asked``) gets one more metadata row, first in the
+sidebar: ``Label only``, naming the words (``words 6-13: «…»; the rest is pre-filled by the model``), and
+``nerloop_window`` in its meta. Doccano 1.8.4 cannot highlight a range of the text without a span of a label type,
+and a project that refuses overlapping spans could not hold one over the entities inside it, so the row is all
+there is. A whole sentence's line is exactly what it was before windows existed; since an upload fails whole when
+one line lacks a key that others have, the backend uploads lines of different keys separately.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core import accept
+from nerloop.annotation.core import accept, asked
 from nerloop.annotation.core.protocol import META_PREFIX, Span, item_meta, pre_annotation, review_mode
 from nerloop.annotation.doccano.client import DoccanoDataError, DoccanoHTTPError
 from nerloop.annotation.doccano.projects import SHA1_KEY, _Example, _parallel, shown_digest
@@ -23,6 +30,8 @@ CONFIDENCE_KEY = "Model confidence"  # annotator projects: the model's spans, le
 # end is cut at the sidebar's edge). Enter is Doccano 1.8.4's shortcut for the check mark (it toggles: Enter again
 # un-marks); Doccano has no "accept the pre-annotation" action of its own
 ACCEPT_HINT = "ACCEPT IN ONE KEY: Enter if every span is right. "
+WINDOW_ROW = "Label only"  # a windowed sentence's first metadata row: which words the annotator labels
+WINDOW_TEXT = "{words}; the rest is pre-filled by the model"
 VERSION_PREFIX = "Version "  # review examples: "Version <annotator>", that annotator's spans marked in the text
 
 
@@ -54,7 +63,8 @@ class DoccanoTasks:
         """One upload line. Every line has exactly these keys (a missing key fails the whole upload);
         ``nerloop_qc`` and ``nerloop_assigned`` are filled in once the batch is shared out."""
         spans, confs, tags = pre_annotation(rec, self.labels, DoccanoDataError)
-        return {
+        win = asked.window(rec, DoccanoDataError)
+        line = {
             # first: the top row of Doccano's metadata
             CONFIDENCE_KEY: (ACCEPT_HINT if review_mode(rec) == accept.ACCEPT else "")
             + confidence_line(rec.text, spans, confs),
@@ -63,6 +73,10 @@ class DoccanoTasks:
             **item_meta(rec, cycle, spans, tags, digest_key=SHA1_KEY, digest=shown_digest(text_sha1(rec.text)),
                         after_tags={META_PREFIX + "pre_conf": json_safe(confs)}),
         }
+        if win is None:
+            return line
+        return {WINDOW_ROW: WINDOW_TEXT.format(words=asked.words(rec, win)), **line,
+                META_PREFIX + asked.WINDOW_KEY: list(win)}
 
 
     def _send_confidences(self, where: dict[str, dict[str, _Example]], unique: dict[str, Record]) -> None:

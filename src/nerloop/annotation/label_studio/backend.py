@@ -17,6 +17,10 @@ Design:
   the cycle it was selected in), so no waiting task loses its pre-annotation.
 * The task format (the task, its prediction, carrying predictions over) is ``tasks``
   (``LabelStudioTasks``); this module decides what is sent where, and reads what comes back.
+* A sentence asked about a window of its words (``meta["window"]``, issue #28) names them in the task's hint and
+  highlights them with a region of the labelling config's hidden ``window`` control (``tasks``); reading an
+  annotation, only the entity control's regions are entities, so that region never is, whether submitted,
+  deleted or drawn anew.
 * Everything nerloop needs to rebuild the record is in the task's ``meta`` under ``nerloop_*`` keys
   (id, tokens, offsets, text hash, cycle, pre-tags, scores, QC flag, assignment); ``data`` holds only
   the text. Export is idempotent: a sentence already a task in any annotator project is not sent
@@ -58,7 +62,7 @@ from nerloop.annotation.label_studio.client import (
     Connection,
     LabelStudioHTTPError,
 )
-from nerloop.annotation.label_studio.projects import ProjectsMixin, Task
+from nerloop.annotation.label_studio.projects import WINDOW_NAME, ProjectsMixin, Task
 from nerloop.annotation.label_studio.tasks import LabelStudioTasks, region
 from nerloop.data.files import text_sha1
 from nerloop.data.ledger import Ledger
@@ -156,8 +160,8 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, ToolBac
 
         def spans() -> Iterator[Span | str]:
             for item in result:
-                if item.get("type") != "labels":
-                    continue  # relations, comments, other controls: not entities
+                if item.get("type") != "labels" or item.get("from_name") == WINDOW_NAME:
+                    continue  # relations, comments, the window marker, other controls: not entities
                 value = item.get("value") or {}
                 s, e, labels = int(value.get("start", 0)), int(value.get("end", 0)), list(value.get("labels") or [])
                 if len(labels) != 1:

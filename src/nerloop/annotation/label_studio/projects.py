@@ -26,6 +26,11 @@ FROM_NAME, TO_NAME = "label", "text"  # the <Labels> and <Text> names of the lab
 # an annotator project's config shows the task's accept-in-one-key hint (tasks.HINT_KEY); a project made before
 # it lacks this and gets today's config: Label Studio requires no data key for a <Header>, so old tasks still open
 HINT_FIELD = '"$hint"'
+# the window a sentence is asked about (``core.asked``) is a prediction region of this second, hidden <Labels>: Label
+# Studio highlights it in the text in its own colour, and import reads only FROM_NAME's regions as entities. A
+# project made before it lacks it and gets it the same way as the hint
+WINDOW_NAME, WINDOW_LABEL = "window", "to label"
+WINDOW_CONTROL = f'<Labels name="{WINDOW_NAME}"'
 LIST_PAGE = 200  # tasks per listing request, LIST_THREADS requests in flight
 LIST_THREADS = 4
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990"]
@@ -42,12 +47,14 @@ def label_config(labels: list[str], *, review: bool = False) -> str:
 
 
 def config_labels(config: str) -> set[str]:
-    """The label values a labelling config offers (none when it is not XML: every label counts as missing)."""
+    """The entity label values a labelling config offers (none when it is not XML: every label counts as missing);
+    the window marker's label is not one."""
     try:
         root = ElementTree.fromstring(config or "")
     except ElementTree.ParseError:
         return set()
-    return {str(el.get("value")) for el in root.iter("Label") if el.get("value") is not None}
+    return {str(el.get("value")) for labels in root.iter("Labels") if labels.get("name") != WINDOW_NAME
+            for el in labels.iter("Label") if el.get("value") is not None}
 
 
 @dataclass
@@ -114,7 +121,7 @@ class ProjectsMixin:
     def ensure_project(self, who: str) -> int:
         """The project for ``who`` (an annotator, or ``review``), created with the labelling config for the
         label set; a label the config lacks is added (labels are never removed: annotations may use them), and an
-        annotator project's config made before the accept hint existed is brought up to date."""
+        annotator project's config made before the accept hint or the window marker existed is brought up to date."""
         name = self.project_name(who)
         review = who == plan.REVIEW_SUFFIX
         project = self._project_list().get(name)
@@ -132,7 +139,8 @@ class ProjectsMixin:
             self._created.add(int(project["id"]))
         pid = int(project["id"])
         current = project.get("label_config", "")
-        if not set(self.labels) <= config_labels(current) or not (review or HINT_FIELD in current):
+        upgraded = review or (HINT_FIELD in current and WINDOW_CONTROL in current)
+        if not set(self.labels) <= config_labels(current) or not upgraded:
             wanted = sorted(set(self.labels) | config_labels(current))
             self.conn.request("PATCH", f"projects/{pid}", f"updating the labelling config of project {name!r}",
                               json={"label_config": label_config(wanted, review=review)})

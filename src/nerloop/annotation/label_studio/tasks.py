@@ -1,16 +1,23 @@
 """Label Studio's task format: the task with its ``nerloop_*`` meta and the model's prediction (regions with
 their scores, under a ``model_version`` per cycle), and carrying waiting tasks' predictions over to the
 next cycle. The backend (``backend``) decides what is sent where; this is how.
+
+A sentence asked about only a window of its words (``core.asked``) is shown three ways: the hint above the text
+names the words ("Label only the highlighted words: «…» (words 6-13); …"), the prediction holds one more
+region over them, of the hidden ``window`` control (projects.WINDOW_NAME), which Label Studio highlights in its own
+colour and import never reads as an entity, and each predicted region wholly outside the window says in its
+meta text (the region's details) that it is pre-filled by the model. Its task meta carries ``nerloop_window``.
+A whole sentence's task is exactly what it was before windows existed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nerloop.annotation.core import accept
+from nerloop.annotation.core import accept, asked
 from nerloop.annotation.core.protocol import META_PREFIX, Listing, item_meta, pre_annotation, review_mode
 from nerloop.annotation.label_studio.client import LabelStudioDataError
-from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME
+from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME, WINDOW_LABEL, WINDOW_NAME
 from nerloop.data.files import json_safe, text_sha1
 from nerloop.data.records import Record
 
@@ -23,14 +30,25 @@ HINTS = {
                    "to accept them all, or fix them first.",
     accept.EDIT: "",
 }
+WINDOW_HINT = "Label only the highlighted words: {words}; the rest is pre-filled by the model."
+WINDOW_ID = "window"  # the window region's id in the prediction
+PRE_FILLED = "Pre-filled by the model, outside the words to label."  # meta text of a region outside the window
 
 
-def region(text: str, start: int, end: int, label: str, score: float | None, rid: str) -> dict[str, Any]:
-    """One labelled span as a Label Studio result item."""
-    item: dict[str, Any] = {"id": rid, "from_name": FROM_NAME, "to_name": TO_NAME, "type": "labels",
+def window_hint(words: str, mode: str) -> str:
+    """The hint of a sentence asked about a window (``words`` as ``asked.words`` names them), in review ``mode``."""
+    return " ".join(h for h in (WINDOW_HINT.format(words=words), HINTS[mode]) if h)
+
+
+def region(text: str, start: int, end: int, label: str, score: float | None, rid: str, *,
+           from_name: str = FROM_NAME, note: str | None = None) -> dict[str, Any]:
+    """One labelled span as a Label Studio result item (``note``: the region's meta text, in its details)."""
+    item: dict[str, Any] = {"id": rid, "from_name": from_name, "to_name": TO_NAME, "type": "labels",
                             "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]}}
     if score is not None:
         item["score"] = score
+    if note is not None:
+        item["meta"] = {"text": [note]}
     return item
 
 
@@ -49,14 +67,23 @@ class LabelStudioTasks:
         spans, confs, tags = pre_annotation(rec, self.labels, LabelStudioDataError)
         confs = [json_safe(c) for c in confs]
         known = [c for c in confs if c is not None]
+        win = asked.window(rec, LabelStudioDataError)
         meta = item_meta(rec, cycle, spans, tags, digest_key=META_PREFIX + "text_sha1", digest=text_sha1(rec.text))
+        chars = asked.char_range(rec, win) if win else None
+        result = [region(rec.text, s, e, lab, c, f"n{i}",
+                         note=PRE_FILLED if chars and asked.outside((s, e), chars) else None)
+                  for i, ((s, e, lab), c) in enumerate(zip(spans, confs, strict=True))]
+        hint = HINTS[review_mode(rec)]
+        if win and chars:
+            meta[META_PREFIX + asked.WINDOW_KEY] = list(win)
+            result.append(region(rec.text, *chars, WINDOW_LABEL, None, WINDOW_ID, from_name=WINDOW_NAME))
+            hint = window_hint(asked.words(rec, win), review_mode(rec))
         prediction = {
             "model_version": self.model_version(cycle),
             "score": min(known) if known else 1.0,  # the least sure span: the task's place in a sort
-            "result": [region(rec.text, s, e, lab, c, f"n{i}") for i, ((s, e, lab), c) in
-                       enumerate(zip(spans, confs, strict=True))],
+            "result": result,
         }
-        data = {"text": rec.text, HINT_KEY: HINTS[review_mode(rec)]}
+        data = {"text": rec.text, HINT_KEY: hint}
         return {"data": data, "meta": meta, "predictions": [prediction]}
 
     def _show_cycle(self, pid: int, cycle: int, listing: Listing) -> None:

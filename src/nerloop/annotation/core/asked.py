@@ -1,0 +1,61 @@
+"""The window an annotator is asked about: a sentence sent for only part of its words (issue #28, subsequence
+selection), as every tool shows it.
+
+A batch record asked only about a window carries ``meta["window"] = [start, end]``, word indices into its tokens
+(end exclusive); it still carries its whole-sentence pre-annotation, so the words outside the window arrive
+pre-filled by the model and the annotator labels only the window. A record without the key is a whole sentence,
+sent exactly as before. What the tools share is here, read and checked once: which words, how they are named
+to a person (``«Paris with Acme Corp» (words 4-7)``), and which pre-annotated spans lie outside; each tool
+shows them its own way (``label_studio.tasks``, ``doccano.tasks``).
+"""
+
+from __future__ import annotations
+
+from nerloop.data.records import Record
+from nerloop.errors import NerloopError
+
+WINDOW_KEY = "window"  # rec.meta[WINDOW_KEY] = [start, end] (words, end exclusive); absent: the whole sentence
+SHOWN_CHARS = 40  # a longer window is named by its first and last words: a hint must stay on one line
+
+
+def window(rec: Record, error: type[NerloopError]) -> tuple[int, int] | None:
+    """The record's window as (start, end) word indices, or None for a whole sentence.
+
+    A window that is not two integers with ``0 <= start < end <= len(tokens)`` raises ``error`` (the tool's own
+    data error), naming the sentence: nothing is sent, as for a bad pre-annotation.
+    """
+    raw = rec.meta.get(WINDOW_KEY)
+    if raw is None:
+        return None
+    start = end = -1
+    try:
+        ok = isinstance(raw, list | tuple) and all(float(x) == int(x) for x in raw)
+        start, end = (int(x) for x in raw)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not 0 <= start < end <= len(rec.tokens):
+        raise error(f"sentence {rec.id}: meta window {raw!r} is not [start, end) word indices within its "
+                    f"{len(rec.tokens)} words; nothing was sent")
+    return start, end
+
+
+def char_range(rec: Record, win: tuple[int, int]) -> tuple[int, int]:
+    """The window's characters in ``rec.text``: from its first word's start to its last word's end."""
+    return int(rec.offsets[win[0]][0]), int(rec.offsets[win[1] - 1][1])
+
+
+def words(rec: Record, win: tuple[int, int]) -> str:
+    """The window as a person reads it: ``«Paris with Acme Corp» (words 4-7)`` (numbered from 1, ends included);
+    a long window by its first and last words, ``«Paris … Corp»``."""
+    s, e = char_range(rec, win)
+    shown = rec.text[s:e]
+    if len(shown) > SHOWN_CHARS and win[1] - win[0] > 1:
+        shown = f"{rec.tokens[win[0]]} … {rec.tokens[win[1] - 1]}"
+    where = f"word {win[0] + 1}" if win[1] - win[0] == 1 else f"words {win[0] + 1}-{win[1]}"
+    return f"«{shown}» ({where})"
+
+
+def outside(span: tuple[int, int], chars: tuple[int, int]) -> bool:
+    """Whether a character span lies wholly outside the window's characters (one that overlaps it is the
+    annotator's to check, so it is inside)."""
+    return span[1] <= chars[0] or span[0] >= chars[1]
