@@ -37,5 +37,5 @@ def test_spans_overlapping_the_window_are_the_annotators() -> None:
 
 @pytest.mark.parametrize("bad", [[3, 3], [5, 2], [-1, 2], [0, 9], [1.5, 3], "37", [1], ["a", "b"]])
 def test_a_bad_window_is_refused_before_anything_is_sent(bad: object) -> None:
-    with pytest.raises(LabelStudioDataError, match=r"meta window .* nothing was sent"):
+    with pytest.raises(LabelStudioDataError, match=r"meta .window. .* nothing was sent"):
         asked.window(sentence(bad), LabelStudioDataError)

@@ -47,6 +47,16 @@ class Annotation:
         return self.review == "accept" and self.pre_tags is not None and self.record.tags == self.pre_tags
 
 
+def check_window(win: Any, n_tokens: int) -> None:
+    """A window is ``[start, end]`` with ``0 <= start < end <= n_tokens``; anything else is a TypeError or
+    ValueError that says what it should be."""
+    if not (isinstance(win, list) and len(win) == 2 and all(type(v) is int for v in win)):  # bools are not words
+        raise TypeError(f"'window' must be [start, end], two integers, got {win!r}")
+    if not 0 <= win[0] < win[1] <= n_tokens:
+        raise ValueError(f"'window' {win} is not a span of the sentence's {n_tokens} words (0 <= start < end <= "
+                         f"{n_tokens})")
+
+
 def window_of(meta: dict[str, Any] | None) -> list[int] | None:
     """The window a record's meta carries (``WINDOW_KEY``), as [start, end], or None."""
     win = (meta or {}).get(WINDOW_KEY)

@@ -32,6 +32,7 @@ from nerloop.data.annotations import (
     EFFORT_KEYS,
     WINDOW_KEY,
     Annotation,
+    check_window,
     edit_counts,
     labelled_tokens,
     manual_effort,
@@ -45,16 +46,6 @@ from nerloop.errors import DataError
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_window(win: Any, n_tokens: int) -> None:
-    """A window is ``[start, end]`` with ``0 <= start < end <= n_tokens``; anything else is a TypeError or
-    ValueError that says what it should be."""
-    if not isinstance(win, list) or len(win) != 2 or not all(_is_int(v) for v in win):
-        raise TypeError(f"'window' must be [start, end], two integers, got {win!r}")
-    if not 0 <= win[0] < win[1] <= n_tokens:
-        raise ValueError(f"'window' {win} is not a span of the sentence's {n_tokens} words (0 <= start < end <= "
-                         f"{n_tokens})")
 
 
 class Ledger:

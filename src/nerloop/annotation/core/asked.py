@@ -11,10 +11,10 @@ shows them its own way (``label_studio.tasks``, ``doccano.tasks``).
 
 from __future__ import annotations
 
+from nerloop.data.annotations import WINDOW_KEY, check_window
 from nerloop.data.records import Record
 from nerloop.errors import NerloopError
 
-WINDOW_KEY = "window"  # rec.meta[WINDOW_KEY] = [start, end] (words, end exclusive); absent: the whole sentence
 SHOWN_CHARS = 40  # a longer window is named by its first and last words: a hint must stay on one line
 
 
@@ -27,16 +27,11 @@ def window(rec: Record, error: type[NerloopError]) -> tuple[int, int] | None:
     raw = rec.meta.get(WINDOW_KEY)
     if raw is None:
         return None
-    start = end = -1
     try:
-        ok = isinstance(raw, list | tuple) and all(float(x) == int(x) for x in raw)
-        start, end = (int(x) for x in raw)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok or not 0 <= start < end <= len(rec.tokens):
-        raise error(f"sentence {rec.id}: meta window {raw!r} is not [start, end) word indices within its "
-                    f"{len(rec.tokens)} words; nothing was sent")
-    return start, end
+        check_window(list(raw) if isinstance(raw, tuple) else raw, len(rec.tokens))
+    except (TypeError, ValueError) as exc:
+        raise error(f"sentence {rec.id}: meta {exc}; nothing was sent") from None
+    return int(raw[0]), int(raw[1])
 
 
 def char_range(rec: Record, win: tuple[int, int]) -> tuple[int, int]:

@@ -75,8 +75,7 @@ class DoccanoTasks:
         }
         if win is None:
             return line
-        return {WINDOW_ROW: WINDOW_TEXT.format(words=asked.words(rec, win)), **line,
-                META_PREFIX + asked.WINDOW_KEY: list(win)}
+        return {WINDOW_ROW: WINDOW_TEXT.format(words=asked.words(rec, win)), **line}
 
 
     def _send_confidences(self, where: dict[str, dict[str, _Example]], unique: dict[str, Record]) -> None:

@@ -75,7 +75,6 @@ class LabelStudioTasks:
                   for i, ((s, e, lab), c) in enumerate(zip(spans, confs, strict=True))]
         hint = HINTS[review_mode(rec)]
         if win and chars:
-            meta[META_PREFIX + asked.WINDOW_KEY] = list(win)
             result.append(region(rec.text, *chars, WINDOW_LABEL, None, WINDOW_ID, from_name=WINDOW_NAME))
             hint = window_hint(asked.words(rec, win), review_mode(rec))
         prediction = {
