@@ -212,6 +212,7 @@ def test_a_sentence_asked_about_a_window_names_it_first_and_imports_the_entities
         alice.confirm(pid, eids[r.id])
     res = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest)
     assert res.problems == [] and {a.record.id: a.record.tags for a in res.done} == {r.id: PRE for r in recs}
+    assert {a.record.id: a.window for a in res.done} == {recs[0].id: None, recs[1].id: [3, 7], recs[2].id: None}
 
 
 @pytest.mark.doccano

@@ -334,6 +334,7 @@ def test_a_window_is_named_and_highlighted_and_import_reads_only_the_entities(
         "result": [r for r in win2["predictions"][0]["result"] if r["from_name"] != WINDOW_NAME]}).raise_for_status()
     res = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest)
     assert res.problems == [] and {a.record.id: a.record.tags for a in res.done} == {r.id: PRE for r in recs}
+    assert {a.record.id: a.window for a in res.done} == {recs[0].id: None, recs[1].id: [3, 7], recs[2].id: [3, 7]}
 
 
 @pytest.mark.label_studio
@@ -377,7 +378,7 @@ def test_an_annotator_sees_the_window_highlighted_and_corrects_a_word_in_it(
     browser.find_element(By.CSS_SELECTOR, SUBMIT).click()
     wait.until(lambda d: alice.get(f"tasks/{task['id']}")["annotations"])
     (ann,) = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest).done
-    assert ann.record.tags == ["B-PER", "I-PER", "O", "B-PER", "O", "B-ORG", "I-ORG", "O"]
+    assert ann.record.tags == ["B-PER", "I-PER", "O", "B-PER", "O", "B-ORG", "I-ORG", "O"] and ann.window == [3, 7]
     print(f"\nalice's windowed task, corrected in the page: {ann.record.tags} (screenshot {tmp_path})")
 
 
