@@ -19,8 +19,15 @@ Run from the repository root (a cycle at 12,000 labelled sentences takes over an
     python benchmarks/journey.py                # resumes; writes benchmarks/results/journey/<device>/
     python benchmarks/journey.py --report-only  # table, PNG and projection from the cycle files
     python benchmarks/journey.py --quick        # a few minutes, into benchmarks/work/quick/journey/
+    python benchmarks/journey.py --corpus bc5cdr --gazetteer   # results/journey/<device>-bc5cdr-gazetteer/
 
-CoNLL-2003 is read from ``../shared/data/conll2003``; without it the benchmark says so and exits 0.
+The same journey runs on BC5CDR (``--corpus bc5cdr``: its train split as seed and pool, its test
+split as gold), and with ``--gazetteer`` the seed's own entity names (``cold_start.gazetteer``,
+nothing from the pool or test) pre-annotate beside the model through ``data.patterns``, so that
+``effort.py`` can set the manual effort with and without patterns side by side (issue #29).
+
+CoNLL-2003 is read from ``../shared/data/conll2003``, BC5CDR from ``../shared/data/bc5cdr``;
+without its corpus the benchmark says so and exits 0.
 """
 
 from __future__ import annotations
@@ -31,16 +38,18 @@ import gc
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import al_runs
 import al_setup
+import cold_start
 import numpy as np
 from throughput import peak_rss_mib
 
 from nerloop.data.files import write_json
+from nerloop.data.formats import read_conll
 
 ROOT = al_setup.ROOT
 RESULTS = ROOT / "benchmarks" / "results" / "journey"
@@ -48,6 +57,12 @@ WORK = ROOT / "benchmarks" / "work" / "journey"
 QUICK_DIR = ROOT / "benchmarks" / "work" / "quick" / "journey"
 STATE_FILES = ("metrics/history.json", "metrics/stop_set.json", "metrics/probes.json")  # what a cycle reads back
 PROJECT_POOL, PROJECT_TARGET = 100_000, 30_000  # the projection: a 30k-sentence dataset from a 100k pool
+GAZETTEER = "data/raw/seed_names.tsv"  # --gazetteer: the seed's entity names, in the run folder
+# corpus -> (title, folder, train file, gold files by preference): gold is never the pool
+CORPORA: dict[str, tuple[str, Path, str, tuple[str, ...]]] = {
+    "conll2003": ("CoNLL-2003", al_setup.DEFAULT_DATA, "train.txt", ("test.txt",)),
+    "bc5cdr": ("BC5CDR", cold_start.DATA.parent, cold_start.DATA.name, ("test.tsv", "devel.tsv")),
+}
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,55 @@ class Journey:
     gold_size: int = 0  # 0 = the whole test split
 
 
-QUICK = Journey(seed_size=40, schedule=(20, 40), target=100, epochs=1, patience=1, gold_size=200)
+QUICK = Journey(seed_size=40, schedule=(20, 40), target=100, epochs=1, patience=1, gold_size=100)
+QUICK_POOL = 300  # --quick draws its seed and pool from the first 340 train sentences: scoring stays seconds
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a journey runs on besides the recipe. Only what differs from the default enters the run's
+    config, so the CoNLL-2003 journey's committed cycles (made before these options) still resume."""
+
+    corpus: str = "conll2003"
+    gazetteer: bool = False  # data.patterns: a gazetteer of the seed's own entity names
+    base: str = al_setup.Settings.base  # model.base (a test's tiny model); not part of the folder names
+    pool: int = 0  # > 0: seed and pool come from the first seed_size + pool train sentences (a quick look)
+
+    def tag(self) -> str:
+        """The suffix of the run's folders: '' for the CoNLL-2003 journey, else '-bc5cdr', '-bc5cdr-gazetteer'..."""
+        if self == Variant(base=self.base, pool=self.pool):
+            return ""
+        return f"-{self.corpus}" + ("-gazetteer" if self.gazetteer else "")
+
+    def title(self) -> str:
+        return CORPORA[self.corpus][0] + (", with a gazetteer of the seed's names" if self.gazetteer else "")
+
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v != getattr(Variant(), k)}
+
+
+# every journey effort.py sets side by side, in its column order
+VARIANTS = (Variant(), Variant(gazetteer=True), Variant("bc5cdr"), Variant("bc5cdr", gazetteer=True))
+
+
+def variant_of(config: dict[str, Any]) -> Variant:
+    """The variant a stored cycle's config was made with."""
+    return Variant(**{k: config[k] for k in ("corpus", "gazetteer", "base", "pool") if k in config})
+
+
+def results_dir(v: Variant, device: str) -> Path:
+    return RESULTS / f"{device}{v.tag()}"
+
+
+def work_dir(v: Variant) -> Path:
+    return WORK.with_name(WORK.name + v.tag())
+
+
+def corpus_files(name: str) -> tuple[Path, Path] | None:
+    """(train, gold) files of a shared corpus: its test split, else its devel split; None when absent."""
+    _, folder, train, golds = CORPORA[name]
+    gold = next((folder / g for g in golds if (folder / g).is_file()), None)
+    return (folder / train, gold) if (folder / train).is_file() and gold is not None else None
 
 
 def device_name() -> str:
@@ -137,13 +200,20 @@ def replay(done: list[dict[str, Any]], stages: dict[str, Any]) -> None:
     print(f"replayed {len(done)} recorded batch(es): the run resumes at cycle {len(done)}")
 
 
-def run(j: Journey, results: Path, work: Path) -> None:
-    corpus_files = al_setup.find_corpus(al_setup.DEFAULT_DATA)
-    if corpus_files is None:
-        print(f"CoNLL-2003 not found in {al_setup.DEFAULT_DATA}: nothing to run")
+def without_target(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as resuming compares it: the target only says where to stop, it changes no cycle."""
+    return {**config, "journey": {k: v for k, v in config["journey"].items() if k != "target"}}
+
+
+def run(j: Journey, results: Path, work: Path, variant: Variant = Variant()) -> None:
+    files = corpus_files(variant.corpus)
+    if files is None:
+        print(f"{CORPORA[variant.corpus][0]} not found in {CORPORA[variant.corpus][1]}: nothing to run")
         return
-    corpus = al_setup.load_corpus(*corpus_files)
-    settings = settings_for(j)
+    corpus = al_setup.load_corpus(*files)
+    if variant.pool:
+        corpus.train = corpus.train[:j.seed_size + variant.pool]
+    settings = replace(settings_for(j), base=variant.base)
     results.mkdir(parents=True, exist_ok=True)
     done = cycle_files(results)
     recipe = al_setup.base_recipe(ROOT / "params.yaml")
@@ -153,16 +223,25 @@ def run(j: Journey, results: Path, work: Path) -> None:
         print(f"note: {results} continues with the recipe its cycle 0 recorded, not today's params.yaml; "
               "--results <another folder> starts a journey under today's")
         recipe = done[0]["config"]["recipe"]
-    config = json.loads(json.dumps({"journey": asdict(j), "recipe": recipe, "device": device_name()}))
-    if done and not same_config(done[0]["config"], config):
+    config = json.loads(json.dumps({"journey": asdict(j), "recipe": recipe, "device": device_name(),
+                                    **variant.config()}))
+    if done and not same_config(without_target(done[0]["config"]), without_target(config)):
         raise al_setup.BenchmarkError(f"{results} holds cycles made with other settings; move them or use --results")
+    if done and not done[-1]["next_batch_ids"] and "pool_scored" not in done[-1] \
+            and done[-1]["labelled_sentences"] < j.target:
+        print(f"note: {results} stopped at its earlier target ({done[-1]['labelled_sentences']:,} labelled) and "
+              "selected no next batch; a higher --target needs another --results and --work")
     stages = al_runs.stage_modules()
     run_dir = work / f"seed{j.seed}"
     marker = run_dir / "journey.json"
     fresh = not marker.exists() or json.loads(marker.read_text())["cycles"] != len(done)
     if fresh:
         params = al_setup.run_params(settings, recipe, "hybrid", j.seed, corpus.labels)
+        if variant.gazetteer:
+            params["data"]["patterns"] = GAZETTEER
         al_runs.setup_run(run_dir, corpus, settings, params, j.seed)
+        if variant.gazetteer:  # the seed set setup_run drew, as cold_start.py builds its gazetteer
+            cold_start.gazetteer(read_conll(run_dir / "data" / "raw" / "seed.conll"), run_dir / GAZETTEER)
     with contextlib.chdir(run_dir):
         if fresh:
             stages["prepare"].main()
@@ -171,7 +250,7 @@ def run(j: Journey, results: Path, work: Path) -> None:
             marker.write_text(json.dumps({"cycles": len(done)}))
         c = len(done)
         while not done or (done[-1]["labelled_sentences"] < j.target and done[-1]["next_batch_ids"]):
-            print(f"== journey seed {j.seed}: cycle {c}")
+            print(f"== journey{variant.tag()} seed {j.seed}: cycle {c}")
             peak_rss_reset()
             seconds = {name: timed(stages[name].main) for name in ("import", "train", "evaluate")}
             row = cycle_row(c, seconds)
@@ -186,6 +265,8 @@ def run(j: Journey, results: Path, work: Path) -> None:
             row["peak_rss_mib"] = peak_rss_mib()
             row["state"] = {rel: json.loads(Path(rel).read_text()) if Path(rel).exists() else None
                             for rel in STATE_FILES}
+            if variant.gazetteer:
+                row["gazetteer_names"] = len(Path(GAZETTEER).read_text(encoding="utf-8").splitlines())
             row["config"] = config
             row["finished_at"] = al_runs.now()
             row["nerloop_commit"] = al_runs.git_commit()
@@ -271,7 +352,8 @@ def report(results: Path) -> dict[str, Any] | None:
     rows = cycle_files(results)
     if not rows:
         return None
-    j = Journey(**{**rows[0]["config"]["journey"], "schedule": tuple(rows[0]["config"]["journey"]["schedule"])})
+    j = Journey(**{**rows[-1]["config"]["journey"], "schedule": tuple(rows[-1]["config"]["journey"]["schedule"])})
+    variant = variant_of(rows[0]["config"])
     model = cost_model(rows)
     train = rows[0]["config"]["recipe"]["train"]  # the probing rule the journey ran with
     # the projection follows the shipped epoch rule where the journey's recipe predates train.epoch_scaling
@@ -281,16 +363,21 @@ def report(results: Path) -> dict[str, Any] | None:
     pool = rows[0]["pool_scored"]  # cycle 0 scores the whole pool
     projection = {"30k_from_100k": project(model, (200, 400, 800, 1600, 3200, 6400, 12800), 200, PROJECT_POOL,
                                            PROJECT_TARGET, **rule),
-                  "this_journey": project(model, j.schedule, j.seed_size, pool + j.seed_size, j.target, **rule)}
+                  "this_journey": project(model, j.schedule, j.seed_size, pool + j.seed_size,
+                                          min(j.target, pool + j.seed_size), **rule)}
     last = rows[-1]
+    # a pool smaller than the target (BC5CDR's train split) runs out: its last cycle scored an empty pool
+    ran_out = not last["next_batch_ids"] and "pool_scored" in last and last["labelled_sentences"] < j.target
     summary = {"cycles": len(rows), "labelled_sentences": last["labelled_sentences"], "f1": last["f1"],
                "target_sentences": j.target, "reached": last["labelled_sentences"] >= j.target,
-               "device": rows[0]["config"]["device"], "cost_model": model, "projection": projection}
+               "device": rows[0]["config"]["device"], "cost_model": model, "projection": projection,
+               **({"pool_ran_out": True} if ran_out else {})}
     write_json(results / "summary.json", summary)
-    lines = [f"# The journey on CoNLL-2003 ({summary['device'].upper()}, seed {j.seed})", "",
+    lines = [f"# The journey on {variant.title()} ({summary['device'].upper()}, seed {j.seed})", "",
              f"Hybrid selection, `train.recipe: fitted`, the whole remaining pool scored every cycle; batches "
              f"{', '.join(map(str, j.schedule))} (the last repeats) until {j.target:,} sentences are labelled. "
-             f"{'Reached' if summary['reached'] else 'Not reached yet'}: {last['labelled_sentences']:,} labelled "
+             f"{'Reached' if summary['reached'] else 'The pool ran out' if ran_out else 'Not reached yet'}: "
+             f"{last['labelled_sentences']:,} labelled "
              f"after {len(rows)} cycle(s).", "",
              "| cycle | labelled | tokens | test F1 | epochs | probed | train s | score s | cycle s | CPU s | "
              "peak RSS MiB | forecast decision |",
@@ -347,16 +434,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="a tiny journey into benchmarks/work/quick/journey/")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--corpus", choices=sorted(CORPORA), default="conll2003")
+    p.add_argument("--gazetteer", action="store_true",
+                   help="pre-annotate with a gazetteer of the seed's entity names too (data.patterns)")
+    p.add_argument("--target", type=int, help="stop once this many sentences are labelled (default 12,000; "
+                   "a pool smaller than that runs out first)")
+    p.add_argument("--base", default=Variant.base, help="model.base (default: the bundled encoder)")
+    p.add_argument("--pool", type=int, help=f"draw seed and pool from the first --pool + seed-size train sentences "
+                   f"(default: all of train; --quick: {QUICK_POOL})")
     p.add_argument("--results", type=Path)
     p.add_argument("--work", type=Path)
     args = p.parse_args(argv)
     j = QUICK if args.quick else Journey()
-    j = Journey(**{**asdict(j), "seed": args.seed})
-    results = args.results or (QUICK_DIR / "results" if args.quick else RESULTS / device_name())
-    work = args.work or (QUICK_DIR / "work" if args.quick else WORK)
+    j = Journey(**{**asdict(j), "seed": args.seed, **({"target": args.target} if args.target else {})})
+    v = Variant(args.corpus, args.gazetteer, args.base, args.pool or (QUICK_POOL if args.quick else 0))
+    results = args.results or (QUICK_DIR / f"results{v.tag()}" if args.quick else results_dir(v, device_name()))
+    work = args.work or (QUICK_DIR / f"work{v.tag()}" if args.quick else work_dir(v))
     try:
         if not args.report_only:
-            run(j, results, work)
+            run(j, results, work, v)
         summary = report(results)
     except al_setup.BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -376,6 +376,42 @@ def test_effort_reads_a_ledger_into_imports_and_milestones(tmp_path: Path) -> No
     assert out.with_suffix(".md").read_text().startswith("# Manual effort: tiny")
 
 
+def test_journey_on_bc5cdr_with_the_seed_gazetteer_then_effort_side_by_side(corpus: tuple[Path, Path],
+                                                                           tmp_path: Path) -> None:
+    """`journey.py --corpus bc5cdr --gazetteer --quick` for two tiny cycles (the tiny model, 100 pool sentences),
+    `effort.py` on its ledger, and `effort.py --compare` beside the journeys not run."""
+    import yaml
+
+    _, model = corpus
+    work, journeys = tmp_path / "work", tmp_path / "journeys"
+    results = journeys / "cpu-bc5cdr-gazetteer"
+    proc = run_script("journey.py", "--corpus", "bc5cdr", "--gazetteer", "--quick", "--pool", "100", "--target", "60",
+                      "--base", str(model), "--results", str(results), "--work", str(work))
+    if "BC5CDR not found" in proc.stdout:
+        pytest.skip("BC5CDR is not in ../shared/data: the script said so and ran nothing")
+    cycles = [json.loads(p.read_text()) for p in sorted(results.glob("cycle-*.json"))]
+    assert [c["labelled_sentences"] for c in cycles] == [40, 60] and cycles[0]["pool_scored"] <= 100
+    config = cycles[0]["config"]
+    assert config["corpus"] == "bc5cdr" and config["gazetteer"] and cycles[0]["gazetteer_names"] > 0
+    run_dir = work / "seed1"
+    assert yaml.safe_load((run_dir / "params.yaml").read_text())["data"]["patterns"] == "data/raw/seed_names.tsv"
+    assert "## Patterns" in (run_dir / "data/selection/report.md").read_text()  # select read the gazetteer
+    assert (results / "journey.md").read_text().startswith("# The journey on BC5CDR, with a gazetteer")
+    folder = tmp_path / "effort"
+    run_script("effort.py", "--corpus", "bc5cdr", "--gazetteer", "--project", str(run_dir), "--results",
+               str(folder / "effort-bc5cdr-gazetteer.json"))
+    effort = json.loads((folder / "effort-bc5cdr-gazetteer.json").read_text())
+    assert [(r["cycle"], r["labelled_from"], r["labelled_to"]) for r in effort["imports"]] == [(1, 40, 60)]
+    assert "verdict" not in effort["milestones"]["1200"]  # issue #29's targets are CoNLL-2003's
+    proc = run_script("effort.py", "--compare", "--folder", str(folder), "--journeys", str(journeys))
+    runs = json.loads((folder / "effort_runs.json").read_text())["runs"]
+    assert {k: r["status"] for k, r in runs.items()} == {
+        "conll2003": "not run yet", "conll2003-gazetteer": "not run yet", "bc5cdr": "not run yet",
+        "bc5cdr-gazetteer": "measured"}
+    row = "| ~1,200 | 60%-70% | not run yet | not run yet | not run yet | not reached (run ends at 60) |"
+    assert row in proc.stdout
+
+
 def test_cold_start_skips_clearly_without_bc5cdr_or_scores_the_three_pre_annotations(tmp_path: Path) -> None:
     """`python benchmarks/cold_start.py` at a tiny size: model, gazetteer and merged scored, with the ratio."""
     out = tmp_path / "cold_start.json"
