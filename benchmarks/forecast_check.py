@@ -221,8 +221,8 @@ def headline(s: dict[str, Any], fp: ForecastParams, checks: list[dict[str, Any]]
         kappa = "not verifiable: no run recorded stop-set predictions"
     else:
         kappa = (f"replayed on the {s['kappa_runs']} run(s) that recorded stop-set kappas: in range on "
-                 f"{s['kappa_in_range']} of the {s['kappa_judged']} that can be judged (the others never reach the "
-                 "plateau, and the rule did not fire before their last cycle)")
+                 f"{s['kappa_in_range']} of the {s['kappa_judged']} that can be judged (the others cannot: no "
+                 "plateau within the run and no firing before its last cycle, or a plateau at the last cycle)")
     floors = "; ".join(f"{f['floor']:g}: {f['covers']} of {s['runs']}, {f['width_min']:.1f}-{f['width_max']:.1f}"
                        for f in s["floors"])
     return "\n".join([
