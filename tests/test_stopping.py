@@ -107,7 +107,8 @@ def test_plateau_pools_the_points_so_one_dip_is_not_a_plateau() -> None:
 
 def test_judge_against_the_plateau() -> None:
     # plateau at cycle 4 of a run whose last cycle is 6: within one cycle is 3, 4 or 5
-    assert [judge(c, 4, 6) for c in (1, 2, 3, 4, 5, 6)] == ["early", "early", "in range", "in range", "in range", "late"]
+    assert [judge(c, 4, 6) for c in (1, 2, 3, 4, 5, 6)] == \
+        ["early", "early", "in range", "in range", "in range", "late"]
     assert judge(None, 4, 6) == "late"  # silent past plateau + 1
     assert judge(None, 6, 6) == "unverifiable"  # the plateau is the last cycle: the rule may fire at the next
     assert judge(None, 5, 6) == "late"
