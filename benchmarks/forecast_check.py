@@ -207,6 +207,10 @@ def _n(v: float | None) -> str:
     return "never" if v is None else f"{v:,.0f}"
 
 
+def _fires(cycle: int | None) -> str:
+    return "never fires" if cycle is None else f"fires at {cycle}"
+
+
 def _pct(v: float | None) -> str:
     return "∞" if v is None else f"{100 * v:+.0f}%"
 
@@ -279,7 +283,7 @@ def markdown(checks: list[dict[str, Any]], s: dict[str, Any], fp: ForecastParams
         gains_text = "–" if st["fitted_gain_per_1000"] is None else \
             ", ".join(f"{v:.2f}" for v in st["fitted_gain_per_1000"])
         kappa = "n/a (no kappas recorded)" if st["kappas"] is None else \
-            f"fires at {'never' if st['fires'] is None else st['fires']}: {st['verdict']}"
+            f"{_fires(st['fires'])}: {st['verdict']}"
         lines.append(
             f"| {c['run']} | {c['ceiling']:.3f} | {f['predicted']:.4f} [{f['low']:.3f}–{f['high']:.3f}] | "
             f"{f['width_points']:.1f} | {f['actual']:.4f} | {f['error_points']:+.2f} | {_n(n['predicted'])} "
