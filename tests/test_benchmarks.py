@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tiny_model import make_tiny_bert
 
@@ -211,25 +212,80 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     assert reached["met"] is None and "short of the 20% the target allows" in reached["why"]
 
 
+def flat_at_cycle_4(sizes: list[int]) -> list[float]:
+    """F1 = 0.85 - 0.35 (n / 200) ** -1.5 on 200, 400, 800, 1,600, 3,200 ...: gains 0.26 points per 1,000 at 3,200."""
+    return [round(0.85 - 0.35 * (n / 200) ** -1.5, 6) for n in sizes]
+
+
+def write_run(folder: Path, strategy: str, seed: int, sizes: list[int], f1: list[float],
+              kappas: list[float | None] | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    cycles = [{"cycle": c, "labelled_sentences": n, "labelled_tokens": 15 * n, "f1": f1[c],
+               **({"stop_kappa": kappas[c]} if kappas else {})} for c, n in enumerate(sizes)]
+    (folder / f"{strategy}-seed{seed}.json").write_text(json.dumps({"strategy": strategy, "seed": seed,
+                                                                    "cycles": cycles}))
+
+
 def test_forecast_check_on_known_curves(tmp_path: Path) -> None:
     """Exact power-law curves are forecast exactly; the kappa rule is replayed only where kappas were recorded."""
-    (tmp_path / "runs").mkdir()
-    sizes = [200, 400, 600, 800, 1000]
-    for seed, kappas in ((1, None), (2, [None, 0.9, 0.992, 0.995, 0.999])):
-        f1 = [0.85 - 0.35 * (n / 200) ** -2.0 for n in sizes]  # the gain falls under 0.5 / 100 at cycle 4
-        cycles = [{"cycle": c, "labelled_sentences": n, "labelled_tokens": 15 * n, "f1": round(f1[c], 6),
-                   **({"stop_kappa": kappas[c]} if kappas else {})} for c, n in enumerate(sizes)]
-        (tmp_path / "runs" / f"hybrid-seed{seed}.json").write_text(json.dumps(
-            {"strategy": "hybrid", "seed": seed, "cycles": cycles}))
-    run_script("forecast_check.py", "--results", str(tmp_path))
+    sizes = [200, 400, 800, 1600, 3200]
+    write_run(tmp_path / "runs", "hybrid", 1, sizes, flat_at_cycle_4(sizes), None)
+    write_run(tmp_path / "runs", "hybrid", 2, sizes, flat_at_cycle_4(sizes), [None, 0.9, 0.93, 0.96, 0.97])
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["forecast"]["resamples"] = 50  # the shipped rule and floor, fewer refits: seconds under load
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run_script("forecast_check.py", "--results", str(tmp_path), "--floors", "0",
+               "--params", str(tmp_path / "params.yaml"))
     out = json.loads((tmp_path / "forecast_check.json").read_text())
     s = out["summary"]
     assert s["runs"] == 2 and s["met_final_f1"] and s["met_sentences"] and s["final_f1_max_abs_error_points"] < 0.1
     first, second = out["runs"]
-    assert first["fit_cycles"] == 3 and first["sentences_to_final_f1"]["actual"] == 1000
-    assert first["stopping"]["gain_cycle"] == 4 and first["stopping"]["met"] is None
-    assert second["stopping"]["fires"] == 4 and second["stopping"]["met"] is True  # window 3 at threshold 0.99
+    assert first["fit_cycles"] == 3 and first["sentences_to_final_f1"]["actual"] == 3200
+    assert first["stopping"]["plateau_cycle"] == 4 and first["stopping"]["met"] is None
+    assert second["stopping"]["fires"] == 3 and second["stopping"]["verdict"] == "in range"  # 0.96 for 1 cycle
     assert s["met_stopping"] is True and "**met**" in (tmp_path / "forecast_check.md").read_text()
+    # the band: the shipped floor gives it width; floor 0 leaves 3 exact points no noise, so no width at all
+    assert first["final_f1"]["width_points"] > 1 and first["floors"][0]["width_points"] == 0
+    assert [f["floor"] for f in s["floors"]] == [0] and out["hindsight_noise"]["pooled_sd"] < 1e-3
+
+
+def test_stopping_check_calibrates_on_runs_long_runs_and_the_journey(tmp_path: Path) -> None:
+    """The grid, the choice, leave-one-out and the per-run table on curves whose plateau is known."""
+    short, long = [200, 400, 800, 1600, 3200], [200, 400, 800, 1600, 3200, 6400]
+    write_run(tmp_path / "runs", "hybrid", 1, short, flat_at_cycle_4(short), [None, 0.9, 0.93, 0.96, 0.97])
+    rising = [200, 400, 600, 800, 1000]  # 0.9 - 0.4 (n / 200) ** -0.5: still gains ~9 points per 1,000 at 1,000
+    write_run(tmp_path / "runs", "random", 1, rising, [round(0.9 - 0.4 * (n / 200) ** -0.5, 6) for n in rising],
+              [None, 0.9, 0.94, 0.945, 0.95])
+    write_run(tmp_path / "long" / "runs", "hybrid", 1, long, flat_at_cycle_4(long),
+              [None, 0.88, 0.92, 0.955, 0.965, 0.98])
+    write_run(tmp_path / "issue6" / "runs", "hybrid", 1, short, flat_at_cycle_4(short), None)  # no kappas
+    journey = tmp_path / "journey" / "cpu"
+    journey.mkdir(parents=True)
+    sizes, f1 = [200, 800, 3200, 12800], flat_at_cycle_4([200, 800, 3200, 12800])  # flat from cycle 2
+    for c, (n, k) in enumerate(zip(sizes, [None, 0.9, 0.96, 0.99], strict=True)):
+        (journey / f"cycle-{c:02d}.json").write_text(json.dumps(
+            {"cycle": c, "labelled_sentences": n, "labelled_tokens": 15 * n, "f1": f1[c], "forecast": {"kappa": k}}))
+    run_script("stopping_check.py", "--results", str(tmp_path))
+    out = json.loads((tmp_path / "stopping_check.json").read_text())
+    plateaus = {r["label"]: r["plateau_cycle"] for r in out["runs"]}
+    assert plateaus == {"hybrid seed 1 (1,000)": 4, "random seed 1 (1,000)": None, "hybrid seed 1 (long)": 4,
+                        "hybrid seed 1 (issue 6)": 4, "hybrid seed 1 (journey)": 2}
+    chosen = out["chosen"]
+    # for 1 cycle: early on the rising run at t <= 0.945 (its cycle 3), within one cycle of every plateau from
+    # 0.95 to 0.97; one cycle off in all at 0.96 and 0.965 (0.95 and 0.97: two), as for 2 cycles at 0.945-0.955
+    assert (chosen["threshold"], chosen["window"]) == (0.965, 1) and chosen["in_range"] == 3 and chosen["early"] == 0
+    assert chosen["cycles_off"] == 1
+    assert out["earlier_default"]["in_range"] == 0  # 0.99 for 3 cycles fires nowhere here
+    per_run = {r["label"]: r for r in out["shipped_per_run"]}  # shipped 0.96 for 1 cycle
+    assert per_run["hybrid seed 1 (long)"]["fires"] == 4 and per_run["hybrid seed 1 (long)"]["sentences_saved"] == 3200
+    assert per_run["hybrid seed 1 (long)"]["left_vs_best_points"] == round(
+        100 * (flat_at_cycle_4(long)[5] - flat_at_cycle_4(long)[4]), 2)
+    assert per_run["random seed 1 (1,000)"]["fires"] is None and per_run["random seed 1 (1,000)"]["verdict"] == \
+        "unverifiable"
+    assert len(out["leave_one_out"]) == 4 and {x["verdict"] for x in out["leave_one_out"]} <= {
+        "in range", "unverifiable", "early", "late"}
+    md = (tmp_path / "stopping_check.md").read_text()
+    assert "## The grid" in md and "| hybrid seed 1 (journey) |" in md and "not reached" in md
 
 
 def test_al_curve_skips_clearly_without_conll(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

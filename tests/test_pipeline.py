@@ -196,17 +196,22 @@ def test_forecast_and_stopping_rule_reach_status_and_card(two_cycles: Path) -> N
     f = read_json(two_cycles / "metrics/forecast.json")
     assert [h["stop_kappa"] for h in history] == [None, f["kappa"]] and -1 <= f["kappa"] <= 1
     assert f["cycle"] == 1 and f["sentences"] is None and f["stop_set"] == {"sentences": 40, "labelled": 6}
-    assert (f["decision"], f["why"]) == ("continue", "too few cycles for a forecast yet")  # one kappa < window 3
+    # the shipped rule (kappa >= 0.96 for 1 cycle) may already stop on the first kappa: the tiny model's two
+    # cycles can predict the stop set alike (0.90 in one run, >= 0.96 in another); otherwise no forecast yet
+    stops = f["kappa"] >= f["kappa_threshold"] and f["window"] == 1
+    why = "predictions have stabilised: more annotation no longer changes what the model predicts" if stops else \
+        "too few cycles for a forecast yet"
+    assert (f["decision"], f["why"]) == ("stop" if stops else "continue", why)
     assert read_json(two_cycles / "metrics/forecast_curve.json") == []
     assert (two_cycles / "metrics/forecast.png").stat().st_size > 1000
     assert run_in(two_cycles, "git", "status", "--porcelain").stdout == ""  # all of it committed with the cycle
 
     out = run_in(two_cycles, "nerloop", "status").stdout
-    assert "stop or continue:    continue: too few cycles for a forecast yet (cycle 1)" in out
-    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.99 for 3 cycles: " in out
+    assert f"stop or continue:    {f['decision']}: {why} (cycle 1)" in out
+    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.96 for 1 cycles: " in out
     run_in(two_cycles, "nerloop", "finalize")
     card = (two_cycles / "data/final/README.md").read_text()
-    assert "### Stopping Decision" in card and "Decision recorded then: **continue**" in card
+    assert "### Stopping Decision" in card and f"Decision recorded then: **{f['decision']}**" in card
     assert f"| 1 | 30 | {history[-1]['f1']:.3f} | {f['kappa']:.3f} |" in card
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from nerloop.loop.stopping import (
+    PLATEAU_GAIN,
     cohen_kappa,
     decide,
     draw_stop_set,
     first_firing,
+    fitted_gain_per_1000,
     gain_per_100,
+    judge,
+    plateau_cycle,
     rule_fires,
     stable_cycles,
 )
@@ -72,3 +76,42 @@ def test_decision() -> None:
     assert decide(fires=False, last_f1=0.6, target=0.8, budget=far)[1].startswith(
         "F1 0.800: not reachable: the fit needs about 9,000")
     assert decide(fires=False, last_f1=0.6, target=0.8, budget=None)[1] == "too few cycles for a forecast yet"
+
+
+SIZES = [200, 400, 800, 1600, 3200, 6400]
+
+
+def curve(n: float) -> float:
+    """F1 = 0.85 - 0.35 (n / 200) ** -1.5: gains 262.5 (n / 200) ** -2.5 points per 1,000 sentences."""
+    return 0.85 - 0.35 * (n / 200) ** -1.5
+
+
+def test_plateau_is_where_the_fitted_curve_gains_under_half_a_point_per_1000() -> None:
+    f1 = [curve(n) for n in SIZES]
+    gains = fitted_gain_per_1000(SIZES, f1)
+    assert gains is not None
+    assert gains == pytest.approx([262.5 * (n / 200) ** -2.5 for n in SIZES], rel=1e-3)  # 1.45 at 1,600, 0.26 at 3,200
+    assert PLATEAU_GAIN == 0.5 and plateau_cycle(SIZES, f1) == 4
+    assert plateau_cycle(SIZES, f1, floor=2.0) == 3
+    assert plateau_cycle(SIZES[:4], f1[:4]) is None  # not flat yet within the run
+    assert fitted_gain_per_1000([200, 200, 400], [0.5, 0.5, 0.6]) is None  # under 3 sizes: no fit, no plateau
+    assert plateau_cycle([200, 400], [0.5, 0.6]) is None
+
+
+def test_plateau_pools_the_points_so_one_dip_is_not_a_plateau() -> None:
+    """A raw step can fall (noise); the fitted curve still rises there, so the plateau stays where the curve is flat."""
+    f1 = [curve(n) for n in SIZES]
+    f1[3] += 0.015  # 1,600 measured high: 1,600 -> 3,200 "loses" F1, so the raw step says flat at cycle 3
+    assert f1[4] - f1[3] < 0 and plateau_cycle(SIZES, f1) == 4
+
+
+def test_judge_against_the_plateau() -> None:
+    # plateau at cycle 4 of a run whose last cycle is 6: within one cycle is 3, 4 or 5
+    assert [judge(c, 4, 6) for c in (1, 2, 3, 4, 5, 6)] == \
+        ["early", "early", "in range", "in range", "in range", "late"]
+    assert judge(None, 4, 6) == "late"  # silent past plateau + 1
+    assert judge(None, 6, 6) == "unverifiable"  # the plateau is the last cycle: the rule may fire at the next
+    assert judge(None, 5, 6) == "late"
+    # no plateau within the run: it is at last + 1 or later
+    assert judge(3, None, 6) == "early" and judge(5, None, 6) == "early"
+    assert judge(6, None, 6) == "unverifiable" and judge(None, None, 6) == "unverifiable"

@@ -52,6 +52,10 @@ class PowerLaw:
     def __call__(self, n: Any) -> np.ndarray:
         return self.a - self.b * (np.asarray(n, dtype=float) / self.scale) ** (-self.c)
 
+    def slope(self, n: Any) -> np.ndarray:
+        """dF1/dn at ``n``: how much F1 one more unit (sentence, token) buys there; falls as n grows."""
+        return self.b * self.c / self.scale * (np.asarray(n, dtype=float) / self.scale) ** (-self.c - 1.0)
+
     def n_for(self, f1: float) -> float:
         """The smallest n where the curve reaches ``f1``; infinity when its ceiling ``a`` does not."""
         if f1 >= self.a:

@@ -18,6 +18,16 @@ Decisions taken here:
 - The gold-F1 gain per 100 sentences over the same window is reported beside it, as the
   gold-set view of the same question.
 
+Where the curve has flattened (the plateau the rule is calibrated against, issue #28) is defined
+here too, so the benchmark that calibrates the rule and its tests share one definition: the first
+cycle where the inverse power law of ``nerloop.loop.forecast``, fitted to the whole gold-F1 curve
+in hindsight, gains less than ``PLATEAU_GAIN`` F1 points per 1,000 sentences. The fitted curve,
+not successive points: one gold-F1 measurement has an sd of about a point, so over a step of 200
+sentences two raw points differ by ~7 points per 1,000 from noise alone, and the raw criterion
+"finds" plateaus at a single dip (one stored run dips below its 200-sentence seed at 400). The
+fit pools every point, is defined at the last cycle too, and is concave: once its slope is under
+the floor, every later step gains less, which is what "after which" asks.
+
 Pure functions: tags and numbers in, numbers out.
 """
 
@@ -28,6 +38,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from nerloop.loop.forecast import MIN_POINTS, fit_power_law
+
+PLATEAU_GAIN = 0.5  # F1 points per 1,000 labelled sentences: below it the curve has flattened (issue #28)
 
 
 def draw_stop_set(ids: Sequence[str], size: int, seed: int) -> list[str]:
@@ -89,6 +103,42 @@ def gain_per_100(sentences: Sequence[float], f1: Sequence[float], window: int) -
 def first_firing(kappas: Sequence[float | None], threshold: float, window: int) -> int | None:
     """Index of the first cycle at which the rule fires, replaying ``kappas`` cycle by cycle."""
     return next((i for i in range(len(kappas)) if rule_fires(kappas[: i + 1], threshold, window)), None)
+
+
+def fitted_gain_per_1000(sentences: Sequence[float], f1: Sequence[float]) -> list[float] | None:
+    """Slope of the power law fitted to the whole curve, at each cycle's size, in F1 points per 1,000 sentences.
+
+    None when the curve has fewer than 3 distinct sizes (the fit's minimum).
+    """
+    if len(set(sentences)) < MIN_POINTS:
+        return None
+    law = fit_power_law(sentences, f1)
+    return [float(v) for v in 1e5 * law.slope(sentences)]  # F1 (0-1) per sentence -> points per 1,000
+
+
+def plateau_cycle(sentences: Sequence[float], f1: Sequence[float], floor: float = PLATEAU_GAIN) -> int | None:
+    """First cycle after which the fitted gold-F1 curve gains less than ``floor`` points per 1,000 sentences.
+
+    None when the curve has not flattened that far within the run (or is too short to fit).
+    """
+    slopes = fitted_gain_per_1000(sentences, f1)
+    return None if slopes is None else next((c for c, g in enumerate(slopes) if g < floor), None)
+
+
+def judge(fires: int | None, plateau: int | None, last: int) -> str:
+    """Where the rule fired against the plateau: "in range" (within 1 cycle), "early", "late" or "unverifiable".
+
+    ``last`` is the run's last cycle. A run whose curve never flattens (``plateau`` None) has its
+    plateau at ``last + 1`` or later, so firing before ``last`` is early, and firing at ``last``
+    or staying silent cannot be judged. Silence is late once the run went past ``plateau + 1``.
+    """
+    if plateau is None:
+        return "early" if fires is not None and fires < last else "unverifiable"
+    if fires is None:
+        return "late" if plateau + 1 <= last else "unverifiable"
+    if fires < plateau - 1:
+        return "early"
+    return "late" if fires > plateau + 1 else "in range"
 
 
 def decide(*, fires: bool, last_f1: float, target: float, budget: dict[str, Any] | None) -> tuple[str, str]:
