@@ -208,7 +208,7 @@ def test_forecast_and_stopping_rule_reach_status_and_card(two_cycles: Path) -> N
 
     out = run_in(two_cycles, "nerloop", "status").stdout
     assert f"stop or continue:    {f['decision']}: {why} (cycle 1)" in out
-    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.96 for 1 cycles: " in out
+    assert f"stop-set kappa:      {f['kappa']:.3f} (stop at >= 0.96 for 1 cycle: " in out
     run_in(two_cycles, "nerloop", "finalize")
     card = (two_cycles / "data/final/README.md").read_text()
     assert "### Stopping Decision" in card and f"Decision recorded then: **{f['decision']}**" in card

@@ -186,6 +186,7 @@ def forecast_lines(f: dict[str, Any] | None) -> list[str]:
     kappa = "not yet (needs two cycles)" if f["kappa"] is None else f"{f['kappa']:.3f}"
     gain = "" if f["gain_per_100_sentences"] is None else \
         f"; gold F1 {f['gain_per_100_sentences']:+.2f} points per 100 sentences over the last {f['window']} cycles"
-    lines.append(f"stop-set kappa:      {kappa} (stop at >= {f['kappa_threshold']} for {f['window']} cycles: "
+    cycles = "1 cycle" if f["window"] == 1 else f"{f['window']} cycles"
+    lines.append(f"stop-set kappa:      {kappa} (stop at >= {f['kappa_threshold']} for {cycles}: "
                  f"{f['stable_cycles']} so far){gain}")
     return lines
