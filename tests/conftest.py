@@ -63,6 +63,20 @@ def tiny_project(tmp_path: Path) -> Path:
     return make_tiny_project(tmp_path)
 
 
+def write_tiny_data(raw: Path, model_dir: Path, pool_size: int) -> Path:
+    """A few dozen demo sentences as ``raw``'s seed (24), gold (16), pool and its answers (``pool_size``), and a tiny
+    BERT knowing their words at ``model_dir``, which is returned."""
+    raw.mkdir(parents=True)
+    seed = read_conll(ROOT / "data/raw/seed.conll")[:24]
+    gold = read_conll(ROOT / "data/raw/gold.conll")[:16]
+    pool = read_conll(ROOT / "data/raw/pool_answers.conll")[:pool_size]
+    write_conll(raw / "seed.conll", seed)
+    write_conll(raw / "gold.conll", gold)
+    write_conll(raw / "pool_answers.conll", pool)
+    (raw / "pool.jsonl").write_text("".join(json.dumps({"tokens": r.tokens}) + "\n" for r in pool), encoding="utf-8")
+    return make_tiny_bert(model_dir, {t for r in seed + gold + pool for t in r.tokens})
+
+
 def make_tiny_project(tmp_path: Path) -> Path:
     """``tmp_path/project`` (git + DVC, first commit made), its DVC remote ``tmp_path/remote`` and the tiny BERT."""
     project = tmp_path / "project"
@@ -74,16 +88,7 @@ def make_tiny_project(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "scripts/stage.sh", project / "scripts/stage.sh")
     # the template's empty inbox, never the working tree's: after the demo (or a user's cycles) it holds answers
     write_json(project / "data/annotations/inbox.json", inbox.EMPTY)
-    raw = project / "data" / "raw"
-    raw.mkdir(parents=True)
-    seed = read_conll(ROOT / "data/raw/seed.conll")[:24]
-    gold = read_conll(ROOT / "data/raw/gold.conll")[:16]
-    pool = read_conll(ROOT / "data/raw/pool_answers.conll")[:40]
-    write_conll(raw / "seed.conll", seed)
-    write_conll(raw / "gold.conll", gold)
-    write_conll(raw / "pool_answers.conll", pool)
-    (raw / "pool.jsonl").write_text("".join(json.dumps({"tokens": r.tokens}) + "\n" for r in pool), encoding="utf-8")
-    model_dir = make_tiny_bert(tmp_path / "tiny-bert", {t for r in seed + gold + pool for t in r.tokens})
+    model_dir = write_tiny_data(project / "data" / "raw", tmp_path / "tiny-bert", pool_size=40)
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["model"]["base"] = str(model_dir)

@@ -12,33 +12,22 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, write_tiny_data
 from nerloop import paths
 from nerloop.annotation.simulated import SimulatedBackend
-from nerloop.data.files import read_records, write_conll, write_json, write_records
-from nerloop.data.formats import read_conll
+from nerloop.data.files import read_records, write_json, write_records
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.errors import ParamsError
 from nerloop.loop import inbox
 from nerloop.release.sections import cleaning_lines, partial_text
 from nerloop.stages import export, final_split, import_annotations, prepare, score, select, train
-from tiny_model import make_tiny_bert
 
 WINDOW = 4
 
 
 def _project(tmp_path: Path, partial: str) -> None:
-    raw = tmp_path / "data" / "raw"
-    raw.mkdir(parents=True)
-    seed = read_conll(ROOT / "data/raw/seed.conll")[:24]
-    gold = read_conll(ROOT / "data/raw/gold.conll")[:16]
-    pool = read_conll(ROOT / "data/raw/pool_answers.conll")[:30]
-    write_conll(raw / "seed.conll", seed)
-    write_conll(raw / "gold.conll", gold)
-    write_conll(raw / "pool_answers.conll", pool)
-    (raw / "pool.jsonl").write_text("".join(json.dumps({"tokens": r.tokens}) + "\n" for r in pool), encoding="utf-8")
-    tiny = make_tiny_bert(tmp_path / "tiny-bert", {t for r in seed + gold + pool for t in r.tokens})
+    tiny = write_tiny_data(tmp_path / "data" / "raw", tmp_path / "tiny-bert", pool_size=30)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["model"]["base"] = str(tiny)
     params["train"].update(recipe="holdout", epochs=1, batch_size=8, partial=partial)
