@@ -289,7 +289,11 @@ def test_readme_walk_through_two_cycles_with_alice_and_bob(browser, tiny_project
         assert status["pool_left"] == 40 - 12 and status["uncommitted"] == []
         text = nerloop(project, "status")
         assert "backend:             label_studio" in text
-        assert "annotate the 7 waiting sentences in label_studio, then: nerloop cycle" in text
+        # the shipped stopping rule (kappa >= 0.96 for 1 cycle) may already say stop for the tiny model, whose two
+        # cycles can predict the stop set alike; then status says to finish rather than to annotate
+        stops = status["forecast"]["decision"] == "stop"
+        assert ("nerloop cycle --no-send, then nerloop finalize   # stop: " if stops else
+                "annotate the 7 waiting sentences in label_studio, then: nerloop cycle") in text
         assert git(project, "status", "--porcelain") == ""
     finally:
         nerloop(project, "label-studio", "down")
