@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from nerloop.annotation.core.quality import Confirmation, agreement, speed_and_effort
+from nerloop.annotation.core.quality import Confirmation, agreement, asked_part, speed_and_effort
 
 A = ["B-PER", "I-PER", "O", "B-LOC"]
 B = ["B-ORG", "I-ORG", "O", "B-LOC"]
@@ -40,3 +40,27 @@ def test_speed_uses_gaps_between_confirmations_and_leaves_breaks_out() -> None:
     c2 = out["alice"]["2"]
     assert (c2["breaks"], c2["timed_sentences"], c2["seconds_per_sentence"]) == (1, 1, 10.5)
     assert out["bob"]["1"]["seconds_per_sentence"] is None  # one sentence: no gap to measure
+
+
+def test_a_windowed_sentence_counts_only_its_window() -> None:
+    """Subsequence selection: outside the window both annotators see the same pre-annotation and are asked nothing,
+    so agreement, tokens and effort cover the window's words only (else kappa is inflated by free agreement)."""
+    pre = ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]
+    alice = ["B-PER", "I-PER", "O", "O", "B-ORG", "O"]
+    bob = ["O", "O", "O", "O", "B-LOC", "O"]  # bob also deleted the PER outside the window: nobody asked him to
+    window = [3, 6]
+    assert asked_part(pre, alice, window) == ["O", "B-ORG", "O"]
+    assert asked_part(pre, bob, window) == ["O", "B-LOC", "O"]  # outside the window, what was shown stands
+    assert asked_part(pre, alice, None) == alice
+    # an entity cut at the window's start begins there
+    assert asked_part(pre, pre, [1, 3]) == ["B-PER", "O"]
+    got = agreement([(asked_part(pre, alice, window), asked_part(pre, bob, window))])
+    assert got["kappa"] == pytest.approx(cohen_kappa_score(["O", "B-ORG", "O"], ["O", "B-LOC", "O"]), abs=1e-4)
+
+    out = speed_and_effort([
+        Confirmation("alice", "s1", 1, 6, "2026-11-23T10:00:00Z", pre, alice, window),
+        Confirmation("alice", "s2", 1, 6, "2026-11-23T10:00:30Z", pre, pre, None),
+    ], break_s=300)["alice"]["1"]
+    assert (out["tokens"], out["timed_tokens"]) == (3 + 6, 6)
+    # windowed: the LOC relabelled, the PER outside not counted; whole: PER and LOC kept
+    assert (out["kept"], out["relabelled"], out["deleted"], out["added"]) == (2, 1, 0, 0)

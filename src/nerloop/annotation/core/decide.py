@@ -240,11 +240,12 @@ class DecisionMixin:
                 if v.confirmed_by == who:
                     confirmations.append(quality.Confirmation(
                         who, sid, int(first.m("cycle", 0)), len(first.m("tokens")), v.confirmed_at,
-                        first.m("pre_tags"), v.tags))
+                        first.m("pre_tags"), v.tags, first.m(WINDOW_KEY)))
             if len(assigned) == 2 and all(a in mine and mine[a].tags is not None and not mine[a].doubt
                                           for a in assigned):
-                pairs.setdefault(int(first.m("cycle", 0)), []).append(
-                    (mine[assigned[0]].tags, mine[assigned[1]].tags))  # type: ignore[arg-type]
+                left, right = (quality.asked_part(first.m("pre_tags"), mine[u].tags, first.m(WINDOW_KEY))  # type: ignore[arg-type]
+                               for u in assigned)
+                pairs.setdefault(int(first.m("cycle", 0)), []).append((left, right))
             if sid in latest:
                 self._late_correction(sid, latest[sid], mine, reviewed, result)
                 continue
@@ -263,7 +264,7 @@ class DecisionMixin:
         last = per_cycle[str(max(pairs))] if pairs else quality.agreement([])
         effort = {"kept": 0, "added": 0, "deleted": 0, "relabelled": 0}
         for ann in result.done:
-            for k, v in edit_counts(ann.pre_tags, ann.record.tags or []).items():
+            for k, v in edit_counts(ann.pre_tags, ann.record.tags or [], ann.window).items():
                 effort[k] += v
         return {
             "done": len(result.done),

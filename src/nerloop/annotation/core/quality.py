@@ -9,6 +9,9 @@
   and are left out with their sentence, as is the first sentence of a sitting: the figure is
   "seconds per sentence while working", over the sentences that had a measurable gap.
 * Effort compares each annotator's final spans with the pre-annotation *that annotator saw*.
+* A sentence asked only about a window of its words (``select.unit: window``) counts only that window: its
+  words for tokens and agreement, its spans for effort. Outside it both annotators see the same
+  pre-annotation and nobody is asked to change it, so counting those words would inflate kappa.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nerloop.data.annotations import edit_counts
+from nerloop.data.annotations import edit_counts, labelled_tokens, merge_window
+from nerloop.data.tags import iob1_to_iob2
 
 KAPPA_TARGET = 0.8
 
@@ -36,6 +40,15 @@ class Confirmation:
     confirmed_at: str  # ISO 8601, from Doccano
     pre_tags: list[str] | None  # what this annotator was shown
     tags: list[str] | None  # None when the version is invalid (held back)
+    window: list[int] | None = None  # the words asked about; None = the whole sentence
+
+
+def asked_part(pre_tags: list[str] | None, tags: list[str], window: list[int] | None) -> list[str]:
+    """The tags of the words an annotator was asked about: the whole sentence, or the window's words (an
+    entity cut at the window's start begins there), the sequence a QC pair is compared on."""
+    if window is None:
+        return list(tags)
+    return iob1_to_iob2(merge_window(pre_tags, tags, window)[window[0]:window[1]])
 
 
 def agreement(pairs: Iterable[tuple[list[str], list[str]]]) -> dict[str, Any]:
@@ -82,19 +95,20 @@ def speed_and_effort(confirmations: Iterable[Confirmation], break_s: float) -> d
                 "breaks": 0, "kept": 0, "added": 0, "deleted": 0, "relabelled": 0,
             })
             row["sentences"] += 1
-            row["tokens"] += c.tokens
+            tokens = labelled_tokens(c.window, c.tokens)
+            row["tokens"] += tokens
             at = datetime.fromisoformat(c.confirmed_at.replace("Z", "+00:00"))
             if previous is not None:
                 gap = (at - previous).total_seconds()
                 if gap <= break_s:
                     row["timed_sentences"] += 1
-                    row["timed_tokens"] += c.tokens
+                    row["timed_tokens"] += tokens
                     row["seconds"] += gap
                 else:
                     row["breaks"] += 1
             previous = at
             if c.tags is not None:
-                for k, v in edit_counts(c.pre_tags, c.tags).items():
+                for k, v in edit_counts(c.pre_tags, c.tags, c.window).items():
                     row[k] += v
         for row in rows.values():
             row["seconds"] = round(row["seconds"], 2)
