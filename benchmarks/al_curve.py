@@ -46,6 +46,7 @@ from al_setup import (
     DEFAULT_STRATEGY,
     DEFAULT_WORK,
     LONG,
+    LONG_FOLDER,
     LONG_SEEDS,
     LONG_STRATEGIES,
     QUICK,
@@ -88,8 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a few minutes: 1 seed, random + hybrid, 2 cycles of 50, 1 epoch, 500 gold sentences;\n"
                         "writes under benchmarks/work/quick/ unless --results/--work are given")
     p.add_argument("--long", action="store_true",
-                   help="the long run: random + hybrid, seeds 1 2, growing batches (200 200 400 800 1600, the last\n"
-                        "repeating) until a quarter of train's tokens are labelled; writes into results/long/")
+                   help="the long run: random + hybrid, seeds 1 2 3, growing batches (200 200 400 800 1600,\n"
+                        "the last repeating) until a quarter of train's tokens are labelled;\n"
+                        f"writes into results/{LONG_FOLDER}/")
     p.add_argument("--schedule", nargs="+", type=int,
                    help="batch size per cycle, the last repeating (overrides --batch)")
     p.add_argument("--stop-token-share", type=float,
@@ -112,17 +114,17 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, list[str], list[int], P
     settings = replace(preset, **changes)
     strategies = args.strategies or (LONG_STRATEGIES if args.long else [BASELINE, DEFAULT_STRATEGY])
     seeds = args.seeds or ([DEFAULT_SEEDS[0]] if args.quick else LONG_SEEDS if args.long else DEFAULT_SEEDS)
-    work = args.work or (QUICK_WORK if args.quick else DEFAULT_WORK / "long" if args.long else DEFAULT_WORK)
+    work = args.work or (QUICK_WORK if args.quick else DEFAULT_WORK / LONG_FOLDER if args.long else DEFAULT_WORK)
     results = args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)
     if args.long:
-        results = results / "long"  # its own run files: load_runs never mixes configurations
+        results = results / LONG_FOLDER  # its own run files: load_runs never mixes configurations
     return settings, strategies, seeds, work.resolve(), results.resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings, strategies, seeds, work, results = resolve(args)
-    readme = README if results in (DEFAULT_RESULTS.resolve(), (DEFAULT_RESULTS / "long").resolve()) else None
+    readme = README if results in (DEFAULT_RESULTS.resolve(), (DEFAULT_RESULTS / LONG_FOLDER).resolve()) else None
     try:
         if args.report_only:
             report(results, readme)

@@ -94,7 +94,11 @@ QUICK = Settings(seed_size=50, batch=50, cycles=2, subsample=500, epochs=1, pati
 LONG = Settings(schedule=(200, 200, 400, 800, 1600), stop_token_share=0.25, cycles=12, epochs=15, patience=3,
                 subsample=0)
 LONG_STRATEGIES = ["random", "hybrid"]
-LONG_SEEDS = [1, 2]
+LONG_SEEDS = [1, 2, 3]
+# Where --long writes (under the results folder). ``long/`` keeps the two-seed record of the recipe before issue
+# #24 (refit, softmax head, no word shape): a folder holds runs of one configuration only, and today's recipe
+# (fitted, CRF head, word shape) is measured with three seeds in its own folder (issue #28).
+LONG_FOLDER = "long-fitted"
 
 
 @dataclass
