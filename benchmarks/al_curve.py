@@ -49,6 +49,10 @@ from al_setup import (
     LONG_FOLDER,
     LONG_SEEDS,
     LONG_STRATEGIES,
+    METHODS,
+    METHODS_FOLDER,
+    METHODS_SEEDS,
+    METHODS_SETTINGS,
     QUICK,
     QUICK_RESULTS,
     QUICK_WORK,
@@ -56,7 +60,7 @@ from al_setup import (
     REFERENCE_EPOCHS,
     REFERENCE_PATIENCE,
     ROOT,
-    STRATEGIES,
+    RUN_KINDS,
     BenchmarkError,
     Settings,
     base_recipe,
@@ -75,7 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, help=f"run folders (default {DEFAULT_WORK.relative_to(ROOT)})")
     p.add_argument("--results", type=Path, help=f"results folder (default {DEFAULT_RESULTS.relative_to(ROOT)})")
     p.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the recipe: shipped params.yaml")
-    p.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), help="default: all four")
+    p.add_argument("--strategies", nargs="+", choices=list(RUN_KINDS),
+                   help="strategies or methods to run (default: random and hybrid)")
     p.add_argument("--seeds", nargs="+", type=int, help=f"default: {DEFAULT_SEEDS}")
     p.add_argument("--cycles", type=int, help=f"selection cycles after cycle 0 (default {d.cycles})")
     p.add_argument("--seed-size", type=int, help=f"labelled sentences to start from (default {d.seed_size})")
@@ -85,13 +90,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {d.patience})")
     p.add_argument("--gold-size", type=int, help="test sentences used as gold, 0 = all (default 0; quick: 500)")
     p.add_argument("--base", help=f"model.base: bundled name or local checkpoint (default {d.base})")
-    p.add_argument("--quick", action="store_true",
+    presets = p.add_mutually_exclusive_group()
+    presets.add_argument("--quick", action="store_true",
                    help="a few minutes: 1 seed, random + hybrid, 2 cycles of 50, 1 epoch, 500 gold sentences;\n"
                         "writes under benchmarks/work/quick/ unless --results/--work are given")
-    p.add_argument("--long", action="store_true",
+    presets.add_argument("--long", action="store_true",
                    help="the long run: random + hybrid, seeds 1 2 3, growing batches (200 200 400 800 1600,\n"
                         "the last repeating) until a quarter of train's tokens are labelled;\n"
                         f"writes into results/{LONG_FOLDER}/")
+    presets.add_argument("--methods", action="store_true",
+                   help="issue #28's options against the default: random, hybrid and\n"
+                        f"{', '.join(METHODS)}, seeds 1 2 3, 4 cycles of 200, the whole pool scored;\n"
+                        f"writes into results/{METHODS_FOLDER}/")
     p.add_argument("--schedule", nargs="+", type=int,
                    help="batch size per cycle, the last repeating (overrides --batch)")
     p.add_argument("--stop-token-share", type=float,
@@ -107,24 +117,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace) -> tuple[Settings, list[str], list[int], Path, Path]:
     """Explicit flags win over the --quick or --long preset, which wins over the defaults."""
-    preset = QUICK if args.quick else LONG if args.long else Settings()
+    preset = QUICK if args.quick else LONG if args.long else METHODS_SETTINGS if args.methods else Settings()
     changes = {f: getattr(args, f) for f in asdict(preset) if getattr(args, f, None) is not None}
     if args.schedule:
         changes["schedule"] = tuple(args.schedule)
     settings = replace(preset, **changes)
-    strategies = args.strategies or (LONG_STRATEGIES if args.long else [BASELINE, DEFAULT_STRATEGY])
-    seeds = args.seeds or ([DEFAULT_SEEDS[0]] if args.quick else LONG_SEEDS if args.long else DEFAULT_SEEDS)
-    work = args.work or (QUICK_WORK if args.quick else DEFAULT_WORK / LONG_FOLDER if args.long else DEFAULT_WORK)
+    strategies = args.strategies or (LONG_STRATEGIES if args.long else [BASELINE, DEFAULT_STRATEGY, *METHODS]
+                                      if args.methods else [BASELINE, DEFAULT_STRATEGY])
+    seeds = args.seeds or ([DEFAULT_SEEDS[0]] if args.quick else LONG_SEEDS if args.long else METHODS_SEEDS
+                           if args.methods else DEFAULT_SEEDS)
+    folder = LONG_FOLDER if args.long else METHODS_FOLDER if args.methods else None
+    work = args.work or (QUICK_WORK if args.quick else DEFAULT_WORK / folder if folder else DEFAULT_WORK)
     results = args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)
-    if args.long:
-        results = results / LONG_FOLDER  # its own run files: load_runs never mixes configurations
+    if folder:
+        results = results / folder  # its own run files: load_runs never mixes configurations
     return settings, strategies, seeds, work.resolve(), results.resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings, strategies, seeds, work, results = resolve(args)
-    readme = README if results in (DEFAULT_RESULTS.resolve(), (DEFAULT_RESULTS / LONG_FOLDER).resolve()) else None
+    readme = README if results in (DEFAULT_RESULTS.resolve(), (DEFAULT_RESULTS / LONG_FOLDER).resolve(),
+                                   (DEFAULT_RESULTS / METHODS_FOLDER).resolve()) else None
     try:
         if args.report_only:
             report(results, readme)

@@ -15,8 +15,10 @@ from al_runs import now, read_json
 from al_setup import (
     BASELINE,
     DEFAULT_STRATEGY,
+    METHODS,
+    METHODS_FOLDER,
     REACH_SHARES,
-    STRATEGIES,
+    RUN_KINDS,
     TARGET_GAIN,
     TARGET_REACH_TOKENS,
     TARGET_SCORE_RATIO,
@@ -50,7 +52,7 @@ def curve_stats(runs: list[dict[str, Any]], seeds: set[int] | None = None) -> di
         if seeds is None or r["seed"] in seeds:
             by_key.setdefault(r["strategy"], []).append(r)
     stats: dict[str, list[dict[str, Any]]] = {}
-    for key in [k for k in STRATEGIES if k in by_key] + sorted(set(by_key) - set(STRATEGIES)):
+    for key in [k for k in RUN_KINDS if k in by_key] + sorted(set(by_key) - set(RUN_KINDS)):
         group = by_key[key]
         n_cycles = min(len(r["cycles"]) for r in group)
         rows = []
@@ -88,6 +90,63 @@ def gain_target(runs: list[dict[str, Any]]) -> dict[str, Any]:
     cycles = max(len(by[(BASELINE, s)]["cycles"]) - 1 for s in seeds)
     return {"gain": gain, "per_seed": per_seed, "seeds": seeds, "cycles": cycles, "target": TARGET_GAIN,
             "met": bool(gain >= TARGET_GAIN) if not math.isnan(gain) else None}
+
+
+def _mean_gap(mine: list[dict[str, Any]], base: list[dict[str, Any]], x: str) -> float | None:
+    """Mean over ``mine``'s cycles 1..N of its F1 minus ``base``'s, read off ``base``'s curve at the same ``x``
+    (labelled sentences or tokens); points beyond ``base``'s range are left out, not extrapolated."""
+    xs, ys = [r[x] for r in base], [r["f1"] for r in base]
+    gaps = [r["f1"] - float(np.interp(r[x], xs, ys)) for r in mine[1:] if xs[0] <= r[x] <= xs[-1]]
+    return float(np.mean(gaps)) if gaps else None
+
+
+def methods_against_default(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each issue #28 option against the default strategy on the same seeds, at equal labelled sentences and at
+    equal labelled tokens (a window run labels fewer tokens per sentence: tokens are its cost).
+
+    A method *wins* on a measure when its gap is positive on every seed (at least 3) and *loses* when it is
+    negative on every seed; otherwise the seeds disagree and it is no different, as far as they can tell.
+    """
+    by = {(r["strategy"], r["seed"]): r["cycles"] for r in runs}
+    out: dict[str, Any] = {}
+    for key in METHODS:
+        seeds = sorted(s for k, s in by if k == key and (DEFAULT_STRATEGY, s) in by)
+        if not seeds:
+            continue
+        row: dict[str, Any] = {"seeds": seeds}
+        for x, name in (("labelled_sentences", "sentences"), ("labelled_tokens", "tokens")):
+            gaps = {s: _mean_gap(by[(key, s)], by[(DEFAULT_STRATEGY, s)], x) for s in seeds}
+            known = [g for g in gaps.values() if g is not None]
+            verdict = ("wins" if len(known) >= 3 and all(g > 0 for g in known) else
+                       "loses" if len(known) >= 3 and all(g < 0 for g in known) else
+                       "no clear difference" if len(known) >= 3 else f"{len(known)} of 3 seeds")
+            row[name] = {"per_seed": gaps, "mean": float(np.mean(known)) if known else None,
+                         "sd": _sd(known) if known else None, "verdict": verdict}
+        out[key] = row
+    return out
+
+
+def methods_rows(methods: dict[str, Any]) -> list[str]:
+    """Markdown: each method's mean F1 gap to the default, per seed, at equal sentences and at equal tokens."""
+    if not methods:
+        return []
+    lines = ["## Options against the default (same seeds)", "",
+             f"Mean over cycles 1..N of the option's test F1 minus {DEFAULT_STRATEGY}'s, read off {DEFAULT_STRATEGY}'s "
+             "curve at the same labelled sentences, and at the same labelled tokens (points outside its range left "
+             "out). An option wins when it is ahead on every seed (at least 3), loses when behind on every one.", "",
+             "| option | seeds | at equal sentences: mean ± sd (per seed) | verdict | at equal tokens: mean ± sd "
+             "(per seed) | verdict |", "| --- | ---: | --- | --- | --- | --- |"]
+
+    def cell(m: dict[str, Any]) -> str:
+        if m["mean"] is None:
+            return "n/a"
+        seeds = ", ".join("n/a" if g is None else f"{100 * g:+.2f}" for g in m["per_seed"].values())
+        return f"{100 * m['mean']:+.2f} ± {100 * m['sd']:.2f} points ({seeds})"
+
+    for key, row in methods.items():
+        lines.append(f"| {TITLES.get(key, key)} | {len(row['seeds'])} | {cell(row['sentences'])} | "
+                     f"{row['sentences']['verdict']} | {cell(row['tokens'])} | {row['tokens']['verdict']} |")
+    return [*lines, ""]
 
 
 def savings_target(stats: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -222,17 +281,24 @@ def report(results: Path, readme: Path | None = None) -> dict[str, Any] | None:
     reached = reach_target(stats, ref_f1, config["data"].get("train_tokens", 0))
     speed = speed_target(ref_file.parent)
     targets = {"gain": gain, "savings": savings, "reach": reached, "speed": speed}
-    summary = {"config": config, "reference_f1": ref_f1, "stats": stats, "targets": targets, "runs": len(runs),
-               "generated_at": now()}
+    methods = methods_against_default(runs)
+    summary = {"config": config, "reference_f1": ref_f1, "stats": stats, "targets": targets, "methods": methods,
+               "runs": len(runs), "generated_at": now()}
     write_json(results / "al_curve_summary.json", summary)
     plot_curves(stats, ref_f1, results)
-    md = markdown(runs, stats, targets, reference)
+    md = markdown(runs, stats, targets, reference, methods)
     (results / "al_curve.md").write_text(md, encoding="utf-8")
     print("Targets (issues #6 and #12):\n  " + "\n  ".join(target_lines(targets)))
     print(f"report: {results / 'al_curve.md'}")
     if readme is not None:
-        block = "al_curve_long" if results.name.startswith("long") else "al_curve"
-        update_readme(readme, block, headline(config, stats, targets, ref_f1, len(runs)))
+        block = ("al_curve_long" if results.name.startswith("long") else
+                 "al_curve_methods" if results.name == METHODS_FOLDER else "al_curve")
+        text = headline(config, stats, targets, ref_f1, len(runs))
+        if methods:
+            text += "\n\n" + "\n".join(f"- {TITLES.get(k, k)} against {DEFAULT_STRATEGY}: at equal sentences "
+                                       f"{row['sentences']['verdict']}, at equal tokens {row['tokens']['verdict']}"
+                                       for k, row in methods.items())
+        update_readme(readme, block, text)
     return summary
 
 
@@ -315,7 +381,13 @@ def setup_text(runs: list[dict[str, Any]]) -> str:
     gold = prepared.get("gold_sentences", gold)
     hybrid = next((r["select"] for r in runs if r["strategy"] == DEFAULT_STRATEGY and "select" in r), select)
     cycles = cycles_phrase(cfg)
-    if train.get("recipe", "holdout") == "refit":
+    model = cfg["recipe"].get("model", {})
+    if train.get("recipe", "holdout") == "fitted":
+        recipe = (f"the `fitted` recipe: where the loop's rule asks for a probe, a run holding out "
+                  f"{train['validation_share']:.0%} of the labelled data finds the best epoch by early stopping (at "
+                  f"most {cfg['epochs']}, patience {cfg['patience']}); every cycle then trains once on all labelled "
+                  "sentences for the epoch count the probes predict (README \"Training recipe\")")
+    elif train.get("recipe", "holdout") == "refit":
         recipe = (f"a probe run holding out {train['validation_share']:.0%} of the labelled data picks the epoch "
                   f"count by early stopping (at most {cfg['epochs']}, patience {cfg['patience']}), then the model is "
                   "trained on all labelled sentences for that many epochs")
@@ -327,7 +399,8 @@ def setup_text(runs: list[dict[str, Any]]) -> str:
         + (f"a random subsample of {cfg['subsample']:,} pool sentences" if cfg["subsample"] else "all pool sentences")
         + f" scored each cycle; the pool is the rest of train{pool}, answered from the train labels by the simulated "
         f"annotator. Gold set: {gold_what} ({gold:,} "
-        f"distinct sentences; never selected, never trained on). Model `{cfg['base']}`, trained from the base "
+        f"distinct sentences; never selected, never trained on). Model `{cfg['base']}` ({model.get('head', 'softmax')} "
+        f"head, word shape {'on' if model.get('word_shape') else 'off'}), trained from the base "
         f"every cycle: {recipe}; learning rate {train['learning_rate']}, batch {train['batch_size']}. Seeds "
         f"{sorted({r['seed'] for r in runs})} (seed set, training, subsample and selection). Hybrid uses the "
         f"shipped defaults: measure {hybrid.get('measure', '?')}, alpha {hybrid['alpha']}, k {hybrid['k']}."
@@ -400,7 +473,7 @@ def reference_text(reference: dict[str, Any] | None, run_gold: int) -> str:
 
 
 def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]], targets: dict[str, Any],
-             reference: dict[str, Any] | None) -> str:
+             reference: dict[str, Any] | None, methods: dict[str, Any] | None = None) -> str:
     """al_curve.md: setup, targets verdict, F1 per cycle per strategy, detail with spread and shares, cost."""
     cfg = runs[0]["config"]
     ref_f1 = reference["f1"] if reference else None
@@ -422,6 +495,7 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
         "",
         reference_text(reference, runs[0]["cycles"][0]["gold_sentences"]),
         "",
+        *methods_rows(methods or {}),
         "## Annotation needed to reach a share of the full-data F1 (seed-averaged curves)",
         "",
         *reach_rows(targets),
@@ -457,7 +531,7 @@ def markdown(runs: list[dict[str, Any]], stats: dict[str, list[dict[str, Any]]],
               "| strategy | seed | torch threads | train min | all stages min | epochs per cycle "
               "| train min per cycle |",
               "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
-    order = {k: i for i, k in enumerate(STRATEGIES)}
+    order = {k: i for i, k in enumerate(RUN_KINDS)}
     for r in sorted(runs, key=lambda r: (order.get(r["strategy"], len(order)), r["seed"])):
         epochs = ", ".join(str(c["epochs_run"]) for c in r["cycles"])
         per_cycle = ", ".join(f"{c['train_seconds'] / 60:.1f}" for c in r["cycles"])

@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 from al_setup import (
     ROOT,
-    STRATEGIES,
     BenchmarkError,
     Corpus,
     Settings,
@@ -201,7 +200,7 @@ def run_one(key: str, seed: int, corpus: Corpus, settings: Settings, recipe: dic
     record = {
         "benchmark": "al_curve",
         "strategy": key,
-        "select": {**recipe["select"], **STRATEGIES[key], "batch_size": settings.batch_sizes(), "seed": seed},
+        "select": run_params(settings, recipe, key, seed, corpus.labels)["select"],
         "seed": seed,
         "config": config,
         "cycles": progress["rows"],

@@ -32,11 +32,28 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "uncertainty-entropy": {"strategy": "uncertainty", "measure": "entropy_mean"},
     "hybrid": {"strategy": "hybrid"},
 }
+# Options of issue #28 on top of the default strategy, each measured against it on the same seeds (--methods):
+# key -> {params section: what it changes there}.
+METHODS: dict[str, dict[str, dict[str, Any]]] = {
+    "hybrid-committee": {"score": {"mc_dropout_passes": 10},
+                         "select": {"strategy": "hybrid", "measure": "vote_entropy"}},
+    "hybrid-swap": {"select": {"strategy": "hybrid"}, "train": {"entity_swap": 0.5}},
+    "hybrid-balanced": {"select": {"strategy": "hybrid", "balance_types": True}},
+    "hybrid-window-mask": {"select": {"strategy": "hybrid", "unit": "window"}, "train": {"partial": "mask"}},
+    "hybrid-window-fill": {"select": {"strategy": "hybrid", "unit": "window"}, "train": {"partial": "fill"}},
+}
+# every run key -> its changes per section: a strategy changes select only
+RUN_KINDS: dict[str, dict[str, dict[str, Any]]] = {k: {"select": v} for k, v in STRATEGIES.items()} | METHODS
 TITLES = {
     "random": "random",
     "uncertainty-mnlp": "uncertainty (MNLP)",
     "uncertainty-entropy": "uncertainty (mean token entropy)",
     "hybrid": "hybrid (default)",
+    "hybrid-committee": "hybrid, committee (vote entropy, 10 MC-dropout members)",
+    "hybrid-swap": "hybrid + entity swap 0.5",
+    "hybrid-balanced": "hybrid, balanced types",
+    "hybrid-window-mask": "hybrid, 8-word windows, rest masked",
+    "hybrid-window-fill": "hybrid, 8-word windows, rest filled",
 }
 DEFAULT_STRATEGY = "hybrid"  # what params.yaml ships: hybrid, MNLP, alpha 0.7, k 20
 BASELINE = "random"
@@ -99,6 +116,10 @@ LONG_SEEDS = [1, 2, 3]
 # #24 (refit, softmax head, no word shape): a folder holds runs of one configuration only, and today's recipe
 # (fitted, CRF head, word shape) is measured with three seeds in its own folder (issue #28).
 LONG_FOLDER = "long-fitted"
+# --methods: random, hybrid and every METHODS option, 4 cycles of 200 with the whole pool scored as shipped.
+METHODS_SETTINGS = Settings(subsample=0)
+METHODS_SEEDS = [1, 2, 3]
+METHODS_FOLDER = "methods"
 
 
 @dataclass
@@ -216,16 +237,17 @@ def run_config(settings: Settings, recipe: dict[str, Any], corpus: Corpus) -> di
 
 
 def run_params(settings: Settings, recipe: dict[str, Any], key: str, seed: int, labels: list[str]) -> dict[str, Any]:
-    """params.yaml of one run: the shipped recipe with this run's strategy, seeds and sizes."""
+    """params.yaml of one run: the shipped recipe with this run's strategy or method, seeds and sizes."""
+    kind = RUN_KINDS[key]
     return {
         "data": {"seed": "data/raw/seed.conll", "pool": "data/raw/pool.jsonl", "gold": "data/raw/gold.conll",
                  "format": "auto", "scheme": "auto", "labels": labels},
         "model": {**recipe["model"], "base": resolve_base(settings.base)},
-        "train": {**recipe["train"], "seed": seed, "epochs": settings.epochs,
+        "train": {**recipe["train"], **kind.get("train", {}), "seed": seed, "epochs": settings.epochs,
                   "early_stopping_patience": settings.patience},
         "evaluate": recipe["evaluate"],
-        "score": {**recipe["score"], "subsample": settings.subsample, "seed": seed},
-        "select": {**recipe["select"], **STRATEGIES[key], "batch_size": settings.batch_sizes(), "seed": seed},
+        "score": {**recipe["score"], **kind.get("score", {}), "subsample": settings.subsample, "seed": seed},
+        "select": {**recipe["select"], **kind.get("select", {}), "batch_size": settings.batch_sizes(), "seed": seed},
         "annotation": {"backend": "simulated",
                        "simulated": {"answers": "data/raw/answers.conll", "state_dir": "annotation/simulated"}},
     }

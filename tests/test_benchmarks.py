@@ -227,6 +227,60 @@ def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
     assert al_curve.report(tmp_path)["reference_f1"] == 0.9  # back to --reference's file
 
 
+def test_every_method_makes_params_the_loop_accepts(tmp_path: Path) -> None:
+    """Each run kind of al_curve (strategies and issue #28's options) writes a params.yaml that nerloop loads, with
+    the option in its section: a committee's measure needs MC-dropout passes, a window run its partial rule."""
+    import al_setup
+
+    from nerloop.params import load_params
+
+    settings = al_setup.METHODS_SETTINGS
+    recipe = al_setup.base_recipe(ROOT / "params.yaml")
+    for key, kind in al_setup.RUN_KINDS.items():
+        params = al_setup.run_params(settings, recipe, key, 1, ["PER"])
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        loaded = load_params(tmp_path / "params.yaml").dict()
+        for section, changes in kind.items():
+            assert {k: loaded[section][k] for k in changes} == changes, (key, section)
+        assert loaded["score"]["subsample"] == 0 and loaded["select"]["batch_size"] == 200
+
+
+def test_methods_are_judged_against_the_default_on_the_same_seeds(tmp_path: Path) -> None:
+    """--methods' report: an option ahead of hybrid on every seed wins; a window run labelling half the tokens per
+    sentence is behind at equal sentences but ahead at equal tokens; a seed missing says so."""
+    config = {"seed_size": 10, "batch": 10, "cycles": 2, "subsample": 0, "epochs": 1, "patience": 1, "gold_size": 0,
+              "base": "x", "data": {"train_sentences": 100, "test_sentences": 20, "labels": ["PER"],
+                                    "train_tokens": 1000},
+              "recipe": {"model": {"head": "crf", "word_shape": True},
+                         "train": {"recipe": "fitted", "validation_share": 0.2, "learning_rate": 1e-4,
+                                   "batch_size": 16},
+                         "select": {"measure": "mnlp", "alpha": 0.7, "k": 20}}}
+
+    def run(key: str, seed: int, f1: list[float], tokens_per_sentence: int) -> None:
+        cycles = [{"cycle": c, "labelled_sentences": 10 * (c + 1), "f1": f,
+                   "labelled_tokens": 100 + tokens_per_sentence * 10 * c, "epochs_run": 1, "train_seconds": 1.0,
+                   "gold_sentences": 20} for c, f in enumerate(f1)]
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / f"{key}-seed{seed}.json").write_text(json.dumps(
+            {"strategy": key, "seed": seed, "config": config, "cycles": cycles, "train_seconds_total": 2.0,
+             "stage_seconds_total": 3.0, "machine": {}}))
+
+    for seed in (1, 2, 3):
+        run("hybrid", seed, [0.30, 0.50, 0.60], 10)
+        run("hybrid-swap", seed, [0.30, 0.50 + 0.01 * seed, 0.61], 10)
+        run("hybrid-window-mask", seed, [0.30, 0.45, 0.55], 5)  # 50 tokens a cycle: 0.45 where hybrid has 0.40
+    run("hybrid-balanced", 1, [0.30, 0.40, 0.60], 10)
+    methods = al_curve.report(tmp_path)["methods"]
+    swap, window = methods["hybrid-swap"], methods["hybrid-window-mask"]
+    assert swap["sentences"]["verdict"] == "wins" and swap["sentences"]["mean"] == pytest.approx(0.015)
+    assert window["sentences"]["verdict"] == "loses" and window["tokens"]["verdict"] == "wins"
+    assert window["tokens"]["mean"] == pytest.approx(0.05)  # 0.45 at 150 tokens vs 0.40; 0.55 at 200 vs 0.50
+    assert methods["hybrid-balanced"]["sentences"]["verdict"] == "1 of 3 seeds"
+    md = (tmp_path / "al_curve.md").read_text()
+    assert "## Options against the default (same seeds)" in md and "| hybrid + entity swap 0.5 | 3 |" in md
+    assert "the `fitted` recipe: where the loop's rule asks for a probe" in md and "(crf head, word shape on)" in md
+
+
 def flat_at_cycle_4(sizes: list[int]) -> list[float]:
     """F1 = 0.85 - 0.35 (n / 200) ** -1.5 on 200, 400, 800, 1,600, 3,200 ...: gains 0.26 points per 1,000 at 3,200."""
     return [round(0.85 - 0.35 * (n / 200) ** -1.5, 6) for n in sizes]
