@@ -60,7 +60,8 @@ def report(state: dict[str, Any], path: Path) -> None:
         lines.append(f"| {seed} | {probes} | {sum(p['seconds'] for p in st['probes']):,.0f} | "
                      f"{final['epochs'] if final else '—'} | {final['train_seconds'] if final else '—'} | "
                      f"{final['f1'] if final else 'not run yet'} |")
-    spread = f" (sd {s['f1_sd']}, range {s['f1_range']})" if s["f1_sd"] is not None else ""
+    spread = (f" (sd {s['f1_sd']:.4f}, range {s['f1_range'][0]:.4f}-{s['f1_range'][1]:.4f})"
+              if s["f1_sd"] is not None else "")
     lines += ["", f"Mean test F1: {s['f1_mean']}{spread}; verdict: **{s['verdict']}**."]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 pred = predict_tags(Path(out) / "m", test, 64, mp.max_length)
             st["final"] = {"epochs": result["epochs_run"], "probed": result["probed"], "train_seconds": seconds,
                            "torch_threads": torch.get_num_threads(),
-                           "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4)}
+                           "f1": round(float(seqeval_scores([r.tags for r in test], pred)["f1"]), 4)}
             print(f"seed {seed}: {len(sample):,} sentences, {st['final']['epochs']} epochs, test F1 "
                   f"{st['final']['f1']}", flush=True)
             save()
