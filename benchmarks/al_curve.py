@@ -92,16 +92,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--base", help=f"model.base: bundled name or local checkpoint (default {d.base})")
     presets = p.add_mutually_exclusive_group()
     presets.add_argument("--quick", action="store_true",
-                   help="a few minutes: 1 seed, random + hybrid, 2 cycles of 50, 1 epoch, 500 gold sentences;\n"
-                        "writes under benchmarks/work/quick/ unless --results/--work are given")
+                         help="a few minutes: 1 seed, random + hybrid, 2 cycles of 50, 1 epoch, 500 gold sentences;\n"
+                              "writes under benchmarks/work/quick/ unless --results/--work are given")
     presets.add_argument("--long", action="store_true",
-                   help="the long run: random + hybrid, seeds 1 2 3, growing batches (200 200 400 800 1600,\n"
-                        "the last repeating) until a quarter of train's tokens are labelled;\n"
-                        f"writes into results/{LONG_FOLDER}/")
+                         help="the long run: random + hybrid, seeds 1 2 3, growing batches (200 200 400 800 1600,\n"
+                              "the last repeating) until a quarter of train's tokens are labelled;\n"
+                              f"writes into results/{LONG_FOLDER}/")
     presets.add_argument("--methods", action="store_true",
-                   help="issue #28's options against the default: random, hybrid and\n"
-                        f"{', '.join(METHODS)}, seeds 1 2 3, 4 cycles of 200, the whole pool scored;\n"
-                        f"writes into results/{METHODS_FOLDER}/")
+                         help="issue #28's options against the default: random, hybrid and\n"
+                              f"{', '.join(METHODS)}, seeds 1 2 3, 4 cycles of 200, the whole pool scored;\n"
+                              f"writes into results/{METHODS_FOLDER}/")
     p.add_argument("--schedule", nargs="+", type=int,
                    help="batch size per cycle, the last repeating (overrides --batch)")
     p.add_argument("--stop-token-share", type=float,
@@ -116,7 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def resolve(args: argparse.Namespace) -> tuple[Settings, list[str], list[int], Path, Path]:
-    """Explicit flags win over the --quick or --long preset, which wins over the defaults."""
+    """Explicit flags win over the --quick, --long or --methods preset, which wins over the defaults."""
     preset = QUICK if args.quick else LONG if args.long else METHODS_SETTINGS if args.methods else Settings()
     changes = {f: getattr(args, f) for f in asdict(preset) if getattr(args, f, None) is not None}
     if args.schedule:
