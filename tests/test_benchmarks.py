@@ -147,13 +147,13 @@ def test_al_curve_long_mode_grows_batches_until_the_token_share(corpus: tuple[Pa
             "--seed-size", "10", "--schedule", "4", "8", "--stop-token-share", "0.25", "--subsample", "0",
             "--epochs", "1", "--patience", "1", "--gold-size", "0"]
     assert "Targets (issues #6 and #12)" in run_script("al_curve.py", *args).stdout
-    run = json.loads((tmp_path / "results" / "long" / "runs" / "hybrid-seed1.json").read_text())
+    run = json.loads((tmp_path / "results" / "long-fitted" / "runs" / "hybrid-seed1.json").read_text())
     sizes = [c["labelled_sentences"] for c in run["cycles"]]
     assert sizes[:4] == [10, 14, 22, 30]  # batches of 4, then 8, the last repeating
     train_tokens = run["config"]["data"]["train_tokens"]
     assert run["cycles"][-1]["labelled_tokens"] >= 0.25 * train_tokens > run["cycles"][-2]["labelled_tokens"]
     assert run["select"]["batch_size"] == [4, 8] and "until the labelled tokens reach 25%" in (
-        tmp_path / "results" / "long" / "al_curve.md").read_text()
+        tmp_path / "results" / "long-fitted" / "al_curve.md").read_text()
 
 
 def test_al_curve_report_only_and_readme(tmp_path: Path) -> None:
@@ -239,10 +239,10 @@ def test_every_method_makes_params_the_loop_accepts(tmp_path: Path) -> None:
     for key, kind in al_setup.RUN_KINDS.items():
         params = al_setup.run_params(settings, recipe, key, 1, ["PER"])
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-        loaded = load_params(tmp_path / "params.yaml").dict()
+        loaded = load_params(tmp_path / "params.yaml")  # attributes: .dict() leaves options at their default out
         for section, changes in kind.items():
-            assert {k: loaded[section][k] for k in changes} == changes, (key, section)
-        assert loaded["score"]["subsample"] == 0 and loaded["select"]["batch_size"] == 200
+            assert {k: getattr(getattr(loaded, section), k) for k in changes} == changes, (key, section)
+        assert loaded.score.subsample == 0 and loaded.select.batch_size == 200
 
 
 def test_methods_are_judged_against_the_default_on_the_same_seeds(tmp_path: Path) -> None:
