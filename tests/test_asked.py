@@ -29,6 +29,16 @@ def test_a_whole_sentence_has_no_window_and_a_windowed_one_is_named_by_its_words
     assert asked.words(long, (2, 12)) == "«word2 … word11» (words 3-12)"  # kept short: a hint is one line
 
 
+def test_a_disagreement_in_review_names_its_window_from_the_tool_items_meta() -> None:
+    """The review item has the tool's text, word offsets and ``nerloop_*`` meta, not the record: the same name."""
+    rec = sentence([3, 7])
+    offsets = [list(o) for o in rec.offsets]  # as a tool item's meta holds them
+    assert asked.review_window(rec.text, offsets, {"nerloop_window": [3, 7]}) == asked.words(rec, (3, 7))
+    assert asked.review_window(rec.text, offsets, {"nerloop_cycle": 1}) is None  # a whole sentence
+    long = Record.from_tokens([f"word{i}" for i in range(20)])
+    assert asked.review_window(long.text, long.offsets, {"nerloop_window": [2, 12]}) == "«word2 … word11» (words 3-12)"
+
+
 def test_spans_overlapping_the_window_are_the_annotators() -> None:
     chars = asked.char_range(sentence([3, 7]), (3, 7))
     assert asked.outside((0, 11), chars) and asked.outside((41, 42), chars)  # 'Alice Smith', '.'

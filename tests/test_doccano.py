@@ -276,6 +276,7 @@ def test_disagreements_are_resolved_in_the_review_project(
 ) -> None:
     be = make_backend(qc_share=1.0)
     recs = batch(2)
+    recs[1].meta["window"] = [0, 8]  # asked about a window (of every word: the figures below stay whole-sentence)
     be.export(recs, 1)
     alice, bob, lead = people["alice"], people["bob"], people["lead"]
     pa, pb = alice.project(be.project_name("alice")), bob.project(be.project_name("bob"))
@@ -297,7 +298,9 @@ def test_disagreements_are_resolved_in_the_review_project(
     assert any(f"example {rid}" in p and "review" in p and p.endswith("and mark it done") for p in first.in_review)
     assert not any(recs[1].id in p for p in first.problems)  # in review: waiting on the lead, not held back
     meta = lead.c.find_example_by_id(review, rid).meta
-    assert list(meta)[:2] == ["Version alice", "Version bob"]  # first: the top rows beside the text
+    # first: the top rows beside the text, led by the words to decide
+    assert list(meta)[:3] == ["Decide only", "Version alice", "Version bob"]
+    assert meta["Decide only"] == "«Alice1 … .» (words 1-8); the versions differ only there"
     assert meta["Version bob"] == "[Alice1 Smith](ORG) visited [Paris](LOC) with Acme Corp ."
     assert meta["Version alice"] == "[Alice1 Smith](PER) visited [Paris](LOC) with [Acme Corp](ORG) ."
     assert [s[:3] for s in lead.spans(review, rid)] == [pre[1]]  # only the span both agree on: Paris/LOC

@@ -42,7 +42,7 @@ from nerloop.annotation.label_studio.projects import (
     config_labels,
     label_config,
 )
-from nerloop.annotation.label_studio.tasks import HINT_KEY, PRE_FILLED, WINDOW_ID
+from nerloop.annotation.label_studio.tasks import HINT_KEY, PRE_FILLED, WINDOW_ID, review_task
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
 from nerloop.errors import NerloopError
@@ -335,6 +335,24 @@ def test_a_window_is_named_and_highlighted_and_import_reads_only_the_entities(
     res = be.fetch(Ledger(tmp_path / "ledger.jsonl"), manifest)
     assert res.problems == [] and {a.record.id: a.record.tags for a in res.done} == {r.id: PRE for r in recs}
     assert {a.record.id: a.window for a in res.done} == {recs[0].id: None, recs[1].id: [3, 7], recs[2].id: [3, 7]}
+
+
+def test_a_windowed_disagreement_in_review_names_the_words_to_decide() -> None:
+    """The review task of a sentence asked about a window leads its versions with the words the reviewer decides
+    (both versions differ only there); a whole sentence's task is as before: the versions and the agreed spans."""
+    rec = windowed(0)
+    offsets = [list(o) for o in rec.offsets]
+    versions = {"alice": PRE, "bob": ["B-ORG", "I-ORG", *PRE[2:]]}
+    agreed = ["O", "O", *PRE[2:]]
+    task = review_task(rec.text, offsets, {"nerloop_window": [3, 7], "other": 1}, versions, agreed, "p-agreed")
+    hint, alice, bob = task["data"]["versions"].split("\n")
+    assert hint == "Decide only «Paris with Acme Corp» (words 4-7): the versions differ only there; the rest is " \
+                   "pre-filled by the model."
+    assert alice.startswith("alice: Alice0 Smith/PER") and bob.startswith("bob: Alice0 Smith/ORG")
+    assert task["meta"] == {"nerloop_window": [3, 7]}  # nerloop's keys only
+    assert [r["value"]["labels"] for r in task["predictions"][0]["result"]] == [["LOC"], ["ORG"]]
+    whole = review_task(rec.text, offsets, {}, versions, agreed, "p-agreed")
+    assert whole["data"]["versions"].split("\n") == [alice, bob]
 
 
 @pytest.mark.label_studio

@@ -11,6 +11,7 @@ shows them its own way (``label_studio.tasks``, ``doccano.tasks``).
 
 from __future__ import annotations
 
+from nerloop.annotation.core.protocol import META_PREFIX
 from nerloop.data.annotations import WINDOW_KEY, check_window
 from nerloop.data.records import Record
 from nerloop.errors import NerloopError
@@ -42,12 +43,27 @@ def char_range(rec: Record, win: tuple[int, int]) -> tuple[int, int]:
 def words(rec: Record, win: tuple[int, int]) -> str:
     """The window as a person reads it: ``«Paris with Acme Corp» (words 4-7)`` (numbered from 1, ends included);
     a long window by its first and last words, ``«Paris … Corp»``."""
-    s, e = char_range(rec, win)
-    shown = rec.text[s:e]
+    return named(rec.text, rec.offsets, win)
+
+
+def named(text: str, offsets: list, win: tuple[int, int]) -> str:
+    """``words`` from a sentence's text and word offsets: what a review item has of it (its tool item, not the
+    record)."""
+    s, e = int(offsets[win[0]][0]), int(offsets[win[1] - 1][1])
+    shown = text[s:e]
     if len(shown) > SHOWN_CHARS and win[1] - win[0] > 1:
-        shown = f"{rec.tokens[win[0]]} … {rec.tokens[win[1] - 1]}"
+        first, last = (text[int(offsets[i][0]) : int(offsets[i][1])] for i in (win[0], win[1] - 1))
+        shown = f"{first} … {last}"
     where = f"word {win[0] + 1}" if win[1] - win[0] == 1 else f"words {win[0] + 1}-{win[1]}"
     return f"«{shown}» ({where})"
+
+
+def review_window(text: str, offsets: list, meta: dict) -> str | None:
+    """The window of a disagreement sent to review, named (``named``), from its tool item's ``nerloop_window``
+    meta; None for a whole sentence. The two versions can differ only inside it (outside, both annotators kept
+    the model's pre-filled labels), so the reviewer is told which words to decide."""
+    win = meta.get(META_PREFIX + WINDOW_KEY)
+    return None if win is None else named(text, offsets, (int(win[0]), int(win[1])))
 
 
 def outside(span: tuple[int, int], chars: tuple[int, int]) -> bool:

@@ -53,7 +53,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from nerloop.annotation.core import plan
+from nerloop.annotation.core import asked, plan
 from nerloop.annotation.core.base import ToolBackend
 from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult
 from nerloop.annotation.core.decide import Version as _Version
@@ -65,7 +65,13 @@ from nerloop.annotation.doccano.client import (
     DoccanoHTTPError,
 )
 from nerloop.annotation.doccano.projects import SHA1_KEY, ProjectsMixin, _Example, _parallel, shown_digest
-from nerloop.annotation.doccano.tasks import VERSION_PREFIX, DoccanoTasks, marked
+from nerloop.annotation.doccano.tasks import (
+    REVIEW_WINDOW_ROW,
+    REVIEW_WINDOW_TEXT,
+    VERSION_PREFIX,
+    DoccanoTasks,
+    marked,
+)
 from nerloop.data.files import text_sha1
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
@@ -283,8 +289,10 @@ class DoccanoBackend(DecisionMixin, ProjectsMixin, DoccanoTasks, ToolBackend):
         ex = va.example
         agreed = self._agreed(va.tags, vb.tags)
         offsets = [(int(s), int(e)) for s, e in ex.m("offsets")]
-        line = {VERSION_PREFIX + v.confirmed_by: marked(ex.text, offsets, v.tags or []) for v in (va, vb)}
-        line.update({  # the versions first: the top rows of the metadata beside the text
+        win = asked.review_window(ex.text, offsets, ex.meta)
+        line = {REVIEW_WINDOW_ROW: REVIEW_WINDOW_TEXT.format(words=win)} if win else {}  # which words to decide, first
+        line.update({VERSION_PREFIX + v.confirmed_by: marked(ex.text, offsets, v.tags or []) for v in (va, vb)})
+        line.update({  # the versions next: the top rows of the metadata beside the text
             "text": ex.text,
             "label": [[s, e, lab] for s, e, lab in token_to_char_spans(offsets, tags_to_spans(agreed))],
             **{k: v for k, v in ex.meta.items() if k.startswith(META_PREFIX)},

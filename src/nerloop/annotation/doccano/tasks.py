@@ -32,6 +32,8 @@ CONFIDENCE_KEY = "Model confidence"  # annotator projects: the model's spans, le
 ACCEPT_HINT = "ACCEPT IN ONE KEY: Enter if every span is right. "
 WINDOW_ROW = "Label only"  # a windowed sentence's first metadata row: which words the annotator labels
 WINDOW_TEXT = "{words}; the rest is pre-filled by the model"
+# a windowed disagreement in review: its first row names the words the reviewer decides
+REVIEW_WINDOW_ROW, REVIEW_WINDOW_TEXT = "Decide only", "{words}; the versions differ only there"
 VERSION_PREFIX = "Version "  # review examples: "Version <annotator>", that annotator's spans marked in the text
 
 

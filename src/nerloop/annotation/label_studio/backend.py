@@ -55,7 +55,7 @@ from typing import Any
 
 from nerloop.annotation.core import plan
 from nerloop.annotation.core.base import ToolBackend
-from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version, readable
+from nerloop.annotation.core.decide import DecisionMixin, TeamFetchResult, Version
 from nerloop.annotation.core.protocol import META_PREFIX, Listing, Span, SpanWords, checked_tags
 from nerloop.annotation.label_studio.client import (
     DEFAULT_HOME,
@@ -63,11 +63,10 @@ from nerloop.annotation.label_studio.client import (
     LabelStudioHTTPError,
 )
 from nerloop.annotation.label_studio.projects import WINDOW_NAME, ProjectsMixin, Task
-from nerloop.annotation.label_studio.tasks import LabelStudioTasks, region
+from nerloop.annotation.label_studio.tasks import LabelStudioTasks, review_task
 from nerloop.data.files import text_sha1
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
-from nerloop.data.tags import tags_to_spans, token_to_char_spans
 from nerloop.params import LabelStudioParams
 
 IMPORT_CHUNK = 500  # tasks per import request: a timeout mid-export loses at most one request
@@ -293,18 +292,9 @@ class LabelStudioBackend(DecisionMixin, ProjectsMixin, LabelStudioTasks, ToolBac
         """Put a disagreement into ``<project>-review``: the agreed spans pre-filled, both versions shown."""
         pid = self.ensure_project(plan.REVIEW_SUFFIX)
         task: Task = va.example
-        agreed = self._agreed(va.tags, vb.tags)
-        offsets = [(int(s), int(e)) for s, e in task.m("offsets")]
-        spans = token_to_char_spans(offsets, tags_to_spans(agreed))
-        versions = "\n".join(f"{v.confirmed_by}: {readable(task.text, task.m('offsets'), v.tags or [])}"
-                             for v in (va, vb))
         version = f"{self.params.project}-agreed"
-        self.conn.request("POST", f"projects/{pid}/import", f"sending sentence {sid} to review", json=[{
-            "data": {"text": task.text, "versions": versions},
-            "meta": {k: v for k, v in task.meta.items() if k.startswith(META_PREFIX)},
-            "predictions": [{"model_version": version, "score": 1.0,
-                             "result": [region(task.text, s, e, lab, None, f"n{i}")
-                                        for i, (s, e, lab) in enumerate(spans)]}],
-        }])
+        versions = {v.confirmed_by: v.tags or [] for v in (va, vb)}
+        self.conn.request("POST", f"projects/{pid}/import", f"sending sentence {sid} to review", json=[
+            review_task(task.text, task.m("offsets"), task.meta, versions, self._agreed(va.tags, vb.tags), version)])
         self.set_model_version(pid, version)
         return self.listing(pid).ours[sid].example_id

@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from nerloop.annotation.core import accept, asked
+from nerloop.annotation.core.decide import readable
 from nerloop.annotation.core.protocol import META_PREFIX, Listing, item_meta, pre_annotation, review_mode
 from nerloop.annotation.label_studio.client import LabelStudioDataError
 from nerloop.annotation.label_studio.projects import FROM_NAME, TO_NAME, WINDOW_LABEL, WINDOW_NAME
 from nerloop.data.files import json_safe, text_sha1
 from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans, token_to_char_spans
 
 # the task's ``hint`` field, which the labelling config shows above the text (every task has it: an old task
 # without it shows nothing there). Ctrl+Enter is Label Studio's hotkey for Submit (Update once submitted), and
@@ -31,6 +33,8 @@ HINTS = {
     accept.EDIT: "",
 }
 WINDOW_HINT = "Label only the highlighted words: {words}; the rest is pre-filled by the model."
+# a windowed disagreement in review: the first line of its versions text
+REVIEW_WINDOW_HINT = "Decide only {words}: the versions differ only there; the rest is pre-filled by the model."
 WINDOW_ID = "window"  # the window region's id in the prediction
 PRE_FILLED = "Pre-filled by the model, outside the words to label."  # meta text of a region outside the window
 
@@ -50,6 +54,21 @@ def region(text: str, start: int, end: int, label: str, score: float | None, rid
     if note is not None:
         item["meta"] = {"text": [note]}
     return item
+
+
+def review_task(text: str, offsets: list, meta: dict[str, Any], versions: dict[str, list[str]], agreed: list[str],
+                model_version: str) -> dict[str, Any]:
+    """A disagreement as a task of the review project: the spans both annotators agree on pre-filled, each
+    annotator's version in the ``versions`` text below the sentence (``alice: Alice Smith/PER · Paris/LOC``), led,
+    for a sentence asked about a window, by the words the reviewer decides (``REVIEW_WINDOW_HINT``)."""
+    win = asked.review_window(text, offsets, meta)
+    lines = [REVIEW_WINDOW_HINT.format(words=win)] if win else []
+    lines += [f"{who}: {readable(text, offsets, tags)}" for who, tags in versions.items()]
+    spans = token_to_char_spans([(int(s), int(e)) for s, e in offsets], tags_to_spans(agreed))
+    return {"data": {"text": text, "versions": "\n".join(lines)},
+            "meta": {k: v for k, v in meta.items() if k.startswith(META_PREFIX)},
+            "predictions": [{"model_version": model_version, "score": 1.0, "result": [
+                region(text, s, e, lab, None, f"n{i}") for i, (s, e, lab) in enumerate(spans)]}]}
 
 
 class LabelStudioTasks:
