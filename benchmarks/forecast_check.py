@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from al_setup import LONG_FOLDER
 from readme_block import update_readme
 
 from nerloop.data.files import atomic_write, write_json
@@ -316,9 +317,9 @@ def markdown(checks: list[dict[str, Any]], s: dict[str, Any], fp: ForecastParams
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", type=Path, nargs="+", default=[RESULTS, RESULTS / "long"],
+    p.add_argument("--results", type=Path, nargs="+", default=[RESULTS, RESULTS / "long", RESULTS / LONG_FOLDER],
                    help="folders with runs/*.json; the report goes into the first (default: the stored runs, short "
-                        "and long)")
+                        "and long, both recipes)")
     p.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="forecast params: the shipped ones")
     p.add_argument("--floors", type=float, nargs="*", default=list(FLOORS),
                    help="noise floors to draw the band with beside the shipped one")
