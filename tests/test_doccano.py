@@ -276,7 +276,6 @@ def test_disagreements_are_resolved_in_the_review_project(
 ) -> None:
     be = make_backend(qc_share=1.0)
     recs = batch(2)
-    recs[1].meta["window"] = [0, 8]  # asked about a window (of every word: the figures below stay whole-sentence)
     be.export(recs, 1)
     alice, bob, lead = people["alice"], people["bob"], people["lead"]
     pa, pb = alice.project(be.project_name("alice")), bob.project(be.project_name("bob"))
@@ -298,9 +297,7 @@ def test_disagreements_are_resolved_in_the_review_project(
     assert any(f"example {rid}" in p and "review" in p and p.endswith("and mark it done") for p in first.in_review)
     assert not any(recs[1].id in p for p in first.problems)  # in review: waiting on the lead, not held back
     meta = lead.c.find_example_by_id(review, rid).meta
-    # first: the top rows beside the text, led by the words to decide
-    assert list(meta)[:3] == ["Decide only", "Version alice", "Version bob"]
-    assert meta["Decide only"] == "«Alice1 … .» (words 1-8); the versions differ only there"
+    assert list(meta)[:2] == ["Version alice", "Version bob"]  # first: the top rows beside the text
     assert meta["Version bob"] == "[Alice1 Smith](ORG) visited [Paris](LOC) with Acme Corp ."
     assert meta["Version alice"] == "[Alice1 Smith](PER) visited [Paris](LOC) with [Acme Corp](ORG) ."
     assert [s[:3] for s in lead.spans(review, rid)] == [pre[1]]  # only the span both agree on: Paris/LOC
@@ -516,6 +513,43 @@ def test_a_deleted_label_type_holds_back_the_examples_that_may_have_lost_spans(
 
 class _ReproReachedError(Exception):
     """Raised instead of `dvc repro`: the cycle got past its fetch and gate (nothing is trained here)."""
+
+
+@pytest.mark.doccano
+def test_a_windowed_disagreement_is_decided_on_its_window_and_the_rest_keeps_the_model_s_labels(
+    make_backend: Callable[..., DoccanoBackend], people: dict[str, Annotator], tmp_path: Path
+) -> None:
+    """A QC sentence asked about words 4-7 ('Paris with Acme Corp'): bob drops the ORG inside the window and also
+    relabels 'Alice0 Smith' outside it. Only the window counts: the review example names it first, bob's version
+    shows the model's PER outside, the agreed PER and LOC are pre-filled, and the lead's answer outside the window
+    is not imported (the model's labels stay there, as for any windowed sentence)."""
+    be = make_backend(qc_share=1.0)
+    rec = make_record(0)
+    rec.meta["window"] = [3, 7]
+    be.export([rec], 1)
+    alice, bob, lead = people["alice"], people["bob"], people["lead"]
+    pa, pb = alice.project(be.project_name("alice")), bob.project(be.project_name("bob"))
+    per, loc, org = (tuple(sp[:2]) for sp in rec.meta["pre_spans"])
+    alice.confirm(pa, alice.examples(pa)[rec.id])
+    bob.annotate(pb, bob.examples(pb)[rec.id], [(*per, "ORG"), (*loc, "LOC")])
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    first = be.fetch(ledger)
+    (d,) = first.disagreements
+    assert d["spans"]["bob"] == "Alice0 Smith/PER · Paris/LOC"  # his change outside the window is not his answer
+    review = lead.project(be.project_name("review"))
+    (rid,) = lead.examples(review).values()
+    meta = lead.c.find_example_by_id(review, rid).meta
+    assert list(meta)[:3] == ["Decide only", "Version alice", "Version bob"]
+    assert meta["Decide only"] == "«Paris with Acme Corp» (words 4-7); the versions differ only there"
+    assert meta["Version bob"] == "[Alice0 Smith](PER) visited [Paris](LOC) with Acme Corp ."
+    assert [tuple(s[:3]) for s in lead.spans(review, rid)] == [(*per, "PER"), (*loc, "LOC")]  # agreed: pre-filled
+
+    lead.annotate(review, rid, [(*per, "ORG"), (*loc, "LOC"), (*org, "ORG")])  # keeps ORG; relabels outside too
+    (ann,) = be.fetch(ledger).done
+    assert ann.window == [3, 7] and ann.pre_tags == ["B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "O"]
+    (entry,) = ledger.append([ann])
+    assert entry["record"]["tags"] == PRE  # the window's ORG from the lead, the model's PER outside it
 
 
 @pytest.mark.doccano

@@ -193,12 +193,15 @@ def test_an_accept_sentence_is_marked_done_with_one_key(
 
 
 @pytest.mark.doccano
-def test_the_lead_sees_both_versions_first_on_the_review_page(
+def test_the_lead_sees_the_words_to_decide_and_both_versions_first_on_the_review_page(
     browser, doccano_server: Server, make_backend: Callable[..., DoccanoBackend],  # noqa: F811
     people: dict[str, Annotator], tmp_path: Path,  # noqa: F811
 ) -> None:
+    """A QC sentence asked about words 4-7: the lead's review page names them first, then both versions; bob's
+    relabelling outside the window is not his answer, so his version and the pre-filled spans keep the model's PER."""
     be = make_backend(qc_share=1.0)
     rec = make_record(0)
+    rec.meta["window"] = [3, 7]
     be.export([rec], 1)
     alice, bob = people["alice"], people["bob"]
     pa, pb = alice.project(be.project_name("alice")), bob.project(be.project_name("bob"))
@@ -212,10 +215,11 @@ def test_the_lead_sees_both_versions_first_on_the_review_page(
     log_in(browser, doccano_server.url, doccano_server.username, doccano_server.password)
     try:
         start_annotation(browser, doccano_server.url, review, be.project_name("review"), min_spans=1)
-        rows = visible_meta_rows(browser, 2)
+        rows = visible_meta_rows(browser, 3)
     finally:
         browser.save_screenshot(str(tmp_path / "lead-review-page.png"))
-    assert rows == ["Version alice [Alice0 Smith](PER) visited [Paris](LOC) with [Acme Corp](ORG) .",
-                    "Version bob [Alice0 Smith](ORG) visited [Paris](LOC) with Acme Corp ."]
-    assert span_labels(browser) == ["LOC"]  # the span both agree on
+    assert rows == ["Decide only «Paris with Acme Corp» (words 4-7); the versions differ only there",
+                    "Version alice [Alice0 Smith](PER) visited [Paris](LOC) with [Acme Corp](ORG) .",
+                    "Version bob [Alice0 Smith](PER) visited [Paris](LOC) with Acme Corp ."]
+    assert span_labels(browser) == ["PER", "LOC"]  # the spans both versions share
     print(f"\nthe review page shows first: {rows} (screenshot {tmp_path})")

@@ -22,7 +22,7 @@ annotator finished (with ``example`` its own example or task object, exposing ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nerloop.annotation.core import plan, quality
@@ -166,15 +166,18 @@ class DecisionMixin:
         if len(assigned) == 1:
             return self._annotation(mine[assigned[0]], assigned, pre)
         a, b = assigned
-        win = mine[a].example.m(WINDOW_KEY)  # a partly labelled sentence: only the window's answers can differ
-        if merge_window(pre, mine[a].tags, win) == merge_window(pre, mine[b].tags, win):  # type: ignore[arg-type]
+        # a partly labelled sentence: only the window's answers count, outside it the model's pre-annotation stays
+        # (as the ledger keeps it), so the versions compared, shown to the reviewer and agreed on differ only there
+        win = mine[a].example.m(WINDOW_KEY)
+        va, vb = (replace(mine[u], tags=merge_window(pre, mine[u].tags, win)) for u in (a, b))  # type: ignore[arg-type]
+        if va.tags == vb.tags:
             return self._annotation(mine[a], assigned, pre)
         ex = mine[a].example
         offsets = ex.m("offsets")
         result.disagreements.append({
             "sentence_id": sid, "annotators": [a, b], "text": ex.text,
             "examples": {a: mine[a].example.example_id, b: mine[b].example.example_id},
-            "spans": {u: readable(ex.text, offsets, mine[u].tags or []) for u in (a, b)},
+            "spans": {u: readable(ex.text, offsets, v.tags or []) for u, v in ((a, va), (b, vb))},
         })
         where = (f"sentence {sid} ({a}: {self.ITEM} {mine[a].example.example_id}, {b}: {self.ITEM} "
                  f"{mine[b].example.example_id})")
@@ -189,8 +192,8 @@ class DecisionMixin:
             if v.tags is None or v.doubt:
                 result.problems.extend(p + "; the sentence stays pending" for p in [*v.problems, *v.doubt])
                 return None
-            return self._annotation(v, [a, b, v.confirmed_by], self._agreed(mine[a].tags, mine[b].tags))
-        eid = review_ours[sid].example_id if sid in review_ours else self._send_to_review(sid, mine[a], mine[b])
+            return self._annotation(v, [a, b, v.confirmed_by], self._agreed(va.tags, vb.tags))
+        eid = review_ours[sid].example_id if sid in review_ours else self._send_to_review(sid, va, vb)
         result.in_review.append(
             f"{where}: {a} and {b} disagree; resolve it in project {self.project_name(plan.REVIEW_SUFFIX)!r}, "
             f"{self.ITEM} {eid} ({self.VERSIONS_SHOWN}), and {self.FINISH}"
