@@ -63,9 +63,10 @@ def tiny_project(tmp_path: Path) -> Path:
     return make_tiny_project(tmp_path)
 
 
-def write_tiny_data(raw: Path, model_dir: Path, pool_size: int) -> Path:
+def write_tiny_data(raw: Path, model_dir: Path, pool_size: int, weights_seed: int | None = None) -> Path:
     """A few dozen demo sentences as ``raw``'s seed (24), gold (16), pool and its answers (``pool_size``), and a tiny
-    BERT knowing their words at ``model_dir``, which is returned."""
+    BERT knowing their words at ``model_dir`` (its weights from ``weights_seed``, random without), which is
+    returned."""
     raw.mkdir(parents=True)
     seed = read_conll(ROOT / "data/raw/seed.conll")[:24]
     gold = read_conll(ROOT / "data/raw/gold.conll")[:16]
@@ -74,7 +75,7 @@ def write_tiny_data(raw: Path, model_dir: Path, pool_size: int) -> Path:
     write_conll(raw / "gold.conll", gold)
     write_conll(raw / "pool_answers.conll", pool)
     (raw / "pool.jsonl").write_text("".join(json.dumps({"tokens": r.tokens}) + "\n" for r in pool), encoding="utf-8")
-    return make_tiny_bert(model_dir, {t for r in seed + gold + pool for t in r.tokens})
+    return make_tiny_bert(model_dir, {t for r in seed + gold + pool for t in r.tokens}, weights_seed)
 
 
 def make_tiny_project(tmp_path: Path) -> Path:

@@ -18,16 +18,20 @@ from nerloop.annotation.simulated import SimulatedBackend
 from nerloop.data.files import read_records, write_json, write_records
 from nerloop.data.ledger import Ledger
 from nerloop.data.records import Record
+from nerloop.data.tags import tags_to_spans
 from nerloop.errors import ParamsError
 from nerloop.loop import inbox
 from nerloop.release.sections import cleaning_lines, partial_text
 from nerloop.stages import export, final_split, import_annotations, prepare, score, select, train
 
 WINDOW = 4
+WEIGHTS_SEED = 1  # the tiny BERT's init (seed 0's model predicts one entity over every sentence)
 
 
 def _project(tmp_path: Path, partial: str) -> None:
-    tiny = write_tiny_data(tmp_path / "data" / "raw", tmp_path / "tiny-bert", pool_size=30)
+    # seeded weights: whether a window is asked depends on what the trained model predicts (an entity it predicts
+    # over a whole sentence widens the window to all of it), so the outcome must not hang on a random init
+    tiny = write_tiny_data(tmp_path / "data" / "raw", tmp_path / "tiny-bert", pool_size=30, weights_seed=WEIGHTS_SEED)
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["model"]["base"] = str(tiny)
     params["train"].update(recipe="holdout", epochs=1, batch_size=8, partial=partial)
@@ -48,8 +52,9 @@ def test_a_windowed_cycle_from_score_to_the_release(tmp_path: Path, monkeypatch:
     windowed = [r for r in outbox if "window" in r.meta]
     assert windowed, "every selected sentence is longer than the window"
     for r in outbox:
-        if "window" not in r.meta:
-            assert len(r.tokens) <= WINDOW
+        if "window" not in r.meta:  # asked whole: short, or a predicted entity at an edge widened its window to all
+            edges = [(s, e) for s, e, _ in tags_to_spans(r.meta["pre_tags"]) if s == 0 or e == len(r.tokens)]
+            assert len(r.tokens) <= WINDOW or edges, (r.tokens, r.meta["pre_tags"])
             continue
         start, end = r.meta["window"]
         assert 0 <= start < end <= len(r.tokens) and end - start >= WINDOW and (start, end) != (0, len(r.tokens))
