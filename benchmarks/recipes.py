@@ -18,7 +18,7 @@ one seed, one size) is kept.
 
     python benchmarks/recipes.py                          # N = 1,000 and 5,000, seeds 1 2 3
     python benchmarks/recipes.py --sizes 1000 --seeds 1   # one size, one seed
-    python benchmarks/recipes.py --sizes 1000 --epoch-scaling 0.25  # another fitted rule, same refit runs
+    python benchmarks/recipes.py --sizes 1000 --epoch-scaling 0.25  # another fitted rule, same refit runs and probes
     python benchmarks/recipes.py --sizes 20 --seeds 1 --epochs 1 --test-sentences 50 --results /tmp/r.json
 
 CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
@@ -76,19 +76,30 @@ def earlier_probe(sample: list, order: np.ndarray, size: int, labels: list[str],
     return probe_record(size, summary, probe_key(mp, tp)), seconds
 
 
+def known_probes(runs: list[dict], n: int, seed: int) -> tuple[list[dict], float] | None:
+    """The earlier probes a fitted run at (``n``, ``seed``) already made, and their seconds: another epoch scaling
+    reads the same probes (they do not depend on it), so they are not trained again."""
+    made = [r for r in runs if r["n"] == n and r["seed"] == seed and r.get("earlier_probe_records")]
+    return (made[0]["earlier_probe_records"], made[0]["earlier_probe_seconds"]) if made else None
+
+
 def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int, n: int,
-             recipes: list[str]) -> list[dict]:
-    """The probes, then a cycle at ``n`` under each of ``recipes`` (refit, fitted) for one seed."""
+             recipes: list[str], known: tuple[list[dict], float] | None = None) -> list[dict]:
+    """The probes (``known``: made already), then a cycle at ``n`` under each of ``recipes`` (refit, fitted) for
+    one seed."""
     from nerloop.model.inference import predict_tags, seqeval_scores
-    from nerloop.model.training import fit
+    from nerloop.model.training import fit, probe_key
 
     mp, tp = params.model, params.train.copy(update={"seed": seed})
     order = np.random.default_rng(seed).permutation(n)  # nested subsets: the sentences labelled by earlier cycles
     probes, probe_seconds = [], 0.0
-    for size in probe_sizes(n, tp.min_probes, tp.probe_growth) if "fitted" in recipes else []:
-        probe, seconds = earlier_probe(sample, order, size, labels, mp, tp)
-        probes.append(probe)
-        probe_seconds += seconds
+    if known is not None and all(p["params"] == probe_key(mp, tp) for p in known[0]):
+        probes, probe_seconds = known
+    else:
+        for size in probe_sizes(n, tp.min_probes, tp.probe_growth) if "fitted" in recipes else []:
+            probe, seconds = earlier_probe(sample, order, size, labels, mp, tp)
+            probes.append(probe)
+            probe_seconds += seconds
     runs = []
     for recipe in recipes:
         earlier = probes if recipe == "fitted" else []
@@ -100,7 +111,7 @@ def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int
                      "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4),
                      "epochs": summary["epochs_run"], "probed": summary["probed"],
                      "epoch_scaling": tp.epoch_scaling if recipe == "fitted" else None,
-                     "earlier_probes": [p["labelled"] for p in earlier],
+                     "earlier_probes": [p["labelled"] for p in earlier], "earlier_probe_records": earlier,
                      "earlier_probe_seconds": round(probe_seconds, 1) if recipe == "fitted" else 0.0})
         print(json.dumps(runs[-1]), flush=True)
     return runs
@@ -190,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             idx = np.random.default_rng(seed).choice(len(train_all), n, replace=False)
             for recipe in todo:  # one recipe at a time, kept as soon as it is done: a run at 5,000 takes ~30 min
-                runs += run_size([train_all[i] for i in sorted(idx)], test, labels, params, seed, n, [recipe])
+                runs += run_size([train_all[i] for i in sorted(idx)], test, labels, params, seed, n, [recipe],
+                                 known_probes(runs, n, seed))
                 state = {"config": config, "runs": runs, "summary": summarise(runs)}
                 write_json(args.results, state)
                 report(state, args.results)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import al_curve  # noqa: E402
 import cost  # noqa: E402
+import recipes  # noqa: E402
 import throughput  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -465,6 +466,17 @@ def test_recipes_skips_clearly_without_conll_or_compares_both_recipes(tmp_path: 
     assert sorted((r["recipe"], r["epoch_scaling"]) for r in runs) == [("fitted", 0.0), ("fitted", 0.25),
                                                                        ("refit", None)]
     assert "| 20 | 0.0 | [1] |" in out.with_suffix(".md").read_text()
+
+
+def test_recipes_reuses_the_probes_a_fitted_run_made_for_another_epoch_scaling() -> None:
+    """The earlier probes depend on the seed and size, not on the epoch scaling: a second variant reads them."""
+    probe = {"labelled": 200, "best_epoch": 9, "epochs_run": 12, "validation_f1": 0.7, "params": {"base": "minilm"}}
+    runs = [{"n": 5000, "seed": 1, "recipe": "refit", "earlier_probe_seconds": 0.0},
+            {"n": 5000, "seed": 1, "recipe": "fitted", "earlier_probe_records": [probe], "earlier_probe_seconds": 94.0},
+            {"n": 5000, "seed": 2, "recipe": "fitted", "earlier_probes": [200], "earlier_probe_seconds": 90.0}]
+    assert recipes.known_probes(runs, 5000, 1) == ([probe], 94.0)
+    assert recipes.known_probes(runs, 5000, 2) is None  # a run saved before the records were kept: probes again
+    assert recipes.known_probes(runs, 1000, 1) is None
 
 
 def test_effort_reads_a_ledger_into_imports_and_milestones(tmp_path: Path) -> None:
