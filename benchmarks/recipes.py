@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         for seed in args.seeds:
             have = {variant(r) for r in runs if r["n"] == n and r["seed"] == seed}
-            todo = [k for k, name in (("refit", "refit"), ("fitted", f"fitted@{params.train.epoch_scaling}"))
+            # fitted first: the shorter of the two (~25 min with its probes at 5,000, refit ~40-55), so a session
+            # that ends mid-seed more often keeps one of them
+            todo = [k for k, name in (("fitted", f"fitted@{params.train.epoch_scaling}"), ("refit", "refit"))
                     if name not in have]
             if not todo:
                 continue
