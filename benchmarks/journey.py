@@ -320,7 +320,8 @@ def cost_model(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def project(model: dict[str, Any], schedule: tuple[int, ...], seed_size: int, pool: int, target: int,
-            probe_growth: float, min_probes: int, max_epochs: int, epoch_scaling: float) -> dict[str, Any]:
+            probe_growth: float, min_probes: int, max_epochs: int, epoch_scaling: float,
+            min_epochs: int = 1) -> dict[str, Any]:
     """Hours to grow ``seed_size`` labelled sentences to ``target`` from a pool of ``pool``.
 
     Each cycle trains the epochs the loop's own rule (``predicted_epochs``) reads off the probes made so
@@ -335,7 +336,7 @@ def project(model: dict[str, Any], schedule: tuple[int, ...], seed_size: int, po
         if len(probed) < min_probes or n >= probe_growth * max(p["labelled"] for p in probed):
             probed.append({"labelled": n, "best_epoch": model["probe_best_epoch"]})
             train_s += model["train_s_per_sentence_epoch"] * 0.8 * n * model["probe_epochs"]
-        epochs.append(predicted_epochs(probed, n, max_epochs, epoch_scaling))
+        epochs.append(predicted_epochs(probed, n, max_epochs, epoch_scaling, min_epochs))
         train_s += model["train_s_per_sentence_epoch"] * n * epochs[-1]
         score_s = (model["score_s_per_pool_sentence"] or 0.0) * (pool - n) if n < target else 0.0
         hours += (train_s + score_s + model["other_s_per_cycle"]) / 3600
@@ -356,10 +357,13 @@ def report(results: Path) -> dict[str, Any] | None:
     variant = variant_of(rows[0]["config"])
     model = cost_model(rows)
     train = rows[0]["config"]["recipe"]["train"]  # the probing rule the journey ran with
-    # the projection follows the shipped epoch rule where the journey's recipe predates train.epoch_scaling
-    scaling = train.get("epoch_scaling", al_setup.base_recipe(ROOT / "params.yaml")["train"]["epoch_scaling"])
+    # the projection follows the shipped epoch rule where the journey's recipe predates train.epoch_scaling or
+    # train.min_epochs
+    shipped = al_setup.base_recipe(ROOT / "params.yaml")["train"]
+    scaling = train.get("epoch_scaling", shipped["epoch_scaling"])
+    floor = train.get("min_epochs", shipped["min_epochs"])
     rule = {"probe_growth": train["probe_growth"], "min_probes": train["min_probes"], "max_epochs": j.epochs,
-            "epoch_scaling": scaling}
+            "epoch_scaling": scaling, "min_epochs": floor}
     pool = rows[0]["pool_scored"]  # cycle 0 scores the whole pool
     projection = {"30k_from_100k": project(model, (200, 400, 800, 1600, 3200, 6400, 12800), 200, PROJECT_POOL,
                                            PROJECT_TARGET, **rule),
@@ -397,7 +401,8 @@ def report(results: Path) -> dict[str, Any] | None:
                  if model["score_s_per_pool_sentence"] else "")
               + f"projected: a 30,000-sentence dataset from a 100,000-sentence pool, batches doubling from 200, "
               f"takes {p30['cycles']} cycles and {p30['hours']} h of compute on this {summary['device'].upper()} "
-              f"(epochs per cycle by the loop's rule, epoch_scaling {scaling}: {', '.join(map(str, p30['epochs']))}; "
+              f"(epochs per cycle by the loop's rule, epoch_scaling {scaling}, min_epochs {floor}: "
+              f"{', '.join(map(str, p30['epochs']))}; "
               "probes at "
               f"{', '.join(f'{n:,}' for n in p30['probes_at'])}).",
               "", "![F1 and cycle time](journey.png)"]

@@ -5,11 +5,16 @@ the loop does under each recipe, with the model and train params of the shipped 
 
 - ``refit``: a probe (80/20, early stopping), then from the base on all N for its best epoch;
 - ``fitted``: one run on all N for the epochs the probes the loop would hold by then predict
-  (``predicted_epochs``: their best epochs x (probe size / N) ** ``train.epoch_scaling``, the median).
-  Those probes are made here first on nested random subsets, at the sizes the loop's rule
-  (``train.min_probes``, ``train.probe_growth``) probes at on the journey's sizes (200, 400, 800,
-  1,600, 3,200, ...): at 1,000 the probes at 200 and 400, at 5,000 those at 200, 400 and 1,600.
-  Their time was spent in earlier cycles, so it is reported but not counted in N's cycle.
+  (``predicted_epochs``: their best epochs x (probe size / N) ** ``train.epoch_scaling``, the median,
+  at least ``train.min_epochs``). Those probes are made here first on nested random subsets, at the
+  sizes the loop's rule (``train.min_probes``, ``train.probe_growth``) probes at on the journey's sizes
+  (200, 400, 800, 1,600, 3,200, ...): at 1,000 the probes at 200 and 400, at 5,000 those at 200, 400
+  and 1,600. Their time was spent in earlier cycles, so it is reported but not counted in N's cycle.
+
+A floor (``--min-epochs``) changes only the final run's epoch count, never the probes: where the same
+seed and size already has a run without the floor, its epoch count is the probes' prediction, so a
+prediction at or above the floor is that very run (kept as it is, ``same_run_as``), and one below it
+trains the floor's epochs without making the probes again (``epochs_from``).
 
 Prints and writes ``results/recipes.json`` and ``.md``: train seconds and test F1 per (N, seed,
 recipe), the time ratio fitted / refit and the F1 difference, with the targets' verdicts
@@ -19,6 +24,7 @@ one seed, one size) is kept.
     python benchmarks/recipes.py                          # N = 1,000 and 5,000, seeds 1 2 3
     python benchmarks/recipes.py --sizes 1000 --seeds 1   # one size, one seed
     python benchmarks/recipes.py --sizes 1000 --epoch-scaling 0.25  # another fitted rule, same refit runs and probes
+    python benchmarks/recipes.py --sizes 5000 --min-epochs 7        # another floor under fitted's epochs
     python benchmarks/recipes.py --sizes 20 --seeds 1 --epochs 1 --test-sentences 50 --results /tmp/r.json
 
 CoNLL-2003 is read from ``../shared/data/conll2003``; without it the script says so and exits 0.
@@ -60,8 +66,40 @@ def timed(fn: Any) -> tuple[Any, float]:
 
 
 def variant(run: dict[str, Any]) -> str:
-    """A run's recipe as the report names it: ``refit``, or ``fitted`` with its ``train.epoch_scaling``."""
-    return "refit" if run["recipe"] == "refit" else f"fitted@{run['epoch_scaling']}"
+    """A run's recipe as the report names it: ``refit``, or ``fitted`` with its ``train.epoch_scaling`` and,
+    where above 1, its ``train.min_epochs``."""
+    if run["recipe"] == "refit":
+        return "refit"
+    floor = run.get("min_epochs", 1)  # runs made before train.min_epochs existed had none
+    return f"fitted@{run['epoch_scaling']}" + (f", min {floor}" if floor > 1 else "")
+
+
+def unfloored(runs: list[dict], n: int, seed: int, scaling: float) -> dict | None:
+    """The fitted run at (``n``, ``seed``, ``scaling``) made without a floor: its epochs are the probes' own
+    prediction, which a floor only raises."""
+    made = [r for r in runs if r["n"] == n and r["seed"] == seed and r["recipe"] == "fitted"
+            and r["epoch_scaling"] == scaling and r.get("min_epochs", 1) == 1]
+    return made[0] if made else None
+
+
+def floored_run(sample: list, test: list, labels: list[str], params: Any, seed: int, earlier: dict) -> dict:
+    """The fitted run with ``train.min_epochs`` where ``earlier`` (the same seed and size without the floor)
+    already says what the probes predict: the same run if at or above the floor, else the final run of
+    ``fit`` (all N, from the base) for the floor's epochs, without making the probes again."""
+    from nerloop.model.inference import predict_tags, seqeval_scores
+    from nerloop.model.training import train
+
+    floor = params.train.min_epochs
+    kept = {"min_epochs": floor, "earlier_probe_records": []}
+    if earlier["epochs"] >= floor:
+        return {**earlier, **kept, "same_run_as": variant(earlier)}
+    tp = params.train.copy(update={"seed": seed, "epochs": floor})
+    with tempfile.TemporaryDirectory() as out:
+        summary, seconds = timed(lambda: train(sample, [], labels, params.model, tp, Path(out) / "m"))
+        pred = predict_tags(Path(out) / "m", test, 64, params.model.max_length)
+    return {**earlier, **kept, "train_seconds": seconds, "epochs": summary["epochs_run"],
+            "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4),
+            "epochs_from": f"the floor: {variant(earlier)} predicted {earlier['epochs']}"}
 
 
 def earlier_probe(sample: list, order: np.ndarray, size: int, labels: list[str], mp: Any,
@@ -111,6 +149,7 @@ def run_size(sample: list, test: list, labels: list[str], params: Any, seed: int
                      "f1": round(seqeval_scores([r.tags for r in test], pred)["f1"], 4),
                      "epochs": summary["epochs_run"], "probed": summary["probed"],
                      "epoch_scaling": tp.epoch_scaling if recipe == "fitted" else None,
+                     "min_epochs": tp.min_epochs if recipe == "fitted" else None,
                      "earlier_probes": [p["labelled"] for p in earlier], "earlier_probe_records": earlier,
                      "earlier_probe_seconds": round(probe_seconds, 1) if recipe == "fitted" else 0.0})
         print(json.dumps(runs[-1]), flush=True)
@@ -151,7 +190,7 @@ def report(state: dict[str, Any], path: Path) -> None:
              f"Model and train params of the shipped params.yaml ({state['config']['model']}); test split of "
              f"CoNLL-2003. Targets: fitted's train time <= {TIME_TARGET}x refit's, test F1 no more than "
              f"{F1_TARGET_POINTS} points below, 3 seeds.", "",
-             "| labelled | fitted's epoch scaling | seeds | epochs refit / fitted | refit F1 | fitted F1 "
+             "| labelled | fitted's epoch scaling, floor | seeds | epochs refit / fitted | refit F1 | fitted F1 "
              "| F1 diff, points (per seed) | time fitted/refit (per seed) | verdict |",
              "|---:|---|---|---|---:|---:|---|---|---|"]
     for s in state["summary"].values():
@@ -173,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, help="cap train.epochs (a quick look; default: params.yaml's)")
     p.add_argument("--epoch-scaling", type=float, help="fitted's train.epoch_scaling (default: params.yaml's); "
                    "refit runs already made are shared")
+    p.add_argument("--min-epochs", type=int, help="fitted's train.min_epochs (default: params.yaml's)")
     al_setup.comparison_options(p, RESULTS / "recipes.json")
     args = p.parse_args(argv)
     corpus = al_setup.shared_corpus()
@@ -188,8 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     test = corpus.test[: args.test_sentences] if args.test_sentences else corpus.test
     if args.epoch_scaling is not None:
         params.train.epoch_scaling = args.epoch_scaling
-    # runs of every epoch scaling share a results file (refit does not depend on it): not part of the config
-    config = {"model": params.model.dict(), "train": params.train.dict(exclude={"seed", "recipe", "epoch_scaling"}),
+    if args.min_epochs is not None:
+        params.train.min_epochs = args.min_epochs
+    # runs of every fitted rule share a results file (refit does not depend on it): not part of the config
+    config = {"model": params.model.dict(),
+              "train": params.train.dict(exclude={"seed", "recipe", "epoch_scaling", "min_epochs"}),
               "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()}
     runs = al_setup.earlier_runs(args.results, config, test, args.test_sentences)
     for n in args.sizes:
@@ -197,14 +240,21 @@ def main(argv: list[str] | None = None) -> int:
             have = {variant(r) for r in runs if r["n"] == n and r["seed"] == seed}
             # fitted first: the shorter of the two (~25 min with its probes at 5,000, refit ~40-55), so a session
             # that ends mid-seed more often keeps one of them
-            todo = [k for k, name in (("fitted", f"fitted@{params.train.epoch_scaling}"), ("refit", "refit"))
-                    if name not in have]
+            fitted = variant({"recipe": "fitted", "epoch_scaling": params.train.epoch_scaling,
+                              "min_epochs": params.train.min_epochs})
+            todo = [k for k, name in (("fitted", fitted), ("refit", "refit")) if name not in have]
             if not todo:
                 continue
             idx = np.random.default_rng(seed).choice(len(train_all), n, replace=False)
+            sample = [train_all[i] for i in sorted(idx)]
             for recipe in todo:  # one recipe at a time, kept as soon as it is done: a run at 5,000 takes ~30 min
-                runs += run_size([train_all[i] for i in sorted(idx)], test, labels, params, seed, n, [recipe],
-                                 known_probes(runs, n, seed))
+                probes = known_probes(runs, n, seed)
+                earlier = unfloored(runs, n, seed, params.train.epoch_scaling)
+                if recipe == "fitted" and params.train.min_epochs > 1 and earlier and probes is None:
+                    runs.append(floored_run(sample, test, labels, params, seed, earlier))
+                    print(json.dumps(runs[-1]), flush=True)
+                else:
+                    runs += run_size(sample, test, labels, params, seed, n, [recipe], probes)
                 state = {"config": config, "runs": runs, "summary": summarise(runs)}
                 write_json(args.results, state)
                 report(state, args.results)

@@ -458,13 +458,13 @@ def test_recipes_skips_clearly_without_conll_or_compares_both_recipes(tmp_path: 
     runs = json.loads(out.read_text())["runs"]
     assert sorted(r["recipe"] for r in runs) == ["fitted", "refit"]
     table = out.with_suffix(".md").read_text()
-    assert "| 20 | 0.25 | [1] |" in table and "| 1 of 3 seeds run |" in table  # params.yaml's epoch_scaling
+    assert "| 20 | 0.25, min 7 | [1] |" in table and "| 1 of 3 seeds run |" in table  # params.yaml's rule
     # another epoch scaling: only its fitted run is made, against the refit run already there
     run_script("recipes.py", "--sizes", "20", "--seeds", "1", "--epochs", "1", "--test-sentences", "50",
-               "--results", str(out), "--epoch-scaling", "0")
+               "--results", str(out), "--epoch-scaling", "0", "--min-epochs", "1")
     runs = json.loads(out.read_text())["runs"]
-    assert sorted((r["recipe"], r["epoch_scaling"]) for r in runs) == [("fitted", 0.0), ("fitted", 0.25),
-                                                                       ("refit", None)]
+    assert sorted((r["recipe"], r["epoch_scaling"], r["min_epochs"]) for r in runs) == [
+        ("fitted", 0.0, 1), ("fitted", 0.25, 7), ("refit", None, None)]
     assert "| 20 | 0.0 | [1] |" in out.with_suffix(".md").read_text()
 
 
@@ -477,6 +477,22 @@ def test_recipes_reuses_the_probes_a_fitted_run_made_for_another_epoch_scaling()
     assert recipes.known_probes(runs, 5000, 1) == ([probe], 94.0)
     assert recipes.known_probes(runs, 5000, 2) is None  # a run saved before the records were kept: probes again
     assert recipes.known_probes(runs, 1000, 1) is None
+
+
+def test_recipes_reads_a_floor_off_the_run_without_it() -> None:
+    """A floor changes only the final run's epochs: a prediction at or above it is the run already made."""
+    import al_setup
+
+    params = al_setup.shipped_params(None)
+    params.train.min_epochs = 7
+    earlier = {"n": 1000, "seed": 1, "recipe": "fitted", "epoch_scaling": 0.25, "epochs": 9, "f1": 0.82,
+               "train_seconds": 142.7, "earlier_probes": [200, 400], "earlier_probe_seconds": 149.6}
+    runs = [{"n": 1000, "seed": 1, "recipe": "refit", "epoch_scaling": None}, earlier]
+    assert recipes.unfloored(runs, 1000, 1, 0.25) is earlier and recipes.unfloored(runs, 1000, 1, 0.5) is None
+    same = recipes.floored_run([], [], [], params, 1, earlier)  # 9 >= 7: nothing is trained
+    assert same == {**earlier, "min_epochs": 7, "earlier_probe_records": [], "same_run_as": "fitted@0.25"}
+    assert recipes.variant(same) == "fitted@0.25, min 7" and recipes.variant(earlier) == "fitted@0.25"
+    assert recipes.unfloored([*runs[:1], same], 1000, 1, 0.25) is None  # a floored run is not the probes' own
 
 
 def test_effort_reads_a_ledger_into_imports_and_milestones(tmp_path: Path) -> None:

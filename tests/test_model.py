@@ -146,6 +146,10 @@ def test_predicted_epochs_is_the_median_of_the_probes_best_epochs_scaled_to_the_
     # never more than train.epochs, never fewer than one
     assert predicted_epochs([{"labelled": 400, "best_epoch": 15}], 100, 15, 0.5) == 15
     assert predicted_epochs([{"labelled": 10, "best_epoch": 1}], 10_000, 15, 0.5) == 1
+    # train.min_epochs: a floor under the scaled count, itself under train.epochs
+    assert predicted_epochs(journey, 12000, 15, 0.25, min_epochs=7) == 7
+    assert predicted_epochs(journey, 1000, 15, 0.5, min_epochs=7) == 9
+    assert predicted_epochs(journey, 12000, 5, 0.25, min_epochs=7) == 5
     assert needs_probe(100, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is False
     assert needs_probe(200, [{"labelled": 50}] * 2, TrainParams(min_probes=2, probe_growth=4.0)) is True
     assert needs_probe(60, [{"labelled": 50}], TrainParams(min_probes=2)) is True

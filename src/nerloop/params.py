@@ -104,6 +104,8 @@ class TrainParams(Section):
     probe_growth: confloat(gt=1) = 4.0  # type: ignore[valid-type]  # fitted: probe again at this x the largest probe
     # fitted: each probe's best epoch x (probe size / labelled size) ** epoch_scaling; 0 = unscaled (README)
     epoch_scaling: confloat(ge=0, le=1) = 0.0  # type: ignore[valid-type]
+    # fitted: never fewer epochs than this, however large the labelled set (README "Training recipe")
+    min_epochs: conint(ge=1, le=100) = 1  # type: ignore[valid-type]
     learning_rate: confloat(gt=0, lt=1) = 1e-4  # type: ignore[valid-type]
     epochs: conint(ge=1, le=100) = 10  # type: ignore[valid-type]
     batch_size: conint(ge=1, le=1024) = 16  # type: ignore[valid-type]

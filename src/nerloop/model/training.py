@@ -296,7 +296,8 @@ def needs_probe(n_labelled: int, probes: Sequence[dict[str, Any]], train_params:
     return n_labelled >= train_params.probe_growth * max(p["labelled"] for p in probes)
 
 
-def predicted_epochs(probes: Sequence[dict[str, Any]], n_labelled: int, max_epochs: int, scaling: float) -> int:
+def predicted_epochs(probes: Sequence[dict[str, Any]], n_labelled: int, max_epochs: int, scaling: float,
+                     min_epochs: int = 1) -> int:
     """The epoch count the probes agree on for ``n_labelled`` sentences (``train.epoch_scaling``).
 
     Each probe's best epoch is scaled to this labelled size by ``(probe size / n_labelled) ** scaling``,
@@ -308,9 +309,13 @@ def predicted_epochs(probes: Sequence[dict[str, Any]], n_labelled: int, max_epoc
     make it train too short: ``benchmarks/recipes.py`` measures both. The median of the scaled counts
     is robust to one noisy probe (early stopping on a few hundred held-out sentences can stop anywhere
     from 4 to 15 epochs at the same size).
+
+    ``min_epochs`` (``train.min_epochs``) is the floor under the scaled count: at 5,000 sentences the
+    scaling alone trained 4-5 epochs where refit's own probes picked 7 and 13, and lost 0.4-0.6 F1
+    points (``benchmarks/results/recipes.md``).
     """
     scaled = [p["best_epoch"] * (p["labelled"] / n_labelled) ** scaling for p in probes]
-    return min(max_epochs, max(1, round(float(np.median(scaled)))))
+    return min(max_epochs, max(min_epochs, 1, round(float(np.median(scaled)))))
 
 
 def probe_record(n_labelled: int, probe: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
@@ -373,13 +378,15 @@ def fit(
     if recipe == "refit" and probe:
         epochs = max(1, probe["best_epoch"])
     else:
-        epochs = predicted_epochs(probes, len(records), train_params.epochs, train_params.epoch_scaling)
+        epochs = predicted_epochs(probes, len(records), train_params.epochs, train_params.epoch_scaling,
+                                  train_params.min_epochs)
     final = train(records, [], labels, model_params, train_params.copy(update={"epochs": epochs}), out_dir,
                   augmented=swapped(records))
     summary = {**final, "recipe": recipe, "probed": probe is not None,
                "epochs_from": "this cycle's probe" if recipe == "refit" else
                f"median best epoch of {len(probes)} probe(s) at {', '.join(str(p['labelled']) for p in probes)} "
-               f"labelled sentences, each x (probe size / {len(records)}) ** {train_params.epoch_scaling}"}
+               f"labelled sentences, each x (probe size / {len(records)}) ** {train_params.epoch_scaling}, "
+               f"at least {train_params.min_epochs}"}
     if probe is not None:
         summary |= {
             "validation_sentences": probe["validation_sentences"],
