@@ -134,8 +134,12 @@ def run_state(v: Variant, folder: Path, journeys: Path) -> dict[str, Any]:
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = data["imports"]
+        summary = cycles[-1].parent / "summary.json" if cycles else None
+        done = json.loads(summary.read_text(encoding="utf-8")) if summary and summary.exists() else {}
         return {"status": "measured", "file": path.name, "name": data["name"], **model,
                 "reached": rows[-1]["labelled_to"] if rows else None,
+                # a journey still under way (neither at its target nor out of pool) reaches further later
+                "journey_done": bool(done.get("reached") or done.get("pool_ran_out")) if done else True,
                 "cycles": rows[-1]["cycle"] if rows else 0, "milestones": data["milestones"]}
     if not cycles:
         return {"status": "not run yet", "file": path.name, "name": run_name(v)}
@@ -152,7 +156,11 @@ def cell(state: dict[str, Any], m: str) -> str:
         return f"{state['journey_cycles']} cycle(s) run; effort not computed yet"
     e = state["milestones"][m]
     if e["cycle"] is None:
-        return f"not reached (run ends at {state['reached']:,})" if state["reached"] else "not reached"
+        if not state["reached"]:
+            return "not reached"
+        if not state.get("journey_done", True):
+            return f"not reached yet (read up to {state['reached']:,}; the journey goes on)"
+        return f"not reached (run ends at {state['reached']:,})"
     verdict = f"; {e['verdict']} (<= {e['target']:.0%})" if "target" in e else ""
     return f"{pct(e['effort'])} (cycle {e['cycle']}: {e['range'][0]:,} → {e['range'][1]:,}){verdict}"
 
