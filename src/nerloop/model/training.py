@@ -311,7 +311,7 @@ def predicted_epochs(probes: Sequence[dict[str, Any]], n_labelled: int, max_epoc
     from 4 to 15 epochs at the same size).
 
     ``min_epochs`` (``train.min_epochs``) is the floor under the scaled count: at 5,000 sentences the
-    scaling alone trained 4-5 epochs where refit's own probes picked 7 and 13, and lost 0.4-0.6 F1
+    scaling alone trained 4-5 epochs where refit's own probes picked 7, 13 and 14, and lost 0.4-0.6 F1
     points (``benchmarks/results/recipes.md``).
     """
     scaled = [p["best_epoch"] * (p["labelled"] / n_labelled) ** scaling for p in probes]
